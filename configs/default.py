@@ -1,0 +1,78 @@
+"""Defaults every experiment config imports and overrides.
+
+The main job, ``python train.py --config=configs/cold_blur.py``, trains on scikit-learn's digits
+(shipped with the package: no network), small enough to finish in minutes on two CPU cores.
+"""
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+
+    # --- data -----------------------------------------------------------------------------
+    c.data = d = ml_collections.ConfigDict()
+    d.source = "digits"  # digits | tfds:<name>[:split] | folder:<path> | npz:<path>
+    d.eval_split = "test"  # held-out part (digits: a fixed 10 % split)
+    d.image_size = 16
+    d.channels = 1
+    d.random_flip = False
+    d.shuffle_buffer = 0  # 0: shuffle the whole (in-memory/random-access) source each epoch
+    d.download = False  # tfds: never fetch unless asked
+    d.end_source = ""  # interpolation (animorphosis): the data the forward process moves toward
+
+    # --- diffusion ------------------------------------------------------------------------
+    c.diffusion = f = ml_collections.ConfigDict()
+    f.kind = "cold"  # cold | gaussian
+    f.T = 20
+    # cold
+    f.degradation = "blur"
+    f.degradation_params = ml_collections.ConfigDict(
+        {"kernel_size": 11, "std": 7.0, "routine": "constant", "padding": "circular"}
+    )
+    f.noise_std = 0.0
+    # gaussian
+    f.schedule = "linear"
+    f.schedule_params = ml_collections.ConfigDict()
+    # both
+    f.prediction = "x0"  # eps | x0 | v  (cold: x0)
+    f.loss = "l1"  # l1 | l2
+    f.loss_weighting = "none"  # none | snr | min_snr | truncated_snr
+
+    # --- model ----------------------------------------------------------------------------
+    c.model = m = ml_collections.ConfigDict()
+    m.ch = 32
+    m.ch_mult = (1, 2, 2)
+    m.num_res_blocks = 1
+    m.attn_resolutions = (4,)
+    m.dropout = 0.0
+    m.num_groups = 8
+    m.dtype = "float32"
+
+    # --- training -------------------------------------------------------------------------
+    c.train = t = ml_collections.ConfigDict()
+    t.batch_size = 64  # global batch, split over every device
+    t.num_steps = 2000
+    t.learning_rate = 2e-3
+    t.warmup_steps = 100
+    t.weight_decay = 0.0
+    t.grad_clip_norm = 1.0  # 0: off
+    t.ema_decay = 0.995
+    t.ema_every = 1
+    t.ema_start = 0
+    t.ema_warmup = True  # decay min(ema_decay, (1 + n)/(10 + n)) early on
+    t.log_every = 50
+    t.checkpoint_every = 500
+    t.keep_checkpoints = 3
+    t.num_sample_images = 64  # sample grid at each checkpoint
+    t.max_consecutive_nonfinite = 20
+    t.distributed = False  # jax.distributed.initialize() (also when the usual env vars ask for it)
+
+    # --- sampling -------------------------------------------------------------------------
+    c.sample = s = ml_collections.ConfigDict()
+    s.sampler = "cold_improved"  # ddpm | ddim | cold_naive | cold_improved
+    s.steps = 0  # 0: every timestep; else a strided subset of this many steps
+    s.eta = 0.0
+    s.clip = 1.0  # clip x̂0 to [−clip, clip]; 0: off
+    s.prior_noise = 0.002  # cold generation: per-pixel "broken symmetry" noise
+    return c
