@@ -1,0 +1,36 @@
+"""Decolorization (Cold Diffusion, Bansal et al. 2022): F_t(x) = (1 − t/T)·x + (t/T)·gray(x); the model recolours.
+
+    python train.py --config=configs/cold_decolor.py:cifar10    # published T=20
+    python train.py --config=configs/cold_decolor.py:celeb_a
+    python train.py --config=configs/cold_decolor.py --config.data.source=npz:rgb.npz --config.data.channels=3
+
+Colour only. On one channel gray(x) = x and F_t would be the identity, so the grey data of the default
+(embedded digits) and of the ``mnist`` variant are refused by ``validate_config`` with a message naming
+data.channels; the default still loads so that an RGB source can be put in on the command line.
+"""
+import pathlib
+import runpy
+
+_common = runpy.run_path(str(pathlib.Path(__file__).resolve().with_name("_common.py")))
+
+T = 20
+
+
+def get_config(variant: str = ""):
+    _common["check_variant"]("cold_decolor", variant)
+    c = _common["base_config"]()
+    _common["set_data"](c, variant or "digits")
+    f = c.diffusion
+    f.kind = "cold"
+    f.T = T
+    f.degradation = "decolor"
+    f.degradation_params = {}
+    f.noise_std = 0.0
+    f.prediction = "x0"
+    f.loss = "l1"
+    f.loss_weighting = "none"
+    c.sample.sampler = "cold_improved"
+    c.sample.steps = 0
+    if variant:
+        _common["set_cold_published"](c)
+    return c

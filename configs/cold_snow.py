@@ -1,0 +1,38 @@
+"""Snowification (Cold Diffusion, Bansal et al. 2022; ImageNet-C-style snow), not cumulative.
+
+    python train.py --config=configs/cold_snow.py:cifar10     # published CIFAR-10 level, T=200
+    python train.py --config=configs/cold_snow.py:celeb_a
+
+x̃ = (x0+1)/2, F_t = clip(x̃ + S_t + rot180(S_t), 0, 1)·2 − 1, S_t a fixed random snow layer (drawn once from
+``seed``) thresholded at thr_t (thr_start → thr_end) and motion-blurred with σ_t (sigma_start → sigma_end).
+Colour only, like decolor: the grey default (embedded digits) and ``mnist`` variant load but are refused by
+``validate_config`` (data.channels must be 3); put in an RGB source with
+--config.data.source=… --config.data.channels=3.
+"""
+import pathlib
+import runpy
+
+_common = runpy.run_path(str(pathlib.Path(__file__).resolve().with_name("_common.py")))
+
+T = 200
+PARAMS = dict(seed=0, thr_start=1.15, thr_end=0.70, sigma_start=0.05, sigma_end=16.0)  # the CIFAR-10 snow level
+
+
+def get_config(variant: str = ""):
+    _common["check_variant"]("cold_snow", variant)
+    c = _common["base_config"]()
+    _common["set_data"](c, variant or "digits")
+    f = c.diffusion
+    f.kind = "cold"
+    f.T = T
+    f.degradation = "snow"
+    f.degradation_params = dict(PARAMS)
+    f.noise_std = 0.0
+    f.prediction = "x0"
+    f.loss = "l1"
+    f.loss_weighting = "none"
+    c.sample.sampler = "cold_improved"
+    c.sample.steps = 0
+    if variant:
+        _common["set_cold_published"](c)
+    return c

@@ -1,0 +1,239 @@
+"""validate_config: every bad value gives one ConfigError naming the field, the value and what is allowed."""
+import json
+import os
+
+import ml_collections
+import pytest
+from absl import flags
+from ml_collections import config_flags
+
+from jaxdiff import config_validation as cv
+from jaxdiff.config_validation import ConfigError, validate_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cfg(name="cold_blur", variant=""):
+    path = os.path.join(ROOT, "configs", f"{name}.py")
+    return cv.load_config(f"{path}:{variant}" if variant else path)
+
+
+def override(config, dotted, value):
+    *head, last = dotted.split(".")
+    node = config
+    for h in head:
+        node = node[h]
+    with config.ignore_type():
+        node[last] = value
+    return config
+
+
+def leaf_paths(node, prefix=""):
+    out = set()
+    for k, v in node.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, ml_collections.ConfigDict) and path not in cv.FREE_FORM:
+            out |= leaf_paths(v, path + ".")
+        else:
+            out.add(path)
+    return out
+
+
+def test_fields_cover_exactly_the_default_layout():
+    default = cv.load_config(os.path.join(ROOT, "configs", "default.py"))
+    assert leaf_paths(default) == set(cv.FIELDS)
+
+
+def test_default_config_is_valid():
+    validate_config(cv.load_config(os.path.join(ROOT, "configs", "default.py")), num_devices=8)
+
+
+# (config file, field, bad value, a piece of the "allowed" text); the error must name exactly that field.
+BAD = [
+    ("cold_blur", "diffusion.kind", "hot", "'cold', 'gaussian'"),
+    ("cold_blur", "diffusion.degradation", "blurr", "'blur'"),
+    ("ddpm", "diffusion.schedule", "cosin", "'cosine'"),
+    ("ddpm", "diffusion.prediction", "epsilon", "'eps', 'x0', 'v'"),
+    ("cold_blur", "diffusion.loss", "huber", "'l1', 'l2'"),
+    ("ddpm", "sample.sampler", "euler", "'ddpm', 'ddim'"),
+    ("cold_blur", "diffusion.T", 0, "integer >= 1"),
+    ("cold_blur", "diffusion.T", 20.0, "integer >= 1"),
+    ("ddim", "sample.steps", 1001, "[0, diffusion.T=1000]"),
+    ("ddim", "sample.steps", -1, "integer >= 0"),
+    ("cold_blur", "diffusion.prediction", "eps", "'x0' for diffusion.kind='cold'"),
+    ("cold_blur", "sample.sampler", "ddim", "for diffusion.kind='cold'"),
+    ("cold_blur", "diffusion.loss_weighting", "min_snr", "'none' for diffusion.kind='cold'"),
+    ("cold_blur", "data.image_size", 18, "2**(len(model.ch_mult)-1) = 4"),
+    ("cold_blur", "model.num_groups", 12, "divisor of every UNet width"),
+    ("cold_blur", "model.attn_resolutions", (5,), "resolutions (16, 8, 4)"),
+    ("cold_blur", "model.ch_mult", (), "non-empty tuple"),
+    ("cold_blur", "model.dropout", 1.0, "[0, 1)"),
+    ("cold_blur", "train.batch_size", 60, "multiple of the number of devices (8)"),
+    ("cold_blur", "train.ema_decay", 1.0, "[0, 1)"),
+    ("cold_blur", "train.ema_decay", -0.1, "[0, 1)"),
+    ("cold_blur", "train.ema_every", 0, "integer >= 1"),
+    ("cold_blur", "train.learning_rate", 0.0, "> 0"),
+    ("cold_blur", "train.learning_rate", float("nan"), "> 0"),
+    ("cold_blur", "train.warmup_steps", -5, "integer >= 0"),
+    ("cold_blur", "train.num_steps", 0, "integer >= 1"),
+    ("cold_blur", "train.checkpoint_every", 0, "integer >= 1"),
+    ("cold_blur", "train.log_every", 0, "integer >= 1"),
+    ("cold_blur", "train.distributed", "yes", "True or False"),
+    ("cold_blur", "data.channels", 2, "1 (grey) or 3 (RGB)"),
+    ("cold_blur", "data.channels", 3, "1 for data.source='digits'"),
+    ("cold_decolor", "data.channels", 1, "needs colour images"),
+    ("cold_snow", "data.channels", 1, "needs colour images"),
+    ("cold_blur", "data.source", "imagenet", "'digits' or 'tfds:<name>'"),
+    ("cold_animorph", "data.source", "digits:classes=3-11", "labels in 0..9"),
+    ("cold_animorph", "data.end_source", "", "required by diffusion.degradation='interpolate'"),
+    ("cold_blur", "data.end_source", "digits", "'' unless diffusion.degradation='interpolate'"),
+    ("cold_blur", "diffusion.degradation_params.routine", "gaussian", "'constant', 'incremental', 'exponential', 'affine'"),
+    ("cold_blur", "diffusion.degradation_params.kernel_size", 4, "odd"),
+    ("cold_blur", "diffusion.degradation_params.sigma", 2.0, "a parameter of 'blur'"),
+    ("cold_inpaint", "diffusion.degradation_params.kernel_std", -0.1, "number > 0"),
+    ("cold_superres", "diffusion.degradation_params.method", "lanczos", "'area'"),
+    ("cold_superres", "diffusion.T", 5, "<= 4 for diffusion.degradation='superres'"),
+    ("ddpm", "diffusion.schedule_params.beta_edn", 0.02, "a parameter of schedule 'linear'"),
+    ("cold_blur", "diffusion.degradation_params.std", -1.0, "number > 0"),
+    ("cold_blur", "diffusion.noise_std", -1.0, ">= 0"),
+    ("ddim", "sample.eta", 1.5, "[0, 1]"),
+    ("cold_blur", "model.dtype", "float64", "'float32'"),
+    ("cold_blur", "seed", -1, "[0, 4294967295]"),
+]
+
+
+@pytest.mark.parametrize("name,field,value,allowed", BAD, ids=[f"{f}={v!r}" for _, f, v, _ in BAD])
+def test_bad_value_names_the_field(name, field, value, allowed):
+    config = override(cfg(name), field, value)
+    with pytest.raises(ConfigError) as info:
+        validate_config(config, num_devices=8)
+    err = info.value
+    assert isinstance(err, ValueError)
+    assert err.fields == [field], str(err)
+    msg = str(err)
+    assert f"{field}={value!r}" in msg
+    assert allowed in msg
+
+
+def test_a_value_allowed_for_gaussian_is_refused_for_cold_and_vice_versa():
+    validate_config(override(cfg("ddpm"), "sample.sampler", "cold_improved"), num_devices=8)  # gaussian: allowed
+    with pytest.raises(ConfigError):
+        validate_config(override(cfg("cold_blur"), "sample.sampler", "ddpm"), num_devices=8)
+
+
+def test_all_problems_in_one_error():
+    config = cfg()
+    override(config, "diffusion.T", -3)
+    override(config, "train.learning_rate", -1.0)
+    override(config, "model.num_groups", 5)
+    with pytest.raises(ConfigError) as info:
+        validate_config(config, num_devices=8)
+    assert sorted(info.value.fields) == ["diffusion.T", "model.num_groups", "train.learning_rate"]
+    assert "3 problems" in str(info.value)
+
+
+def test_unknown_and_missing_fields():
+    config = cfg()
+    with config.unlocked():
+        config.train.num_step = 10  # a typo in a config file
+        del config.sample["eta"]
+    with pytest.raises(ConfigError) as info:
+        validate_config(config, num_devices=8)
+    msg = str(info.value)
+    assert set(info.value.fields) == {"train.num_step", "sample.eta"}
+    assert "did you mean 'train.num_steps'" in msg
+    assert "sample.eta=<missing>" in msg
+
+
+def test_batch_must_split_over_devices_and_processes():
+    config = override(cfg(), "train.batch_size", 24)
+    validate_config(config, num_devices=8)
+    with pytest.raises(ConfigError, match=r"train.batch_size=24 .*number of devices \(16\)"):
+        validate_config(config, num_devices=16)
+    with pytest.raises(ConfigError, match=r"train.batch_size=24 .*number of processes \(5\)"):
+        validate_config(config, num_devices=8, process_count=5)
+    with pytest.raises(ConfigError, match=r"devices \(8\)"):  # default: jax.device_count(), 8 in conftest
+        validate_config(override(cfg(), "train.batch_size", 20))
+    with pytest.raises(ValueError, match="num_devices=0"):
+        validate_config(cfg(), num_devices=0)
+
+
+def test_plain_nested_dicts_from_json_are_validated():
+    """A config restored from a checkpoint's JSON: tuples are lists, sections are dicts."""
+    raw = json.loads(json.dumps(cfg("cold_blur", "cifar10").to_dict()))
+    validate_config(raw, num_devices=8)
+    raw["train"]["ema_decay"] = 2.0
+    with pytest.raises(ConfigError, match=r"train.ema_decay=2.0"):
+        validate_config(raw, num_devices=8)
+
+
+def test_builder_error_naming_several_parameters_blames_the_section():
+    config = override(cfg("ddpm"), "diffusion.schedule_params.beta_start", 0.5)  # > beta_end
+    with pytest.raises(ConfigError) as info:
+        validate_config(config, num_devices=8)
+    assert info.value.fields == ["diffusion.schedule_params"]
+    assert "beta_start" in str(info.value) and "beta_end" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "arg,expected",
+    [
+        ("configs/cold_blur.py:mnist", ("cold_blur", "mnist")),
+        ("configs/cold_blur.py", ("cold_blur", "")),
+        ("/abs/path/ddim.py:celeb_a", ("ddim", "celeb_a")),
+        ("ddpm.py:a:b", ("ddpm", "a:b")),  # like ml_collections: split at the first colon
+    ],
+)
+def test_config_name_and_variant(arg, expected):
+    assert cv.config_name_and_variant(arg) == expected
+
+
+def test_default_workdir():
+    assert cv.default_workdir("configs/cold_blur.py:mnist") == os.path.join("workdirs", "cold_blur_mnist")
+    assert cv.default_workdir("configs/ddpm.py", root="w") == os.path.join("w", "ddpm")
+    with pytest.raises(ValueError):
+        cv.config_name_and_variant(":mnist")
+
+
+def _parse(argv):
+    """parse_flags on a fresh FlagValues; ml_collections reads the override names from ``sys_argv``."""
+    fv = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", None, flag_values=fv, sys_argv=argv)
+    cv.parse_flags(argv, flag_values=fv)
+    return fv
+
+
+def test_parse_flags_accepts_good_overrides():
+    path = os.path.join(ROOT, "configs", "cold_blur.py")
+    fv = _parse(["prog", f"--config={path}:mnist", "--config.train.num_steps=7"])
+    assert fv.config.train.num_steps == 7 and fv.config.diffusion.T == 20
+
+
+@pytest.mark.parametrize(
+    "override_arg,needle",
+    [
+        ("--config.train.num_stepz=3", "unknown config field 'train.num_stepz'; did you mean 'train.num_steps'?"),
+        ("--config.trian.num_steps=3", "unknown config field 'trian'; did you mean 'train'?"),
+        ("--config.diffusion.degradation_params.stdd=1.0", "did you mean 'diffusion.degradation_params.std'?"),
+    ],
+)
+def test_parse_flags_turns_a_typo_into_one_line(capsys, override_arg, needle):
+    path = os.path.join(ROOT, "configs", "cold_blur.py")
+    with pytest.raises(SystemExit) as info:
+        _parse(["prog", f"--config={path}", override_arg])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("FATAL Flags parsing error: ") and needle in err
+    assert "Traceback" not in err
+
+
+def test_parse_flags_bad_variant_and_missing_file(capsys):
+    path = os.path.join(ROOT, "configs", "cold_blur.py")
+    with pytest.raises(SystemExit):
+        _parse(["prog", f"--config={path}:mnst"])
+    err = capsys.readouterr().err
+    assert "unknown variant 'mnst'" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        _parse(["prog", f"--config={path[:-6]}blr.py"])
+    err = capsys.readouterr().err
+    assert "no such file; did you mean" in err and "cold_blur.py" in err
