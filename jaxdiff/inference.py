@@ -1,0 +1,385 @@
+"""A trained model ready to sample: restored EMA parameters, the config's process, batches over every device.
+
+    inf = Inference.from_workdir("workdirs/cold_blur")          # the newest valid checkpoint
+    x0 = inf.generate(key, num=64, prior=prior).x0              # (64, H, W, C) NumPy
+    out = inf.restore(degraded, key=key, severity=inf.process.T)
+
+Every batch has the same size B (a multiple of the device count; the last one is padded and trimmed), so
+each program compiles once; it is sharded over a 1-D ('data',) mesh (``NamedSharding(mesh, P('data'))``),
+the parameters replicated. Batch i uses the key ``fold_in(key, i)``: results depend on the batch size but
+not on the number of devices. Single-process (one host); results come back as NumPy arrays.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import math
+import os
+from typing import Any, Callable, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxdiff import restoration, sampling
+from jaxdiff.forward import ForwardProcess
+
+__all__ = [
+    "NoCheckpointError",
+    "Inference",
+    "GenerateResult",
+    "list_checkpoint_steps",
+    "load_config",
+    "restore_ema_params",
+    "pad_to",
+]
+
+log = logging.getLogger(__name__)
+
+
+class NoCheckpointError(FileNotFoundError):
+    """The workdir holds no checkpoint to sample from."""
+
+
+def list_checkpoint_steps(workdir: str) -> list[int]:
+    """The saved steps under <workdir>/checkpoints (orbax step directories), without importing orbax."""
+    d = os.path.join(os.path.abspath(os.fspath(workdir)), "checkpoints")
+    if not os.path.isdir(d):
+        return []
+    return sorted(int(n) for n in os.listdir(d) if n.isdigit() and os.path.isdir(os.path.join(d, n)))
+
+
+def pad_to(x, size: int):
+    """Pads a pytree of (n, …) arrays with zero rows to (size, …) (n ≤ size); None stays None."""
+
+    def one(a):
+        a = np.asarray(a)
+        if a.ndim == 0 or a.shape[0] == size:
+            return a
+        return np.concatenate([a, np.zeros((size - a.shape[0],) + a.shape[1:], a.dtype)], axis=0)
+
+    return jax.tree.map(one, x)
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateResult:
+    """x0 (N, H, W, C) samples, x_T (N, H, W, C) prior draws, trajectory of the first batch (or None):
+    dict(t=(M,), x_t=(M, B', H, W, C), x0_hat=(M, B', H, W, C)); seconds = wall time of the batches."""
+
+    x0: np.ndarray
+    x_T: np.ndarray
+    trajectory: Optional[dict]
+    seconds: float
+
+
+@dataclasses.dataclass(eq=False)
+class Inference:
+    """config (ConfigDict), model (flax Module), process, params (EMA, replicated), mesh, step (checkpoint)."""
+
+    config: Any
+    model: Any
+    process: ForwardProcess
+    params: Any
+    mesh: jax.sharding.Mesh
+    step: Optional[int] = None
+
+    # --- construction --------------------------------------------------------------------
+    @classmethod
+    def from_workdir(cls, workdir: str, *, step: Optional[int] = None, mesh=None) -> "Inference":
+        """Restores the EMA parameters and the config of ``step`` (default: the newest one that restores).
+
+        Only ``ema_params`` are read (orbax partial restore of the checkpoint's ``state`` item): no optimizer
+        is built and its moments never leave the disk. Raises :class:`NoCheckpointError` when the workdir has
+        no checkpoint, ValueError for an unknown ``step``, CheckpointError when none restores.
+        """
+        from jaxdiff import training
+
+        steps = list_checkpoint_steps(workdir)
+        if not steps:
+            raise NoCheckpointError(_no_checkpoint_message(workdir))
+        if step is not None and step not in steps:
+            raise ValueError(f"--step={step}: no such checkpoint in {workdir}; saved steps: {steps}")
+        mesh = training.make_mesh() if mesh is None else mesh
+        failures = []
+        for s in ([int(step)] if step is not None else steps[::-1]):
+            try:
+                config, _, _ = load_config(workdir, step=s)
+                model = training.build_model(config)
+                params = restore_ema_params(workdir, s, model, config, mesh)
+            except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many types; reported below
+                failures.append(f"step {s}: {type(e).__name__}: {str(e)[:300]}")
+                log.warning("checkpoint step %d of %s does not restore (%s); trying an older one", s, workdir, e)
+                continue
+            return cls(config=config, model=model, process=training.build_process(config), params=params,
+                       mesh=mesh, step=s)
+        from jaxdiff.checkpoints import CheckpointError
+
+        raise CheckpointError(None, f"no checkpoint in {workdir} restores:\n  " + "\n  ".join(failures))
+
+    # --- pieces --------------------------------------------------------------------------
+    @functools.cached_property
+    def denoiser(self) -> Callable:
+        """``(params, x_t, t) -> network output``; one object per Inference so jit caches hit."""
+        model = self.model
+
+        def denoiser(params, x, t):
+            return model.apply({"params": params}, x, t, train=False)
+
+        return denoiser
+
+    @property
+    def num_devices(self) -> int:
+        return int(self.mesh.devices.size)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        d = self.config.data
+        return int(d.image_size), int(d.image_size), int(d.channels)
+
+    @property
+    def prediction(self) -> str:
+        return str(self.config.diffusion.prediction)
+
+    @property
+    def clip(self) -> Optional[float]:
+        c = float(self.config.sample.clip)
+        return c if c > 0 else None
+
+    def batch_size(self, requested: Optional[int], num: int) -> int:
+        """``requested`` (0/None: min(num, 256)) rounded up to a multiple of the device count."""
+        if requested is not None and (isinstance(requested, bool) or not isinstance(requested, (int, np.integer))
+                                      or requested < 0):
+            raise ValueError(f"batch must be an integer >= 0 (0: automatic), got {requested!r}")
+        b = int(requested) if requested else min(max(int(num), 1), 256)
+        n = self.num_devices
+        return int(math.ceil(b / n) * n)
+
+    def shard(self, tree):
+        """Host arrays (leading dim B, a multiple of the device count) → arrays sharded P('data')."""
+        sh = NamedSharding(self.mesh, P("data"))
+        repl = NamedSharding(self.mesh, P())
+        return jax.tree.map(lambda a: jax.device_put(a, sh if np.ndim(a) else repl), tree)
+
+    # --- batched runs --------------------------------------------------------------------
+    def map_batches(
+        self,
+        fn: Callable[[int, Any], Any],
+        inputs: Any,
+        num: int,
+        batch: int,
+        *,
+        desc: str = "sample",
+        progress: bool = True,
+    ) -> list:
+        """Calls ``fn(i, sharded_inputs_i)`` on batches of ``batch`` rows of ``inputs`` (a pytree of (num, …)
+        host arrays, or None) and returns the per-batch outputs (pytrees of NumPy arrays, trimmed to the
+        batch's true rows). A progress bar counts images."""
+        from jaxdiff.logging_utils import ProgressBar
+
+        outs = []
+        bar = ProgressBar(num, desc=desc, unit="img", batch_size=batch, enabled=progress)
+        try:
+            for i, start in enumerate(range(0, num, batch)):
+                k = min(batch, num - start)
+                chunk = None if inputs is None else jax.tree.map(lambda a: np.asarray(a)[start:start + k], inputs)
+                res = fn(i, None if chunk is None else self.shard(pad_to(chunk, batch)))
+                outs.append(_trim(res, k))
+                bar.update(start + k)
+        finally:
+            bar.close()
+        return outs
+
+    def run_sampler(self, x_T, *, key, corrector: Optional[str] = None, timesteps=None, eta: Optional[float] = None,
+                    aux: Any = None, return_every: int = 0) -> sampling.SampleResult:
+        """One (sharded) batch through :func:`jaxdiff.sampling.sample` with the config's defaults."""
+        s = self.config.sample
+        return sampling.sample(
+            self.denoiser, self.params, key, x_T, process=self.process,
+            corrector=corrector or str(s.sampler), timesteps=timesteps, prediction=self.prediction,
+            clip=self.clip, eta=float(s.eta) if eta is None else float(eta), aux=aux, return_every=return_every,
+        )
+
+    def timesteps(self, steps: Optional[int] = None) -> np.ndarray:
+        """The reverse sequence for ``steps`` network calls (None: the config's ``sample.steps``; 0: all T)."""
+        T = int(self.process.T)
+        n = int(self.config.sample.steps) if steps is None else int(steps)
+        if not 0 <= n <= T:
+            raise ValueError(f"steps must be in [0, T={T}] (0: every step), got {n}")
+        return sampling.timesteps(T, n or None)
+
+    def generate(
+        self,
+        key: jax.Array,
+        num: int,
+        *,
+        prior,
+        batch: Optional[int] = None,
+        corrector: Optional[str] = None,
+        steps: Optional[int] = None,
+        eta: Optional[float] = None,
+        trajectory_frames: int = 0,
+        x_T: Optional[np.ndarray] = None,
+        desc: str = "generate",
+        progress: bool = True,
+    ) -> GenerateResult:
+        """``num`` samples from ``prior`` (a :class:`jaxdiff.priors.Prior`), or from given ``x_T`` (num, H, W, C).
+
+        Batch i draws x_T from ``fold_in(key, i)`` and the aux the degradation needs from x_T
+        (:func:`jaxdiff.prior_store.generation_aux`). ``trajectory_frames`` > 0 records about that many frames
+        of every batch and returns the first batch's.
+        """
+        import time
+
+        from jaxdiff.prior_store import generation_aux
+
+        ts = self.timesteps(steps)
+        n_steps = len(ts) - 1
+        every = max(1, math.ceil(n_steps / trajectory_frames)) if trajectory_frames else 0
+        B = self.batch_size(batch, num)
+        x_T_all = x_T
+
+        def one(i, chunk):
+            k_prior, k_aux, k_sample = jax.random.split(jax.random.fold_in(key, i), 3)
+            xT = chunk if chunk is not None else self.shard(prior.sample(k_prior, B))
+            aux = generation_aux(self.process, xT, k_aux)
+            res = self.run_sampler(xT, key=k_sample, corrector=corrector, timesteps=ts, eta=eta, aux=aux,
+                                   return_every=every)
+            return {"x0": res.x0, "x_T": xT, "traj": res.trajectory} if every else {"x0": res.x0, "x_T": xT}
+
+        t0 = time.perf_counter()
+        inputs = None if x_T_all is None else np.asarray(x_T_all, np.float32)
+        outs = self.map_batches(one, inputs, num, B, desc=desc, progress=progress)
+        seconds = time.perf_counter() - t0
+        traj = None
+        if every:
+            tr = outs[0]["traj"]
+            traj = {"t": np.asarray(tr["t"]), "x_t": np.asarray(tr["x_t"]), "x0_hat": np.asarray(tr["x0_hat"])}
+        return GenerateResult(
+            x0=np.concatenate([o["x0"] for o in outs]), x_T=np.concatenate([o["x_T"] for o in outs]),
+            trajectory=traj, seconds=seconds,
+        )
+
+    def restore(
+        self,
+        x_t: np.ndarray,
+        *,
+        key: jax.Array,
+        severity: Optional[int] = None,
+        correctors: Optional[Sequence[str]] = None,
+        steps: Optional[int] = None,
+        eta: Optional[float] = None,
+        aux: Any = None,
+        batch: Optional[int] = None,
+        desc: str = "restore",
+        progress: bool = True,
+    ) -> dict[str, np.ndarray]:
+        """{"direct": …, <corrector>: …} for degraded images x_t (N, H, W, C) at ``severity`` (default T).
+
+        ``correctors`` default: :func:`jaxdiff.restoration.default_correctors`; ``steps`` default: every step
+        from the severity (Cold Diffusion's tables) — pass the config's ``sample.steps`` to follow it.
+        """
+        s = restoration.check_severity(severity, int(self.process.T))
+        corr = tuple(correctors or restoration.default_correctors(self.process, str(self.config.sample.sampler)))
+        n = int(np.shape(x_t)[0])
+        B = self.batch_size(batch, n)
+        e = float(self.config.sample.eta) if eta is None else float(eta)
+
+        def one(i, chunk):
+            return restoration.restore(
+                self.denoiser, self.params, chunk["x"], process=self.process, key=jax.random.fold_in(key, i),
+                severity=s, correctors=corr, prediction=self.prediction, clip=self.clip, steps=steps, eta=e,
+                aux=chunk.get("aux"),
+            )
+
+        inputs = {"x": np.asarray(x_t, np.float32)}
+        if aux is not None:
+            inputs["aux"] = aux
+        outs = self.map_batches(one, inputs, n, B, desc=desc, progress=progress)
+        return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+
+    def degrade(self, x0: np.ndarray, *, key: jax.Array, severity: Optional[int] = None, aux: Any = None,
+                batch: Optional[int] = None) -> np.ndarray:
+        """x_s = F_s(x0; aux) + σ_s ε for images x0 (N, H, W, C), in batches (batch i: ``fold_in(key, i)``)."""
+        s = restoration.check_severity(severity, int(self.process.T))
+        n = int(np.shape(x0)[0])
+        B = self.batch_size(batch, n)
+        inputs = {"x": np.asarray(x0, np.float32)}
+        if aux is not None:
+            inputs["aux"] = aux
+
+        def one(i, chunk):
+            return restoration.degrade(self.process, chunk["x"], s, jax.random.fold_in(key, i), chunk.get("aux"))
+
+        return np.concatenate(self.map_batches(one, inputs, n, B, desc="degrade", progress=False))
+
+    def sample_aux(self, x0: np.ndarray, *, key: jax.Array) -> Any:
+        """The process's per-example randomness for images x0 (host arrays, or None)."""
+        aux = self.process.sample_aux(key, jnp.asarray(x0, jnp.float32))
+        return None if aux is None else jax.tree.map(np.asarray, aux)
+
+
+def _trim(tree, k: int):
+    """Pytree of (B, …) device arrays → NumPy, first k rows; the trajectory dict keeps its frame axis."""
+
+    def one(path, a):
+        a = np.asarray(a)
+        keys = [getattr(p, "key", None) for p in path]
+        if "traj" in keys:
+            name = keys[-1]
+            return a if name == "t" else a[:, :k]
+        return a[:k] if a.ndim else a
+
+    return jax.tree_util.tree_map_with_path(one, tree)
+
+
+def load_config(workdir: str, *, step: Optional[int] = None):
+    """(config ConfigDict, meta dict, step) stored with checkpoint ``step`` (default: the newest), no arrays read.
+
+    Raises :class:`NoCheckpointError` when there is no checkpoint, ValueError for an unknown ``step``.
+    """
+    import ml_collections
+
+    from jaxdiff.checkpoints import Checkpointer
+
+    steps = list_checkpoint_steps(workdir)
+    if not steps:
+        raise NoCheckpointError(_no_checkpoint_message(workdir))
+    if step is not None and step not in steps:
+        raise ValueError(f"--step={step}: no such checkpoint in {workdir}; saved steps: {steps}")
+    s = steps[-1] if step is None else int(step)
+    ckpt = Checkpointer(os.path.join(os.path.abspath(workdir), "checkpoints"), max_to_keep=None)
+    try:
+        cfg, meta = ckpt.read_json(s)
+    finally:
+        ckpt.close()
+    return ml_collections.ConfigDict(cfg), meta, s
+
+
+def _no_checkpoint_message(workdir: str) -> str:
+    return (f"no checkpoint in {os.path.join(os.path.abspath(workdir), 'checkpoints')}: train first "
+            f"(python train.py --config=<config> --workdir={workdir}) or point --workdir at a trained run")
+
+
+def restore_ema_params(workdir: str, step: int, model, config, mesh: jax.sharding.Mesh):
+    """The ``ema_params`` of checkpoint ``step``, replicated over ``mesh`` (orbax partial restore).
+
+    The target shapes come from ``model.init`` traced abstractly (nothing is computed); orbax checks every
+    stored shape and dtype against them.
+    """
+    import orbax.checkpoint as ocp  # heavy: only when a checkpoint is read
+
+    s, c = int(config.data.image_size), int(config.data.channels)
+    abstract = jax.eval_shape(
+        lambda: model.init({"params": jax.random.PRNGKey(0)}, jnp.zeros((1, s, s, c), jnp.float32),
+                           jnp.zeros((1,), jnp.int32), train=False)["params"]
+    )
+    repl = NamedSharding(mesh, P())
+    target = {"ema_params": jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=repl), abstract)}
+    path = os.path.join(os.path.abspath(os.fspath(workdir)), "checkpoints", str(int(step)), "state")
+    args = ocp.args.PyTreeRestore(target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+                                  partial_restore=True)
+    with ocp.PyTreeCheckpointer() as ckptr:
+        return ckptr.restore(path, args=args)["ema_params"]

@@ -1,0 +1,344 @@
+"""Restoration, the evaluation table, generation metrics, interpolation, forward pictures and the stored prior."""
+import json
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+import scipy.linalg
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from jaxdiff import evaluation, forward_pictures, interpolation, metrics, prior_store, restoration, sampling
+from jaxdiff.data import load_source, normalize
+from jaxdiff.degradations import make_degradation
+from jaxdiff.forward import ColdProcess, GaussianProcess
+from jaxdiff.schedules import make_schedule
+
+IMG = 16
+
+
+def digits(split="test", n=32):
+    src = load_source("digits", split=split, image_size=IMG, channels=1)
+    return normalize(src.get(np.arange(n)))
+
+
+def blur_process(T=6):
+    deg = make_degradation("blur", T=T, image_size=IMG, channels=1, kernel_size=5, std=1.5, routine="constant",
+                           padding="circular")
+    return ColdProcess(deg)
+
+
+def nn_oracle(process):
+    """A perfect restorer: R(x_t, t) = the candidate x0 (in params) whose F_t(x0) is nearest to x_t.
+
+    It never sees which image it is given, only x_t and t, so a sampler that moves x_t off F_t(x0) (or passes
+    the wrong t) gets a wrong answer from it.
+    """
+
+    def denoiser(params, x, t):
+        cands = params  # (N, H, W, C)
+        n, b = cands.shape[0], x.shape[0]
+        rep = jnp.repeat(cands[None], b, axis=0).reshape((b * n,) + cands.shape[1:])
+        ft = process.mean(rep, jnp.repeat(t, n)).reshape((b, n) + cands.shape[1:])
+        d = jnp.sum((ft - x[:, None]) ** 2, axis=(2, 3, 4))
+        return cands[jnp.argmin(d, axis=1)]
+
+    return denoiser
+
+
+# ---------------------------------------------------------------------------------------------
+# restoration
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("severity", [None, 3])
+def test_restoration_with_oracle_returns_originals_exactly(severity):
+    process = blur_process()
+    x0 = jnp.asarray(digits(n=16))
+    den = nn_oracle(process)
+    s = severity or process.T
+    mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    x_s = jax.device_put(restoration.degrade(process, x0, s, jax.random.PRNGKey(0)), NamedSharding(mesh, P("data")))
+    # the degraded images really are degraded (else the test would pass trivially)
+    assert float(jnp.max(jnp.abs(x_s - x0))) > 0.1
+    out = restoration.restore(den, x0, x_s, process=process, key=jax.random.PRNGKey(1), severity=severity,
+                              correctors=("cold_naive", "cold_improved"), prediction="x0", clip=1.0)
+    assert set(out) == {"direct", "cold_naive", "cold_improved"}
+    for name, y in out.items():
+        np.testing.assert_array_equal(np.asarray(y), np.asarray(x0), err_msg=name)
+
+
+def test_oracle_improved_sampler_walks_the_forward_path():
+    """With a perfect restorer, Algorithm 2's states are F_t(x0) at every visited t (a check of the oracle too)."""
+    process = blur_process()
+    x0 = jnp.asarray(digits(n=8))
+    ts = restoration.severity_timesteps(process.T, 3)
+    res = sampling.sample(nn_oracle(process), x0, jax.random.PRNGKey(0), process.mean(x0, process.T),
+                          process=process, corrector="cold_improved", timesteps=ts, prediction="x0", return_every=1)
+    for t, xt in zip(np.asarray(res.trajectory["t"]), np.asarray(res.trajectory["x_t"])):
+        np.testing.assert_allclose(xt, np.asarray(process.mean(x0, int(t))), atol=1e-5)
+
+
+def test_restore_gaussian_from_partial_noise_with_oracle():
+    process = GaussianProcess(make_schedule("linear", 50))
+    x0 = jnp.asarray(digits(n=8))
+    x_s = restoration.degrade(process, x0, 20, jax.random.PRNGKey(0))
+    out = restoration.restore(lambda p, x, t: p, x0, x_s, process=process, key=jax.random.PRNGKey(1), severity=20,
+                              correctors=("ddim", "ddpm"), prediction="x0", steps=5)
+    for name, y in out.items():
+        np.testing.assert_allclose(np.asarray(y), np.asarray(x0), atol=1e-6, err_msg=name)
+
+
+def test_severity_and_timesteps():
+    ts = restoration.severity_timesteps(7, 3)
+    assert ts[0] == 7 and ts[-1] == 0 and len(ts) == 4
+    assert len(restoration.severity_timesteps(4, 10)) == 5  # more steps than t: every step
+    for bad in (0, 21, 2.5, True):
+        with pytest.raises(ValueError, match="severity"):
+            restoration.check_severity(bad, 20)
+    assert restoration.check_severity(None, 20) == 20
+
+
+def test_check_aux_known():
+    restoration.check_aux_known(blur_process(), (IMG, IMG, 1))
+    for name in ("fade", "interpolate"):
+        proc = ColdProcess(make_degradation(name, T=5, image_size=IMG, channels=1))
+        with pytest.raises(ValueError, match=name):
+            restoration.check_aux_known(proc, (IMG, IMG, 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# the table
+# ---------------------------------------------------------------------------------------------
+
+
+def frechet64(fa, fb):
+    """Independent reference: ‖μa − μb‖² + Tr(Σa + Σb − 2 (Σa Σb)^½) with scipy's sqrtm, float64."""
+    fa, fb = np.asarray(fa, np.float64), np.asarray(fb, np.float64)
+    ma, mb = fa.mean(0), fb.mean(0)
+    sa, sb = np.cov(fa, rowvar=False), np.cov(fb, rowvar=False)
+    cm = scipy.linalg.sqrtm(sa @ sb).real
+    return float(np.sum((ma - mb) ** 2) + np.trace(sa + sb - 2 * cm))
+
+
+@pytest.fixture(scope="module")
+def table_inputs():
+    x0 = digits(n=40)
+    process = blur_process()
+    blurred = np.asarray(process.mean(jnp.asarray(x0), 3))
+    noisy = np.clip(x0 + 0.2 * np.random.default_rng(0).standard_normal(x0.shape).astype(np.float32), -1, 1)
+    return x0, {"Degraded": blurred, "Noisy": noisy, "Same": x0.copy()}
+
+
+def test_restoration_table_equals_direct_metrics(table_inputs, tmp_path):
+    x0, outs = table_inputs
+    fn = evaluation.digits_feature_fn()
+    train = digits("train", 40)
+    table = evaluation.restoration_table(x0, outs, fn, feature_net="digits", floor_images=train, info={"steps": 3})
+    f0 = np.asarray(fn(x0), np.float64)
+    u0 = (x0 + 1) / 2
+    for name, y in outs.items():
+        row = table["rows"][name]
+        u = (y + 1) / 2
+        ssim_ref = np.mean([structural_similarity(u0[i, ..., 0], u[i, ..., 0], gaussian_weights=True, sigma=1.5,
+                                                  use_sample_covariance=False, data_range=1.0)
+                            for i in range(len(x0))])
+        np.testing.assert_allclose(row["ssim"], ssim_ref, atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(row["rmse"], np.sqrt(np.mean((u0.astype(np.float64) - u) ** 2)), rtol=1e-5)
+        if name != "Same":
+            psnr_ref = np.mean([peak_signal_noise_ratio(u0[i], u[i], data_range=1.0) for i in range(len(x0))])
+            np.testing.assert_allclose(row["psnr"], psnr_ref, rtol=1e-4)
+        fd_ref = frechet64(f0, np.asarray(fn(y)))
+        np.testing.assert_allclose(row["frechet"], fd_ref, rtol=1e-3, atol=1e-3)
+    assert abs(table["rows"]["Same"]["frechet"]) < 1e-3  # float64 round-off on features of scale ~10²
+    assert table["rows"]["Degraded"]["frechet"] > 1.0
+    assert table["num_images"] == 40 and table["feature_dim"] == 64
+    assert table["floor"]["same_count"]["num_a"] == 40 and table["floor"]["halves"]["num_a"] == 20
+
+    j, m = evaluation.write_report(str(tmp_path / "report"), {"restoration": table})
+    back = json.load(open(j))["restoration"]
+    assert back["rows"]["Noisy"]["ssim"] == table["rows"]["Noisy"]["ssim"]
+    assert back["rows"]["Same"]["psnr"] == "inf"  # JSON has no infinity
+    md = open(m).read()
+    row_line = next(line for line in md.splitlines() if line.startswith("| Noisy |"))
+    assert f"{table['rows']['Noisy']['ssim']:.4g}" in row_line
+    assert f"{table['rows']['Noisy']['frechet']:.4g}" in row_line
+    assert "real-vs-real floor" in md and "40 held-out vs 40 training" in md
+
+
+def test_generation_metrics_equal_direct_metrics():
+    fn = metrics.make_random_projection((IMG, IMG, 1), 16, seed=3)
+    real, samples = digits("test", 60), digits("train", 50)
+    g = evaluation.generation_metrics(samples, real, fn, feature_net="proj", floor_images=digits("train", 80), seed=1)
+    fs, fr = np.asarray(fn(samples)), np.asarray(fn(real))
+    np.testing.assert_allclose(g["frechet"], frechet64(fs, fr), rtol=1e-4, atol=1e-6)
+    k = metrics.kid(fs, fr, num_subsets=50, subset_size=25, seed=1)
+    assert (g["kid_mean"], g["kid_std"], g["kid_subset_size"]) == (k.mean, k.std, 25)
+    assert (g["num_samples"], g["num_real"]) == (50, 60)
+    assert g["floor"]["same_count"]["num_a"] == 50
+
+
+def test_steps_sweep_and_parse_steps():
+    calls = []
+
+    def run(n):
+        calls.append(n)
+        return np.full(3, float(n)), 0.5 * n
+
+    out = evaluation.steps_sweep(run, [2, 4], lambda x: {"frechet": float(x.sum())}, num_images=3)
+    assert calls == [2, 4]
+    assert [(r["steps"], r["seconds"], r["frechet"], r["images_per_sec"]) for r in out["rows"]] == [
+        (2, 1.0, 6.0, 3.0), (4, 2.0, 12.0, 1.5)]
+    assert "| 4 |" in evaluation.report_markdown({"steps_sweep": out})
+    assert evaluation.parse_steps("5, 10,20", 50) == [5, 10, 20]
+    for bad, match in (("5,x", "integers"), ("5,60", r"\[0, T=50\]"), ("5,5", "repeated"), ("", "no step")):
+        with pytest.raises(ValueError, match=match):
+            evaluation.parse_steps(bad, 50)
+
+
+# ---------------------------------------------------------------------------------------------
+# interpolation
+# ---------------------------------------------------------------------------------------------
+
+
+def test_spherical_interpolation_endpoints_and_norm():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 8, 8, 2)).astype(np.float32)
+    b = rng.standard_normal((3, 8, 8, 2)).astype(np.float32)
+    pts = interpolation.interpolate(a, b, 7, "spherical")
+    assert pts.shape == (3, 7, 8, 8, 2)
+    np.testing.assert_array_equal(pts[:, 0], a)
+    np.testing.assert_array_equal(pts[:, -1], b)
+    # orthogonal draws of equal norm: Gram–Schmidt b against a, rescale
+    a64, b64 = a.reshape(3, -1).astype(np.float64), b.reshape(3, -1).astype(np.float64)
+    b64 -= (np.sum(a64 * b64, 1) / np.sum(a64 * a64, 1))[:, None] * a64
+    b64 *= (np.linalg.norm(a64, axis=1) / np.linalg.norm(b64, axis=1))[:, None]
+    pts = interpolation.interpolate(a64.reshape(a.shape), b64.reshape(a.shape), 9, "spherical")
+    norms = np.linalg.norm(pts.reshape(3, 9, -1), axis=2)
+    np.testing.assert_allclose(norms, np.linalg.norm(a64, axis=1)[:, None].repeat(9, 1), rtol=1e-12)
+    # the linear path shrinks the norm in between (why Gaussian noise uses the spherical one)
+    lin = np.linalg.norm(interpolation.interpolate(a64.reshape(a.shape), b64.reshape(a.shape), 3, "linear")
+                         .reshape(3, 3, -1), axis=2)
+    np.testing.assert_allclose(lin[:, 1], np.linalg.norm(a64, axis=1) / np.sqrt(2), rtol=1e-12)
+
+
+def test_interpolation_weights_and_errors():
+    wa, wb = interpolation.weights(5, "linear")
+    np.testing.assert_allclose(wa + wb, 1.0)
+    wa, wb = interpolation.weights(5, "spherical")
+    np.testing.assert_allclose(wa**2 + wb**2, 1.0)
+    assert interpolation.method_for_prior("gaussian") == "spherical"
+    assert interpolation.method_for_prior("blur_mean") == "linear"
+    with pytest.raises(ValueError, match="num"):
+        interpolation.weights(1)
+    with pytest.raises(ValueError, match="method"):
+        interpolation.weights(3, "cubic")
+
+
+# ---------------------------------------------------------------------------------------------
+# forward pictures
+# ---------------------------------------------------------------------------------------------
+
+
+def test_forward_rows_cold_are_the_forward_process(tmp_path):
+    process = blur_process(T=10)
+    x0 = digits(n=3)
+    rows, labels, ts = forward_pictures.forward_rows(process, x0, key=jax.random.PRNGKey(0), num_columns=4)
+    np.testing.assert_array_equal(ts, [0, 3, 7, 10])
+    assert len(rows) == 3 and labels == ["#0", "#1", "#2"]
+    for i, row in enumerate(rows):
+        ref = np.asarray(process.mean(jnp.asarray(np.repeat(x0[i:i + 1], 4, 0)), jnp.asarray(ts)))
+        np.testing.assert_allclose(row, ref, atol=1e-6)
+    path = forward_pictures.save_forward_strip(tmp_path / "f.png", process, x0, key=jax.random.PRNGKey(0))
+    from PIL import Image
+
+    assert Image.open(path).size[0] > 8 * IMG
+
+
+def test_forward_rows_gaussian_draw_several_noises():
+    process = GaussianProcess(make_schedule("cosine", 100))
+    x0 = digits(n=2)
+    rows, labels, ts = forward_pictures.forward_rows(process, x0, key=jax.random.PRNGKey(0), num_columns=5)
+    assert len(rows) == 6 and labels[1] == "#0 draw 2"
+    np.testing.assert_array_equal(rows[0][0], x0[0])  # t = 0: σ_0 = 0
+    assert not np.allclose(rows[0][-1], rows[1][-1])  # independent noise per draw
+    # x_T is nearly N(0, 1) whatever x0 is
+    assert abs(float(np.std(np.stack([r[-1] for r in rows]))) - 1.0) < 0.1
+
+
+# ---------------------------------------------------------------------------------------------
+# stored prior
+# ---------------------------------------------------------------------------------------------
+
+
+def small_config(degradation="blur", T=3, **params):
+    import runpy
+
+    c = runpy.run_path("configs/default.py")["get_config"]()
+    c.diffusion.degradation = degradation
+    c.diffusion.T = T
+    c.diffusion.degradation_params = ml_collections.ConfigDict(params)
+    return c
+
+
+def test_prior_store_fit_load_and_refit(tmp_path, monkeypatch):
+    cfg = small_config("blur", 20, kernel_size=11, std=7.0, routine="constant", padding="circular")
+    prior = prior_store.fit_and_store_prior(cfg, str(tmp_path))
+    assert prior.kind == "blur_mean" and (tmp_path / "prior.npz").exists()
+    # blur_mean of one component: the mean of the per-image means of the training images
+    train = load_source("digits", split="train", image_size=IMG, channels=1)
+    ref = normalize(train.get(np.arange(len(train)))).astype(np.float64).mean(axis=(1, 2)).mean(0)
+    np.testing.assert_allclose(prior.arrays["means"][0], ref, rtol=1e-6)
+    assert float(prior.arrays["noise"]) == pytest.approx(cfg.sample.prior_noise)
+
+    def boom(*a, **k):
+        raise AssertionError("refitted although a matching prior is stored")
+
+    monkeypatch.setattr(prior_store, "fit_prior_for_config", boom)
+    again = prior_store.load_or_fit_prior(cfg, str(tmp_path))
+    for k, v in prior.arrays.items():
+        np.testing.assert_array_equal(again.arrays[k], v)
+    monkeypatch.undo()
+    cfg.diffusion.kind = "gaussian"  # another kind is asked for: refit and overwrite
+    assert prior_store.load_or_fit_prior(cfg, str(tmp_path)).kind == "gaussian"
+    assert prior_store.load_prior(str(tmp_path)).kind == "gaussian"
+
+
+def test_superres_prior_matches_the_end_state():
+    cfg = small_config("superres", 3, method="bicubic")
+    process = ColdProcess(make_degradation("superres", T=3, image_size=IMG, channels=1, method="bicubic"))
+    prior = prior_store.fit_prior_for_config(cfg, process=process)
+    train = load_source("digits", split="train", image_size=IMG, channels=1)
+    x = jnp.asarray(normalize(train.get(np.arange(len(train)))))
+    low = np.asarray(process.mean(x, 3), np.float64)[:, ::8, ::8].reshape(len(train), -1)
+    w, mu = prior.arrays["weights"], prior.arrays["means"]
+    np.testing.assert_allclose((w[:, None] * mu).sum(0), low.mean(0), atol=1e-6)  # EM keeps the data mean
+    draws = np.asarray(prior.sample(jax.random.PRNGKey(0), 4))
+    np.testing.assert_array_equal(draws, np.repeat(np.repeat(draws[:, ::8, ::8], 8, 1), 8, 2))  # 8×8 blocks
+
+
+def test_restoration_only_configs_have_no_prior(tmp_path):
+    cfg = small_config("inpaint", 5)
+    assert not prior_store.can_generate(cfg)
+    assert prior_store.fit_and_store_prior(cfg, str(tmp_path)) is None
+    with pytest.raises(ValueError, match="inpaint"):
+        prior_store.load_or_fit_prior(cfg, str(tmp_path))
+
+
+def test_generation_aux_matches_the_end_state():
+    key = jax.random.PRNGKey(0)
+    x0 = jnp.asarray(digits(n=4))
+    fade = ColdProcess(make_degradation("fade", T=5, image_size=IMG, channels=1, centered=False))
+    x_T = fade.prior(key, x0.shape, aux=fade.sample_aux(key, x0))
+    aux = prior_store.generation_aux(fade, x_T, jax.random.PRNGKey(1))
+    np.testing.assert_allclose(np.asarray(fade.mean(x0, 5, aux)), np.asarray(x_T), atol=1e-5)
+    interp = ColdProcess(make_degradation("interpolate", T=50, image_size=IMG, channels=1))
+    z = jax.random.normal(key, x0.shape)
+    aux = prior_store.generation_aux(interp, z, key)
+    np.testing.assert_array_equal(np.asarray(aux), np.asarray(z))
+    np.testing.assert_allclose(np.asarray(interp.mean(x0, 50, aux)), np.asarray(z), atol=0.05)
+    assert prior_store.generation_aux(blur_process(), x0, key) is None
+    assert prior_store.generation_aux(GaussianProcess(make_schedule("linear", 10)), x0, key) is None
