@@ -1,0 +1,199 @@
+"""Builders of the timed callables: the jaxdiff train step / forward / sampler and their PyTorch counterparts.
+
+Each builder returns a zero-argument function doing one unit of work (one train step on one batch, one forward
+pass, one whole sampling run), with its state kept in a closure, so ``bench.common.compare`` can interleave them.
+"""
+from __future__ import annotations
+
+import copy
+import pathlib
+import runpy
+from typing import Callable
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def default_config():
+    """configs/default.py's get_config() (the main job)."""
+    return runpy.run_path(str(ROOT / "configs" / "default.py"))["get_config"]()
+
+
+def bench32_train_config():
+    """bench32 as a jaxdiff config: DDPM (linear β, T = 1000), ε-prediction, L2, AdamW, EMA 0.999, no clipping.
+
+    The PyTorch side does exactly the same per step (see ``torch_train_step``).
+    """
+    from jaxdiff.models.unet import bench32_config
+
+    c = default_config()
+    c.data.image_size, c.data.channels = 32, 3
+    c.diffusion.kind, c.diffusion.T = "gaussian", 1000
+    c.diffusion.schedule, c.diffusion.prediction, c.diffusion.loss = "linear", "eps", "l2"
+    c.diffusion.loss_weighting = "none"
+    c.model = bench32_config()
+    c.train.batch_size = 32
+    c.train.learning_rate, c.train.warmup_steps = 1e-4, 0
+    c.train.grad_clip_norm, c.train.weight_decay = 0.0, 0.0
+    c.train.ema_decay, c.train.ema_warmup = 0.999, False
+    return c
+
+
+# --------------------------------------------------------------------------------------------------
+# JAX
+
+
+def jax_batch(config, batch_size=None, seed=0):
+    import jax
+    import jax.numpy as jnp
+
+    B = int(batch_size or config.train.batch_size)
+    s, c = int(config.data.image_size), int(config.data.channels)
+    return jnp.tanh(jax.random.normal(jax.random.PRNGKey(seed), (B, s, s, c), jnp.float32))
+
+
+def jax_train(config, process=None, model=None, mesh=None) -> Callable[[], object]:
+    """One call = one jaxdiff train step (forward process, forward, backward, AdamW, EMA) on a fixed batch."""
+    import jax
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    from jaxdiff import training
+
+    mesh = training.make_mesh() if mesh is None else mesh
+    model = training.build_model(config) if model is None else model
+    state = training.init_train_state(config, model, mesh=mesh)
+    step_fn = training.make_train_step(config, model, process, mesh=mesh)
+    x = jax.device_put(jax_batch(config), NamedSharding(mesh, P(training.DATA_AXIS)))
+    box = {"state": state, "i": 0}
+
+    def run():
+        box["state"], m = step_fn(box["state"], x, box["i"])
+        box["i"] += 1
+        return m["loss"]
+
+    run.step_fn, run.state_box, run.batch = step_fn, box, x
+    return run
+
+
+def jax_forward(config, batch_size=None, model=None) -> Callable[[], object]:
+    import jax
+    import jax.numpy as jnp
+
+    from jaxdiff import training
+
+    model = training.build_model(config) if model is None else model
+    x = jax_batch(config, batch_size)
+    t = jnp.full((x.shape[0],), 10, jnp.int32)
+    params = model.init(jax.random.PRNGKey(0), x[:1], t[:1])["params"]
+    fwd = jax.jit(lambda p, x, t: model.apply({"params": p}, x, t))
+    return lambda: fwd(params, x, t)
+
+
+# --------------------------------------------------------------------------------------------------
+# PyTorch
+
+
+def diffusers_bench32():
+    from diffusers import UNet2DModel
+
+    return UNet2DModel(
+        sample_size=32,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(64, 128, 128),
+        layers_per_block=2,
+        down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+        norm_num_groups=32,
+        attention_head_dim=None,  # one head of width 128, as jaxdiff's bench32_config
+    )
+
+
+def torch_mirror(config):
+    from bench.torch_unet import TorchUNet
+
+    c = int(config.data.channels)
+    return TorchUNet(in_channels=c, out_channels=c, image_size=int(config.data.image_size), **config.model.to_dict())
+
+
+def _out(y):
+    return y.sample if hasattr(y, "sample") else y
+
+
+def linear_operator_tables(process, image_size: int) -> np.ndarray:
+    """M (T+1, n², n²) with F_t(x)[c] = M_t · vec(x[c]) for a per-channel linear degradation (blur, decolor-free)."""
+    import jax.numpy as jnp
+
+    n = image_size
+    eye = jnp.eye(n * n, dtype=jnp.float32).reshape(n * n, n, n, 1)
+    rows = []
+    for t in range(process.T + 1):
+        y = process.mean(eye, jnp.full((n * n,), t, jnp.int32))  # (n², n, n, 1): column j = F_t(e_j)
+        rows.append(np.asarray(y).reshape(n * n, n * n).T)
+    return np.stack(rows)
+
+
+def torch_train(model, config, *, compiled=False, op_tables=None) -> Callable[[], object]:
+    """One call = one PyTorch train step written as a user would: the same forward process, loss, AdamW, EMA.
+
+    gaussian/eps/L2 (bench32) or cold/x0/L1 with ``op_tables`` = F_t as dense per-t matrices (main job).
+    """
+    import torch
+
+    torch.manual_seed(0)
+    B = int(config.train.batch_size)
+    s, c = int(config.data.image_size), int(config.data.channels)
+    x0 = torch.tanh(torch.randn(B, c, s, s))
+    net = torch.compile(model) if compiled else model
+    tc = config.train
+    opt = torch.optim.AdamW(model.parameters(), lr=float(tc.learning_rate), weight_decay=float(tc.weight_decay))
+    ema = [p.detach().clone() for p in model.parameters()]
+    params = list(model.parameters())
+    T = int(config.diffusion.T)
+    clip = float(tc.grad_clip_norm)
+    decay = float(tc.ema_decay)
+    if config.diffusion.kind == "gaussian":
+        betas = torch.linspace(1e-4, 2e-2, T, dtype=torch.float64)
+        ab = torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod(1 - betas, 0)]).float()
+    else:
+        M = torch.from_numpy(np.asarray(op_tables))
+
+    def run():
+        t = torch.randint(1, T + 1, (B,))
+        if config.diffusion.kind == "gaussian":
+            eps = torch.randn_like(x0)
+            a = ab[t][:, None, None, None]
+            x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
+            loss = torch.nn.functional.mse_loss(_out(net(x_t, t)), eps)
+        else:
+            x_t = torch.einsum("bij,bcj->bci", M[t], x0.flatten(2)).reshape(x0.shape)
+            loss = (_out(net(x_t, t)) - x0).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, clip)
+        opt.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - decay)
+        return loss
+
+    return run
+
+
+def torch_forward(model, config, batch_size=None, *, compiled=False) -> Callable[[], object]:
+    import torch
+
+    B = int(batch_size or config.train.batch_size)
+    s, c = int(config.data.image_size), int(config.data.channels)
+    x = torch.tanh(torch.randn(B, c, s, s))
+    t = torch.full((B,), 10, dtype=torch.long)
+    model = copy.deepcopy(model).eval()
+    net = torch.compile(model) if compiled else model
+
+    def run():
+        with torch.inference_mode():
+            return _out(net(x, t))
+
+    return run

@@ -1,0 +1,123 @@
+"""The main job's model (configs/default.py: its UNet, data shape, diffusion and batch size) in jaxdiff and in PyTorch.
+
+  * train img/s and forward img/s: jaxdiff's train step vs a PyTorch train step of the same spec (bench.torch_unet,
+    the same forward process as dense per-t operator matrices, L1 on x0, AdamW, clipping, EMA);
+  * sampling img/s at batch 1 and 64: jaxdiff's jitted sampler (one lax.scan) vs a PyTorch eager loop with one
+    network call per step (cold_improved, x̂0 clipped to [−1, 1], as the config samples).
+
+    python -m bench.mainjob [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+
+from bench import common
+
+
+def torch_cold_sampler(model, M, T, B, s, c):
+    """Algorithm 2 of Bansal et al.: x_{t−1} = x_t − F_t(x̂0) + F_{t−1}(x̂0), one network call per step."""
+    import torch
+
+    model = model.eval()
+    M = torch.from_numpy(M)
+    xT = torch.tanh(torch.randn(B, c, s, s))
+
+    def F(x, t):
+        return (x.flatten(2) @ M[t].T).reshape(x.shape)
+
+    def run():
+        with torch.inference_mode():
+            x = xT
+            for t in range(T, 0, -1):
+                x0 = model(x, torch.full((B,), t, dtype=torch.long)).clamp(-1, 1)
+                x = x - F(x0, t) + F(x0, t - 1)
+            return x
+
+    return run
+
+
+def jax_cold_sampler(config, model, process, B):
+    import jax
+    import jax.numpy as jnp
+
+    from jaxdiff import sampling
+
+    s, c = int(config.data.image_size), int(config.data.channels)
+    params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, s, s, c)), jnp.zeros((1,), jnp.int32))["params"]
+
+    def denoiser(p, x, t):
+        return model.apply({"params": p}, x, t)
+
+    xT = jnp.tanh(jax.random.normal(jax.random.PRNGKey(1), (B, s, s, c)))
+    key = jax.random.PRNGKey(2)
+    kw = dict(process=process, corrector=config.sample.sampler, prediction="x0", clip=1.0)
+    return lambda: sampling.sample(denoiser, params, key, xT, **kw).x0
+
+
+def run(quick: bool = False) -> dict:
+    n = common.setup_threads()
+    import torch
+
+    common.torch_threads(n)
+    from bench import contenders as C
+    from jaxdiff import training
+
+    cfg = C.default_config()
+    B = int(cfg.train.batch_size)
+    s, c, T = int(cfg.data.image_size), int(cfg.data.channels), int(cfg.diffusion.T)
+    process = training.build_process(cfg)
+    model = training.build_model(cfg)
+    tmodel = C.torch_mirror(cfg)
+    M = C.linear_operator_tables(process, s)
+    reps = dict(iters=3, repeats=3, warmup=1) if quick else dict(iters=5, repeats=9, warmup=2)
+    rows, raw = [], {}
+
+    def add(bench, r, batch, unit="img/s"):
+        raw[bench] = r
+        for name, v in r.items():
+            rows.append(
+                {
+                    "bench": bench,
+                    "contender": name,
+                    unit: batch / v["median_s"],
+                    "ms/call": 1e3 * v["median_s"],
+                    "vs torch eager": r["torch_eager"]["median_s"] / v["median_s"],
+                }
+            )
+
+    add(
+        f"main job train (B={B})",
+        common.compare(
+            {"jax": C.jax_train(cfg, process, model), "torch_eager": C.torch_train(tmodel, cfg, op_tables=M)}, **reps
+        ),
+        B,
+    )
+    add(
+        f"main job forward (B={B})",
+        common.compare({"jax": C.jax_forward(cfg, model=model), "torch_eager": C.torch_forward(tmodel, cfg)}, **reps),
+        B,
+    )
+    for b in (1, 64):
+        add(
+            f"main job sampling {cfg.sample.sampler} T={T} (B={b})",
+            common.compare(
+                {
+                    "jax": jax_cold_sampler(cfg, model, process, b),
+                    "torch_eager": torch_cold_sampler(tmodel, M, T, b, s, c),
+                },
+                iters=1 if b == 64 else 3,
+                repeats=reps["repeats"],
+                warmup=1,
+            ),
+            b,
+        )
+    table = common.markdown_table(rows, ["bench", "contender", "img/s", "ms/call", "vs torch eager"])
+    out = {"rows": rows, "raw": raw, "threads": n, "table": table}
+    common.save("mainjob", out)
+    return out
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    print(run(ap.parse_args().quick)["table"])
