@@ -1,0 +1,126 @@
+"""sample.py end to end on a tiny trained checkpoint, in every mode; and its failure messages."""
+import json
+import os
+import runpy
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import sample  # noqa: E402  (the CLI module at the repository root)
+from jaxdiff.inference import NoCheckpointError  # noqa: E402
+
+
+def tiny(config_file: str, **diffusion):
+    c = runpy.run_path(os.path.join(ROOT, "configs", config_file))["get_config"]()
+    m, t = c.model, c.train
+    m.ch, m.ch_mult, m.num_res_blocks, m.attn_resolutions, m.num_groups = 8, (1, 2), 1, (), 4
+    t.batch_size, t.num_steps, t.checkpoint_every, t.log_every, t.warmup_steps = 16, 2, 1, 1, 0
+    t.num_sample_images, t.keep_checkpoints = 0, 5
+    for k, v in diffusion.items():
+        setattr(c.diffusion, k, v)
+    return c
+
+
+@pytest.fixture(scope="module")
+def blur_workdir(tmp_path_factory):
+    from jaxdiff.training import train_and_evaluate
+
+    wd = str(tmp_path_factory.mktemp("blur"))
+    train_and_evaluate(tiny("cold_blur.py", T=8), wd)
+    return wd
+
+
+def test_no_checkpoint_is_one_clear_message(tmp_path):
+    with pytest.raises(NoCheckpointError, match="no checkpoint in"):
+        sample.run(workdir=str(tmp_path))
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={tmp_path}"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert lines[-1].startswith("sample.py: no checkpoint in") and str(tmp_path) in lines[-1]
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_bad_flags_fail_before_sampling(blur_workdir):
+    for kw, match in (
+        (dict(steps="2,3"), "only for --mode=evaluate"),
+        (dict(steps="9"), r"\[0, T=8\]"),
+        (dict(sampler="ddim"), "GaussianProcess"),
+        (dict(mode="restore", severity=9), "--severity=9"),
+        (dict(mode="generate", input="folder:/x"), "--input is for --mode=restore"),
+        (dict(step=7), "--step=7"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            sample.run(workdir=blur_workdir, **kw)
+
+
+@pytest.mark.slow
+def test_every_mode_end_to_end(blur_workdir, tmp_path):
+    wd = blur_workdir
+    # generate: grid, npz, trajectory PNG + GIF; the prior is fitted once and stored
+    files = sample.run(workdir=wd, mode="generate", num=12, steps=3, frames=2)
+    x = np.load(files["npz"])
+    assert x["samples"].shape == (12, 16, 16, 1) and x["x_T"].shape == (12, 16, 16, 1)
+    assert np.all(np.abs(x["samples"]) <= 1.0)
+    assert os.path.exists(os.path.join(wd, "prior.npz"))
+    assert Image.open(files["grid"]).size[0] >= 4 * 16
+    gif = Image.open(files["trajectory_gif"])
+    assert gif.n_frames == 3  # x_T plus ⌈3 / ⌈3/2⌉⌉ = 2 recorded frames
+    assert "step2" in files["grid"]  # the newest checkpoint
+
+    # an older checkpoint on request
+    files1 = sample.run(workdir=wd, mode="generate", num=8, steps=2, step=1, frames=0)
+    assert "step1" in files1["grid"] and "trajectory_gif" not in files1
+
+    # restore from held-out images at a chosen severity
+    files = sample.run(workdir=wd, mode="restore", num=10, severity=5, steps=2)
+    r = np.load(files["npz"])
+    assert set(r.files) == {"degraded", "original", "direct", "cold_naive", "cold_improved"}
+    assert r["degraded"].shape == (10, 16, 16, 1)
+    assert not np.allclose(r["degraded"], r["original"])
+    assert os.path.exists(files["strip"])
+
+    # restore images that arrive degraded (an npz of them): no original row
+    np.savez(tmp_path / "degraded.npz", images=r["degraded"])
+    files = sample.run(workdir=wd, mode="restore", input=f"npz:{tmp_path / 'degraded.npz'}", severity=5, steps=2,
+                       out=str(tmp_path / "out"))
+    r2 = np.load(files["npz"])
+    assert "original" not in r2.files and r2["direct"].shape == (10, 16, 16, 1)
+    # the npz round trip quantises to uint8, so the restorations are close to, not equal to, the first ones
+    np.testing.assert_allclose(r2["direct"], r["direct"], atol=0.1)
+
+    # evaluate: the table, generation metrics and a steps sweep, as JSON and Markdown
+    files = sample.run(workdir=wd, mode="evaluate", num=24, steps="1,2")
+    rep = json.load(open(files["json"]))
+    rows = rep["restoration"]["rows"]
+    assert set(rows) == {"Degraded", "Direct", "Sampled (naive, Alg. 1)", "Sampled (improved, Alg. 2)"}
+    assert all({"frechet", "ssim", "rmse", "psnr"} <= set(v) for v in rows.values())
+    assert rep["restoration"]["num_images"] == 24 and "same_count" in rep["restoration"]["floor"]
+    assert rep["generation"]["num_samples"] == 24 and "kid_mean" in rep["generation"]
+    assert [row["steps"] for row in rep["steps_sweep"]["rows"]] == [1, 2]
+    assert all(row["seconds"] > 0 for row in rep["steps_sweep"]["rows"])
+    md = open(files["markdown"]).read()
+    assert "| Degraded |" in md and "## Sampling steps" in md
+
+    # interpolate between two prior draws, and the forward pictures
+    files = sample.run(workdir=wd, mode="interpolate", num=2, steps=2)
+    it = np.load(files["npz"])
+    assert it["x_T"].shape == (2, 9, 16, 16, 1) and it["samples"].shape == (2, 9, 16, 16, 1)
+    files = sample.run(workdir=wd, mode="forward", num=2)
+    assert os.path.exists(files["strip"])
+
+
+@pytest.mark.slow
+def test_cli_subprocess_generate(blur_workdir, tmp_path):
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={blur_workdir}", "--num=8",
+                        "--steps=2", "--frames=0", f"--out={tmp_path}"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert any(f.endswith(".png") for f in os.listdir(tmp_path))
