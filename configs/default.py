@@ -41,10 +41,10 @@ def get_config() -> ml_collections.ConfigDict:
 
     # --- model ----------------------------------------------------------------------------
     c.model = m = ml_collections.ConfigDict()
-    m.ch = 32
+    m.ch = 16
     m.ch_mult = (1, 2, 2)
     m.num_res_blocks = 1
-    m.attn_resolutions = (4,)
+    m.attn_resolutions = ()
     m.dropout = 0.0
     m.num_groups = 8
     m.dtype = "float32"
@@ -52,7 +52,7 @@ def get_config() -> ml_collections.ConfigDict:
     # --- training -------------------------------------------------------------------------
     c.train = t = ml_collections.ConfigDict()
     t.batch_size = 64  # global batch, split over every device
-    t.num_steps = 2000
+    t.num_steps = 1500
     t.learning_rate = 2e-3
     t.warmup_steps = 100
     t.weight_decay = 0.0

@@ -1,0 +1,56 @@
+"""Trains a jaxdiff model.
+
+    python train.py --config=configs/cold_blur.py                          # digits, minutes on a CPU
+    python train.py --config=configs/cold_blur.py:mnist --workdir=runs/x   # a data set variant
+    python train.py --config=configs/cold_blur.py --config.train.num_steps=5
+
+The workdir (default: workdirs/<config name>[_<variant>]) receives checkpoints/, metrics.jsonl, tb/ and
+samples/; an existing workdir is resumed from its latest valid checkpoint. SIGTERM/SIGINT stop after the
+current step with a checkpoint.
+"""
+import os
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+# Heavy imports (jax, orbax, tfds) wait until main() so that --help is fast.
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py[:variant]).",
+                                          lock_config=True)
+flags.DEFINE_string("workdir", None, "Run directory (default: workdirs/<config name>[_<variant>]).")
+flags.mark_flags_as_required(["config"])
+FLAGS = flags.FLAGS
+
+
+def default_workdir(config_arg: str) -> str:
+    """workdirs/<file stem>[_<variant>] for --config=<path>.py[:<variant>]."""
+    path, _, variant = config_arg.partition(":")
+    name = os.path.splitext(os.path.basename(path))[0]
+    return os.path.join("workdirs", f"{name}_{variant}" if variant else name)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.INFO)
+    _quiet_orbax()
+    workdir = FLAGS.workdir or default_workdir(config_flags.get_config_filename(FLAGS["config"]))
+
+    from jaxdiff.training import train_and_evaluate
+
+    train_and_evaluate(_CONFIG.value, workdir)
+
+
+def _quiet_orbax():
+    # orbax logs every save phase at INFO through absl; keep the console for the progress bar and ours.
+    import logging as pylogging
+
+    class _DropOrbaxInfo(pylogging.Filter):
+        def filter(self, record):
+            return record.levelno >= pylogging.WARNING or "orbax" not in record.pathname
+
+    logging.get_absl_handler().addFilter(_DropOrbaxInfo())
+
+
+if __name__ == "__main__":
+    app.run(main)
