@@ -468,22 +468,33 @@ def _load_npz(spec: _Spec, split: str, image_size: int, channels: int, field: st
     if not os.path.isfile(path):
         raise DataError(f"{where}: no such file {path!r}")
     labels = None
+    ragged = ("images of different sizes (an object array) are not supported: it needs pickle, which is never "
+              "loaded; allowed: one uint8/float array of shape (N, H, W[, C])")
     try:
         loaded = np.load(path, allow_pickle=False)
     except Exception as e:  # noqa: BLE001
+        if "Object arrays" in str(e):
+            raise DataError(f"{where}: {ragged}") from e
         raise DataError(f"{where}: cannot read {path!r} as .npz/.npy ({type(e).__name__}: {e})") from e
     if isinstance(loaded, np.ndarray):
         arr = loaded
     else:
         with loaded:
             keys = list(loaded.keys())
-            if "images" in keys:
-                arr = loaded["images"]
-                labels = loaded["labels"] if "labels" in keys else None
-            elif len(keys) == 1:
-                arr = loaded[keys[0]]
-            else:
-                raise DataError(f"{where}: expected a key 'images' or a single array, found keys {keys}")
+            try:  # .npz members are read here, lazily: their errors too
+                if "images" in keys:
+                    arr = loaded["images"]
+                    labels = loaded["labels"] if "labels" in keys else None
+                elif len(keys) == 1:
+                    arr = loaded[keys[0]]
+                else:
+                    raise DataError(f"{where}: expected a key 'images' or a single array, found keys {keys}")
+            except DataError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a damaged member, or an object array
+                if "Object arrays" in str(e):
+                    raise DataError(f"{where}: {ragged}") from e
+                raise DataError(f"{where}: cannot read {path!r} ({type(e).__name__}: {e})") from e
     if arr.ndim == 3:
         arr = arr[..., None]
     if arr.ndim != 4:
