@@ -14,7 +14,9 @@ import runpy
 _common = runpy.run_path(str(pathlib.Path(__file__).resolve().with_name("_common.py")))
 
 SETTINGS = {
-    "": (50, dict(kernel_std=0.1, initial_mask=11, centered=False)),  # digits: the MNIST settings
+    # digits, 16x16: MNIST's 50 masks of std 0.1·(i + 11) px cover the whole image by t = T (nothing left to
+    # restore); 20 masks of std 0.1·(i + 5) px hide about a quarter of it, at a random place per image.
+    "": (20, dict(kernel_std=0.1, initial_mask=5, centered=False)),
     "mnist": (50, dict(kernel_std=0.1, initial_mask=11, centered=False)),
     "cifar10": (50, dict(kernel_std=0.1, initial_mask=11, centered=False)),
     "celeb_a": (100, dict(kernel_std=0.2, initial_mask=1, centered=True)),
