@@ -2,9 +2,11 @@
 
 Layout (one orbax step directory per saved step, the last ``max_to_keep`` kept)::
 
-    <directory>/<step>/state   the TrainState's arrays (step, params, ema_params, opt_state, counters)
-    <directory>/<step>/config  the ConfigDict as JSON (``config.to_dict()``)
-    <directory>/<step>/meta    JSON: image size, channels, T, process kind, … (see :func:`make_meta`)
+    <directory>/<step>/state                  the TrainState's arrays (step, params, ema_params, opt_state, counters)
+    <directory>/<step>/config                 the ConfigDict as JSON (``config.to_dict()``)
+    <directory>/<step>/meta                   JSON: image size, channels, T, process kind, … (see :func:`make_meta`)
+    <directory>/<step>/jaxdiff_manifest.json  size and SHA-256 of every file above (integrity record)
+    <directory>/rejected/<step>-<time>/       steps refused at a resume, moved aside (never deleted)
 
 No pickle anywhere: arrays go through orbax/tensorstore, the rest through JSON.
 
@@ -15,11 +17,36 @@ state by :func:`abstract_like`. :meth:`Checkpointer.restore` checks the stored s
 against the target first and raises :class:`CheckpointError` naming the step and the first mismatching
 leaf; :meth:`Checkpointer.restore_latest_valid` walks the saved steps newest → oldest and returns the
 first one that restores, reporting the ones it skipped.
+
+What makes a step *complete* (the crash-safety argument):
+
+1. orbax writes a step into ``<step>.orbax-checkpoint-tmp`` and renames it to ``<step>`` when every
+   item is written; orbax lists only renamed directories, so a process killed mid-write leaves a tmp
+   directory nobody reads (removed by the next writer's first save).
+2. Just before that rename (orbax's post-finalization callback, in its background thread) this module
+   hashes every file of the tmp directory into ``jaxdiff_manifest.json``, written atomically (tmp file,
+   fsync, ``os.replace``). So a renamed directory holds its manifest from the first moment it exists.
+3. Every restore first checks the manifest: a missing file, another size (truncation) or another
+   SHA-256 (a flipped byte: tensorstore does not notice one in a chunk, a JSON file may still parse)
+   refuses the step, naming it and the file. A step without a manifest is refused as incomplete.
+   Not covered: the two files orbax itself writes after the rename (``_CHECKPOINT_METADATA``, which it
+   rewrites with the commit time, and ``commit_success.txt``); neither holds restored values.
+4. Old steps are deleted by renaming them out of the step namespace first, then removing them, so a
+   process killed while deleting never leaves a half-deleted directory that looks like a step.
+5. A failed write (full disk, read-only directory, …) is caught when the save settles (before the next
+   save starts, or in :meth:`wait`): it is logged with the step, its tmp directory is removed, the older
+   steps are untouched (retention runs only after a successful save), and :meth:`wait`/``close`` raise
+   :class:`CheckpointSaveError` when the *last* save failed.
 """
 from __future__ import annotations
 
+import glob
+import hashlib
+import json
 import logging
 import os
+import shutil
+import time
 from typing import Any, Optional
 
 import jax
@@ -27,15 +54,26 @@ import numpy as np
 
 __all__ = [
     "CheckpointError",
+    "CheckpointSaveError",
     "Checkpointer",
     "Restored",
     "abstract_like",
     "make_meta",
+    "verify_checkpoint",
+    "write_manifest",
+    "MANIFEST",
 ]
 
 log = logging.getLogger(__name__)
 
 ITEMS = ("state", "config", "meta")
+MANIFEST = "jaxdiff_manifest.json"
+MANIFEST_FORMAT = "jaxdiff-manifest-1"
+#: top-level files orbax writes (or rewrites) after the manifest, at the rename; they hold no restored value
+UNCOVERED = ("_CHECKPOINT_METADATA", "commit_success.txt")
+TMP_SUFFIX = ".orbax-checkpoint-tmp"  # orbax's temporary step directories: "<step>.orbax-checkpoint-tmp[-…]"
+DELETING_PREFIX = ".jaxdiff-deleting-"
+REJECTED_DIR = "rejected"
 
 
 class CheckpointError(RuntimeError):
@@ -44,6 +82,10 @@ class CheckpointError(RuntimeError):
     def __init__(self, step: Optional[int], message: str):
         self.step = step
         super().__init__(f"checkpoint step {step}: {message}" if step is not None else message)
+
+
+class CheckpointSaveError(CheckpointError):
+    """A checkpoint step that could not be written (the older steps are kept)."""
 
 
 class Restored(tuple):
@@ -103,12 +145,123 @@ def _keystr(path) -> str:
     return "/".join(parts) or "<root>"
 
 
+# ----------------------------------------------------------------------------------------------------
+# the integrity manifest
+
+
+def _files(root: str) -> list[str]:
+    """Relative POSIX paths of every regular file under ``root`` (sorted)."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for f in filenames:
+            out.append(os.path.relpath(os.path.join(dirpath, f), root).replace(os.sep, "/"))
+    return sorted(out)
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_manifest(step_dir: str, step: int) -> dict:
+    """Hashes every file of ``step_dir`` (except :data:`UNCOVERED`) into ``step_dir``/:data:`MANIFEST`.
+
+    Written atomically: ``MANIFEST.tmp``, fsync, ``os.replace``, fsync of the directory. Returns the record.
+    """
+    files = {}
+    for rel in _files(step_dir):
+        if rel in UNCOVERED or rel.startswith(MANIFEST):
+            continue
+        p = os.path.join(step_dir, rel)
+        files[rel] = {"size": os.path.getsize(p), "sha256": _sha256(p)}
+    record = {"format": MANIFEST_FORMAT, "step": int(step), "files": files}
+    tmp = os.path.join(step_dir, MANIFEST + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(record, fh, indent=0, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, os.path.join(step_dir, MANIFEST))
+    _fsync_dir(step_dir)
+    return record
+
+
+def verify_checkpoint(step_dir: str, step: Optional[int] = None) -> None:
+    """Checks ``step_dir`` against its manifest; raises :class:`CheckpointError` naming the step and the file.
+
+    Refused: no manifest (incomplete write), an unreadable one, a listed file missing, of another size
+    (truncated/extended) or of another SHA-256 (altered), a file that is not listed (except :data:`UNCOVERED`).
+    """
+    if step is None:
+        base = os.path.basename(os.path.normpath(step_dir))
+        step = int(base) if base.isdigit() else None
+    if not os.path.isdir(step_dir):
+        raise CheckpointError(step, f"{step_dir} is not a directory")
+    path = os.path.join(step_dir, MANIFEST)
+    try:
+        with open(path) as fh:
+            record = json.load(fh)
+        files = record["files"]
+        if record.get("format") != MANIFEST_FORMAT or not isinstance(files, dict):
+            raise ValueError(f"unknown manifest format {record.get('format')!r}")
+    except FileNotFoundError:
+        raise CheckpointError(step, f"no integrity manifest {MANIFEST} (an incomplete write, or a checkpoint "
+                                    "not written by jaxdiff.checkpoints)") from None
+    except Exception as e:  # noqa: BLE001 - JSON/unicode/key errors all mean "damaged"
+        raise CheckpointError(step, f"the integrity manifest {MANIFEST} is damaged ({_short(e)})") from e
+    if record.get("step") != step:
+        raise CheckpointError(step, f"the manifest was written for step {record.get('step')!r}, not {step} "
+                                    "(a directory renamed or copied over another)")
+    for rel, want in sorted(files.items()):
+        p = os.path.join(step_dir, rel)
+        if not os.path.isfile(p):
+            raise CheckpointError(step, f"file {rel} is missing")
+        size = os.path.getsize(p)
+        if size != want["size"]:
+            raise CheckpointError(step, f"file {rel} has {size} bytes, {want['size']} were written "
+                                        "(truncated or extended)")
+        if _sha256(p) != want["sha256"]:
+            raise CheckpointError(step, f"file {rel} was altered after it was written (SHA-256 mismatch)")
+    extra = [rel for rel in _files(step_dir) if rel not in files and rel not in UNCOVERED and rel != MANIFEST]
+    if extra:
+        raise CheckpointError(step, f"files not written with the checkpoint: {extra[:5]}")
+
+
+def _is_primary() -> bool:
+    try:
+        return jax.process_index() == 0
+    except Exception:  # noqa: BLE001 - no backend yet: a single process
+        return True
+
+
+# ----------------------------------------------------------------------------------------------------
+
+
 class Checkpointer:
     """A thin wrapper around ``ocp.CheckpointManager`` for jaxdiff's three items.
 
     directory: where the step directories live (created if missing).
-    max_to_keep: keep the newest K steps (None: all).
-    async_save: save in the background (wait with :meth:`wait`).
+    max_to_keep: keep the newest K steps (None: all); older ones are deleted after a successful save.
+    async_save: save in the background (wait with :meth:`wait`); False waits inside :meth:`save`.
+
+    ``failures`` lists ``(step, message)`` of every save of this object that did not complete.
+    A Checkpointer that only restores changes nothing on disk (no clean-up, no deletion).
     """
 
     def __init__(self, directory: str, *, max_to_keep: Optional[int] = 3, async_save: bool = True):
@@ -116,10 +269,17 @@ class Checkpointer:
 
         self._ocp = ocp
         self.directory = os.path.abspath(os.fspath(directory))
+        self.max_to_keep = max_to_keep
+        self.async_save = async_save
+        self.failures: list[tuple[int, str]] = []
+        self._inflight: Optional[int] = None  # the step whose write orbax is doing
+        self._cleaned = False
+        self._verified: dict[int, tuple] = {}
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep,
+            max_to_keep=None,  # retention is done here, only after a save succeeded (see _retain)
             create=True,
-            enable_async_checkpointing=async_save,
+            enable_async_checkpointing=True,  # the manifest hook needs orbax's async checkpointer
+            async_options=ocp.AsyncOptions(post_finalization_callback=self._write_manifest_hook),
         )
         self._mngr = ocp.CheckpointManager(
             self.directory,
@@ -139,12 +299,21 @@ class Checkpointer:
         steps = self.all_steps()
         return steps[-1] if steps else None
 
+    def step_dir(self, step: int) -> str:
+        return os.path.join(self.directory, str(int(step)))
+
     # --- save ----------------------------------------------------------------------------
     def save(self, step: int, state_tree: Any, *, config: Any, meta: dict, force: bool = True) -> bool:
         """Starts saving ``state_tree`` (a pytree of arrays) with the config and metadata at ``step``.
 
-        Every process must call this (orbax coordinates who writes). Returns whether a save started.
+        Every process must call this (orbax coordinates who writes). The previous save is settled first
+        (its failure, if any, is logged and listed in ``failures``). Returns whether a save started
+        (with ``async_save=False``: whether it completed). Never raises for an I/O failure.
         """
+        self._settle()
+        if not self._cleaned:
+            self._remove_leftovers()
+            self._cleaned = True
         ocp = self._ocp
         cfg = config.to_dict() if hasattr(config, "to_dict") else dict(config)
         args = ocp.args.Composite(
@@ -152,20 +321,130 @@ class Checkpointer:
             config=ocp.args.JsonSave(_jsonable(cfg)),
             meta=ocp.args.JsonSave(_jsonable(dict(meta, step=int(step)))),
         )
-        return bool(self._mngr.save(int(step), args=args, force=force))
+        self._inflight = int(step)
+        try:
+            started = bool(self._mngr.save(int(step), args=args, force=force))
+        except Exception as e:  # noqa: BLE001 - e.g. OSError creating the directory
+            self._inflight = None
+            self._failed(int(step), e)
+            return False
+        if not started:
+            self._inflight = None
+            return False
+        if not self.async_save:
+            return self._settle() is None
+        return True
 
     def wait(self) -> None:
-        """Blocks until every pending (asynchronous) save is on disk."""
-        self._mngr.wait_until_finished()
+        """Blocks until every pending (asynchronous) save is on disk.
+
+        Raises :class:`CheckpointSaveError` if that save failed (older steps are kept).
+        """
+        err = self._settle()
+        if err is not None:
+            raise err
 
     def close(self) -> None:
-        self._mngr.wait_until_finished()
-        self._mngr.close()
+        """Waits for the pending save (raising like :meth:`wait`) and releases orbax's resources."""
+        try:
+            self.wait()
+        finally:
+            self._mngr.close()
+
+    def _write_manifest_hook(self) -> None:
+        # Runs in orbax's background thread after every item is written and before the rename.
+        step = self._inflight
+        if step is None or not _is_primary():
+            return
+        tmp = [p for p in glob.glob(os.path.join(self.directory, f"{step}{TMP_SUFFIX}*")) if os.path.isdir(p)]
+        target = tmp[0] if len(tmp) == 1 else self.step_dir(step)  # no rename (e.g. commit-file storage)
+        write_manifest(target, step)
+
+    def _settle(self) -> Optional[CheckpointSaveError]:
+        """Waits for the in-flight save; on failure logs, cleans up and returns the error."""
+        step = self._inflight
+        try:
+            self._mngr.wait_until_finished()
+        except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many types
+            self._inflight = None
+            return self._failed(step, e)
+        if step is None:
+            return None
+        self._inflight = None
+        if not os.path.isfile(os.path.join(self.step_dir(step), MANIFEST)):
+            return self._failed(step, RuntimeError("orbax reported success but the step is not complete"))
+        self._retain()
+        return None
+
+    def _failed(self, step: Optional[int], e: Exception) -> CheckpointSaveError:
+        self._remove_tmp(step)
+        try:
+            self._mngr.reload()
+        except Exception:  # noqa: BLE001
+            pass
+        kept = self.all_steps()
+        msg = (f"could not be written ({_short(e)}); the checkpoints already on disk are kept (newest: "
+               f"{'step %d' % kept[-1] if kept else 'none'}) in {self.directory}")
+        err = CheckpointSaveError(step, msg)
+        self.failures.append((step, str(err)))
+        log.error("%s", err)
+        return err
+
+    def _remove_tmp(self, step: Optional[int]) -> None:
+        if step is None or not _is_primary():
+            return
+        for p in glob.glob(os.path.join(self.directory, f"{int(step)}{TMP_SUFFIX}*")):
+            shutil.rmtree(p, ignore_errors=True)
+        d = self.step_dir(step)
+        if os.path.isdir(d) and not os.path.isfile(os.path.join(d, MANIFEST)):
+            self._delete_dir(d)  # renamed by orbax but never completed: not a checkpoint
+
+    def _remove_leftovers(self) -> None:
+        """Temporary and half-deleted directories of killed processes (only a writer does this)."""
+        if not _is_primary() or not os.path.isdir(self.directory):
+            return
+        for name in os.listdir(self.directory):
+            if TMP_SUFFIX in name or name.startswith(DELETING_PREFIX):
+                log.info("removing %s (left by an interrupted save or deletion)", name)
+                shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+
+    def _delete_dir(self, path: str) -> None:
+        # Rename first: a process killed inside rmtree leaves a DELETING_PREFIX directory, not a half step.
+        gone = os.path.join(self.directory, f"{DELETING_PREFIX}{os.path.basename(path)}-{os.getpid()}-{time.time_ns()}")
+        try:
+            os.rename(path, gone)
+        except OSError as e:
+            log.warning("could not delete %s (%s)", path, e)
+            return
+        shutil.rmtree(gone, ignore_errors=True)
+
+    def _retain(self) -> None:
+        if not self.max_to_keep or not _is_primary():
+            return
+        steps = self.all_steps()
+        for s in steps[: max(0, len(steps) - int(self.max_to_keep))]:
+            self._delete_dir(self.step_dir(s))
+            self._verified.pop(s, None)
+        self._mngr.reload()
 
     # --- restore -------------------------------------------------------------------------
+    def verify(self, step: int) -> None:
+        """Checks ``step`` against its integrity manifest (see :func:`verify_checkpoint`); cached per mtime."""
+        d = self.step_dir(step)
+        try:
+            st = os.stat(os.path.join(d, MANIFEST))
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            stamp = None
+        if stamp is not None and self._verified.get(int(step)) == stamp:
+            return
+        verify_checkpoint(d, int(step))
+        self._verified[int(step)] = stamp
+
     def read_json(self, step: int) -> tuple[dict, dict]:
-        """(config dict, meta dict) of ``step`` (no arrays are read)."""
+        """(config dict, meta dict) of ``step`` (no arrays are read; the manifest is checked)."""
         ocp = self._ocp
+        self.verify(step)
         try:
             r = self._mngr.restore(
                 int(step), args=ocp.args.Composite(config=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore())
@@ -210,10 +489,14 @@ class Checkpointer:
                 )
 
     def restore(self, step: int, abstract_state: Any) -> Restored:
-        """Restores ``step`` into ``abstract_state`` (a tree of ShapeDtypeStruct with shardings)."""
+        """Restores ``step`` into ``abstract_state`` (a tree of ShapeDtypeStruct with shardings).
+
+        Order of the checks: the step exists, its files match the manifest, its shapes match the target.
+        """
         ocp = self._ocp
         if int(step) not in self.all_steps():
             raise CheckpointError(step, f"not found in {self.directory} (have {self.all_steps()})")
+        self.verify(step)
         self.check_compatible(step, abstract_state)
         try:
             r = self._mngr.restore(
@@ -228,25 +511,46 @@ class Checkpointer:
             raise CheckpointError(step, f"restore failed (truncated or altered files?): {_short(e)}") from e
         return Restored(int(step), r.state, dict(r.config), dict(r.meta))
 
-    def restore_latest_valid(self, abstract_state: Any) -> Optional[Restored]:
+    def restore_latest_valid(self, abstract_state: Any, *, quarantine: bool = False) -> Optional[Restored]:
         """The newest step that restores, trying older ones after a failure; None if there is none.
 
-        Raises CheckpointError (listing every failure) if steps exist but none restores.
+        ``quarantine=True`` (a resuming writer) moves the refused steps newer than the restored one to
+        ``<directory>/rejected/<step>-<unix time>/`` so that the run can save those steps again; nothing
+        is moved when no step restores. Raises CheckpointError (listing every failure) if steps exist but
+        none restores.
         """
-        failures = []
+        failures, refused = [], []
         for step in reversed(self.all_steps()):
             try:
                 out = self.restore(step, abstract_state)
             except CheckpointError as e:
                 log.warning("%s; trying an older checkpoint", e)
                 failures.append(str(e))
+                refused.append(step)
                 continue
             if failures:
                 log.warning("restored step %d after skipping %d unusable checkpoint(s)", step, len(failures))
+                if quarantine:
+                    self._quarantine(refused)
             return out
         if failures:
             raise CheckpointError(None, "no checkpoint in %s restores:\n  " % self.directory + "\n  ".join(failures))
         return None
+
+    def _quarantine(self, steps: list[int]) -> None:
+        if not _is_primary():
+            return
+        dest_root = os.path.join(self.directory, REJECTED_DIR)
+        for s in steps:
+            dest = os.path.join(dest_root, f"{s}-{int(time.time())}")
+            try:
+                os.makedirs(dest_root, exist_ok=True)
+                os.rename(self.step_dir(s), dest)
+                log.warning("moved the refused checkpoint step %d to %s", s, dest)
+            except OSError as e:
+                log.warning("could not move the refused checkpoint step %d aside (%s)", s, e)
+            self._verified.pop(s, None)
+        self._mngr.reload()
 
 
 def _short(e: Exception, n: int = 400) -> str:
