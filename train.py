@@ -7,8 +7,14 @@
 The workdir (default: workdirs/<config name>[_<variant>]) receives checkpoints/, metrics.jsonl, tb/ and
 samples/; an existing workdir is resumed from its latest valid checkpoint. SIGTERM/SIGINT stop after the
 current step with a checkpoint.
+
+Exit codes (docs/RELIABILITY.md): 0 finished, or stopped by SIGTERM/SIGINT with a checkpoint of the step
+reached; 2 bad config or data (one message, nothing built); 3 too many consecutive non-finite steps
+(train.max_consecutive_nonfinite; nothing saved after them); 4 a checkpoint problem (none of the saved
+steps restores, or the final one could not be written; the older ones are kept).
 """
 import os
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -36,9 +42,25 @@ def main(argv):
     _quiet_orbax()
     workdir = FLAGS.workdir or default_workdir(config_flags.get_config_filename(FLAGS["config"]))
 
+    from jaxdiff.checkpoints import CheckpointError
+    from jaxdiff.config_validation import ConfigError
+    from jaxdiff.data import DataError
     from jaxdiff.training import train_and_evaluate
 
-    train_and_evaluate(_CONFIG.value, workdir)
+    # The expected failures end with one message and a documented code; anything else keeps its traceback.
+    try:
+        train_and_evaluate(_CONFIG.value, workdir)
+    except (ConfigError, DataError) as e:
+        _fail(e, 2)
+    except FloatingPointError as e:
+        _fail(e, 3)
+    except CheckpointError as e:
+        _fail(e, 4)
+
+
+def _fail(e: Exception, code: int):
+    print(f"train.py: {e}", file=sys.stderr, flush=True)
+    sys.exit(code)
 
 
 def _quiet_orbax():

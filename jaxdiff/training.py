@@ -291,6 +291,8 @@ def _make_accumulate():
             "grad_norm_sum": total["grad_norm_sum"] + jnp.where(ok > 0, m["grad_norm"], 0.0),
             "finite_steps": total["finite_steps"] + ok,
             "steps": total["steps"] + 1,
+            # the streak counter's maximum: a streak that ends between two log steps is still seen
+            "max_nonfinite": jnp.maximum(total["max_nonfinite"], m["nonfinite_count"]),
         }
 
     return jax.jit(acc)
@@ -302,6 +304,7 @@ def _zero_acc():
         "grad_norm_sum": jnp.float32(0),
         "finite_steps": jnp.int32(0),
         "steps": jnp.int32(0),
+        "max_nonfinite": jnp.int32(0),
     }
 
 
@@ -449,7 +452,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     stop the run after the current step with a checkpoint.
     """
     from jaxdiff import data as data_lib
-    from jaxdiff.checkpoints import Checkpointer, make_meta
+    from jaxdiff import faults
+    from jaxdiff.checkpoints import CheckpointError, Checkpointer, make_meta
     from jaxdiff.config_validation import validate_config
     from jaxdiff.logging_utils import MetricWriter, ProgressBar
 
@@ -468,11 +472,15 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
                                      channels=config.data.channels, download=config.data.download,
                                      field="data.source")
     end_batcher = data_lib.end_source(config, split="train", process_index=pidx, process_count=pcount)
+    nan_steps = faults.nan_steps_from_env()  # test hook: $JAXDIFF_FAULT_NAN_STEPS poisons those batches
+    if nan_steps:
+        log.warning("fault injection: the batches of steps %s are replaced by NaN", sorted(nan_steps))
 
     state = init_train_state(config, model, mesh=mesh)
     ckpt_dir = os.path.join(workdir, "checkpoints")
     ckpt = Checkpointer(ckpt_dir, max_to_keep=int(tc.keep_checkpoints))
-    restored = ckpt.restore_latest_valid(_abstract_state(state))
+    # Refused steps newer than the restored one are moved to checkpoints/rejected/ so they can be redone.
+    restored = ckpt.restore_latest_valid(_abstract_state(state), quarantine=True)
     if restored is not None:
         state = state.replace_from_pytree(restored.state)
         log.info("resumed from %s at step %d", ckpt_dir, restored.step)
@@ -518,9 +526,30 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     bar = ProgressBar(num_steps, initial=start, batch_size=B, enabled=is_main)
     t_window, steps_window = time.perf_counter(), 0
     step = start
+
+    def stop_if_nonfinite_streak(longest: int):
+        # Raised before any checkpoint of the bad stretch is written: the newest one keeps the last
+        # good parameters (skipped updates leave them unchanged).
+        if not (max_bad and longest >= max_bad):
+            return
+        bar.close()
+        writer.close()
+        try:
+            ckpt.close()
+        except CheckpointError:
+            pass  # already logged; the streak is the news
+        raise FloatingPointError(
+            f"{longest} consecutive non-finite losses/gradients by step {step} "
+            f"(train.max_consecutive_nonfinite={max_bad}); stopped without saving. The newest checkpoint "
+            f"(step {ckpt.latest_step()}) in {ckpt_dir} holds the last good parameters"
+        )
+
     with _StopFlag() as stop:
         while step < num_steps and not stop:
-            batch = data_lib.to_global_array(next(batches), mesh)
+            local = next(batches)
+            if nan_steps:
+                local = faults.poison_batch(local, step, nan_steps)
+            batch = data_lib.to_global_array(local, mesh)
             if end_batcher is not None:
                 end = data_lib.to_global_array(end_batcher.batch(step), mesh)
                 state, metrics = train_step(state, batch, step, end)
@@ -541,26 +570,22 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
                     "lr": host["lr"],
                     "skipped_in_window": host["steps"] - host["finite_steps"],
                     "skipped_total": host["skipped_total"],
+                    "checkpoint_failures": len(ckpt.failures),
                     "steps_per_sec": steps_window / dt,
                     "images_per_sec": steps_window * B / dt,
                 }
                 writer.write(step, row)
                 bar.update(step, loss=row["loss"])
                 acc, t_window, steps_window = _zero_acc(), time.perf_counter(), 0
-                if max_bad and host["nonfinite_count"] >= max_bad:
-                    bar.close()
-                    writer.close()
-                    ckpt.close()
-                    raise FloatingPointError(
-                        f"{host['nonfinite_count']} consecutive non-finite losses/gradients at step {step} "
-                        f"(train.max_consecutive_nonfinite={max_bad}); the last good parameters are in {ckpt_dir}"
-                    )
+                stop_if_nonfinite_streak(host["max_nonfinite"])
             if step % ckpt_every == 0 and step < num_steps:
+                stop_if_nonfinite_streak(int(_host(acc["max_nonfinite"])))
                 t_save = time.perf_counter()
                 save(step, state)
                 t_window += time.perf_counter() - t_save  # keep steps/s a training rate
         if stop:
             log.warning("stopped by %s at step %d", signal.Signals(stop.signum).name, step)
+        stop_if_nonfinite_streak(int(_host(acc["max_nonfinite"])))
         save(step, state)
     bar.close()
     ckpt.close()
@@ -592,7 +617,15 @@ def load_trained(workdir_or_ckpt_dir: str, *, step: Optional[int] = None, mesh=N
     steps = ckpt.all_steps()
     if not steps:
         raise CheckpointError(None, f"no checkpoint in {d}")
-    cfg_dict, _ = ckpt.read_json(step if step is not None else steps[-1])
+    cfg_dict = None
+    for s in ([step] if step is not None else steps[::-1]):
+        try:  # the config of the newest step whose files are intact
+            cfg_dict, _ = ckpt.read_json(s)
+            break
+        except CheckpointError as e:
+            if step is not None or s == steps[0]:
+                raise
+            log.warning("%s; reading the config of an older checkpoint", e)
     config = ml_collections.ConfigDict(cfg_dict)
     model = build_model(config)
     process = build_process(config)
