@@ -1,1 +1,54 @@
-"""jaxdiff."""
+"""jaxdiff: hot and cold diffusion in JAX through one forward process x_t = F_t(x0) + σ_t·ε.
+
+Submodules load on first use (``jaxdiff.sampling``, ``jaxdiff.degradations`` …), so ``import jaxdiff`` stays
+cheap; the most used names are re-exported lazily:
+
+    from jaxdiff import GaussianProcess, ColdProcess, make_schedule, make_degradation, sample, timesteps
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = {
+    "schedules", "forward", "degradations", "parameterization", "sampling", "losses", "train_state",
+    "training", "data", "checkpoints", "metrics", "visualize", "priors", "features", "models",
+    "config_validation", "logging_utils", "restoration", "evaluation", "inference", "interpolation",
+}
+
+_EXPORTS = {
+    "Schedule": "schedules",
+    "make_schedule": "schedules",
+    "register_schedule": "schedules",
+    "ForwardProcess": "forward",
+    "GaussianProcess": "forward",
+    "ColdProcess": "forward",
+    "Degradation": "degradations",
+    "make_degradation": "degradations",
+    "register_degradation": "degradations",
+    "predict": "parameterization",
+    "sample": "sampling",
+    "timesteps": "sampling",
+    "register_corrector": "sampling",
+    "CORRECTORS": "sampling",
+    "make_unet": "models",
+    "train_and_evaluate": "training",
+    "build_process": "training",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"jaxdiff.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"jaxdiff.{name}")
+    raise AttributeError(f"module 'jaxdiff' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)
