@@ -436,12 +436,27 @@ def run_forward(o: dict, config, step: int, out_dir: str) -> dict:
 # entry points
 
 
+_INFERENCE_CACHE: dict = {}
+
+
+def _load_inference(workdir: str, step: Optional[int]):
+    """Inference.from_workdir, reused while the workdir's checkpoints are unchanged: repeated run() calls in one
+    process (a notebook, the tests) keep one denoiser object, so jax.jit's caches hit across modes."""
+    from jaxdiff.inference import Inference, list_checkpoint_steps
+
+    key = (os.path.abspath(workdir), step, tuple(list_checkpoint_steps(workdir)))
+    if key not in _INFERENCE_CACHE:
+        _INFERENCE_CACHE.clear()  # one restored model at a time
+        _INFERENCE_CACHE[key] = Inference.from_workdir(workdir, step=step)
+    return _INFERENCE_CACHE[key]
+
+
 def run(*, workdir: str, mode: str = "generate", sampler: Optional[str] = None, steps=None, eta=None, num: int = 0,
         seed: int = 0, batch: int = 0, step: Optional[int] = None, severity: Optional[int] = None,
         input: Optional[str] = None, prior_noise: Optional[float] = None, refit_prior: bool = False,  # noqa: A002
         frames: int = 10, out: Optional[str] = None) -> dict:
     """Runs one mode; returns {name: path} of the files written. Raises NoCheckpointError / ValueError."""
-    from jaxdiff.inference import Inference, load_config
+    from jaxdiff.inference import load_config
     from jaxdiff.training import build_process
 
     if not workdir:
@@ -458,7 +473,7 @@ def run(*, workdir: str, mode: str = "generate", sampler: Optional[str] = None, 
     if mode == "forward":
         files = run_forward(o, config, ckpt_step, out_dir)
     else:
-        inf = Inference.from_workdir(workdir, step=step)
+        inf = _load_inference(workdir, step)
         log.info("restored step %d of %s (%d devices)", inf.step, workdir, inf.num_devices)
         files = {"generate": run_generate, "restore": run_restore, "evaluate": run_evaluate,
                  "interpolate": run_interpolate}[mode](o, inf, out_dir)
@@ -470,6 +485,7 @@ def run(*, workdir: str, mode: str = "generate", sampler: Optional[str] = None, 
 def main(argv) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from jaxdiff.checkpoints import CheckpointError
     from jaxdiff.data import DataError
     from jaxdiff.inference import NoCheckpointError
 
@@ -479,7 +495,7 @@ def main(argv) -> int:
             num=FLAGS.num, seed=FLAGS.seed, batch=FLAGS.batch, step=FLAGS.step, severity=FLAGS.severity,
             input=FLAGS.input, prior_noise=FLAGS.prior_noise, refit_prior=FLAGS.refit_prior, frames=FLAGS.frames,
             out=FLAGS.out)
-    except (NoCheckpointError, UsageError, DataError) as e:
+    except (NoCheckpointError, CheckpointError, UsageError, DataError) as e:
         print(f"sample.py: {e}", file=sys.stderr, flush=True)
         return 2
     return 0

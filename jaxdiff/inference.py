@@ -180,7 +180,7 @@ class Inference:
         from jaxdiff.logging_utils import ProgressBar
 
         outs = []
-        bar = ProgressBar(num, desc=desc, unit="img", batch_size=batch, enabled=progress)
+        bar = ProgressBar(num, desc=desc, unit="img", enabled=progress)  # counts images: tqdm shows img/s
         try:
             for i, start in enumerate(range(0, num, batch)):
                 k = min(batch, num - start)
@@ -229,7 +229,7 @@ class Inference:
 
         Batch i draws x_T from ``fold_in(key, i)`` and the aux the degradation needs from x_T
         (:func:`jaxdiff.prior_store.generation_aux`). ``trajectory_frames`` > 0 records about that many frames
-        of every batch and returns the first batch's.
+        of the first batch (the other batches run without recording).
         """
         import time
 
@@ -245,9 +245,12 @@ class Inference:
             k_prior, k_aux, k_sample = jax.random.split(jax.random.fold_in(key, i), 3)
             xT = chunk if chunk is not None else self.shard(prior.sample(k_prior, B))
             aux = generation_aux(self.process, xT, k_aux)
+            # Only the first batch records frames: the others run the trajectory-free program, so memory stays
+            # O(B) however many frames are asked for (at the price of a second compilation).
+            rec = every if i == 0 else 0
             res = self.run_sampler(xT, key=k_sample, corrector=corrector, timesteps=ts, eta=eta, aux=aux,
-                                   return_every=every)
-            return {"x0": res.x0, "x_T": xT, "traj": res.trajectory} if every else {"x0": res.x0, "x_T": xT}
+                                   return_every=rec)
+            return {"x0": res.x0, "x_T": xT, "traj": res.trajectory} if rec else {"x0": res.x0, "x_T": xT}
 
         t0 = time.perf_counter()
         inputs = None if x_T_all is None else np.asarray(x_T_all, np.float32)

@@ -28,12 +28,18 @@ def tiny(config_file: str, **diffusion):
 
 
 @pytest.fixture(scope="module")
-def blur_workdir(tmp_path_factory):
+def trained_blur(tmp_path_factory):
+    """(workdir, final TrainState) of a tiny cold_blur run trained for 2 steps (checkpoints at steps 1 and 2)."""
     from jaxdiff.training import train_and_evaluate
 
     wd = str(tmp_path_factory.mktemp("blur"))
-    train_and_evaluate(tiny("cold_blur.py", T=8), wd)
-    return wd
+    state = train_and_evaluate(tiny("cold_blur.py", T=8), wd)
+    return wd, state
+
+
+@pytest.fixture(scope="module")
+def blur_workdir(trained_blur):
+    return trained_blur[0]
 
 
 def test_no_checkpoint_is_one_clear_message(tmp_path):
@@ -65,7 +71,8 @@ def test_bad_flags_fail_before_sampling(blur_workdir):
 def test_every_mode_end_to_end(blur_workdir, tmp_path):
     wd = blur_workdir
     # generate: grid, npz, trajectory PNG + GIF; the prior is fitted once and stored
-    files = sample.run(workdir=wd, mode="generate", num=12, steps=3, frames=2)
+    # two batches of 8 (the second padded from 4), only the first one recording the trajectory
+    files = sample.run(workdir=wd, mode="generate", num=12, steps=3, frames=2, batch=8)
     x = np.load(files["npz"])
     assert x["samples"].shape == (12, 16, 16, 1) and x["x_T"].shape == (12, 16, 16, 1)
     assert np.all(np.abs(x["samples"]) <= 1.0)
@@ -118,24 +125,27 @@ def test_every_mode_end_to_end(blur_workdir, tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_subprocess_generate(blur_workdir, tmp_path):
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={blur_workdir}", "--num=8",
-                        "--steps=2", "--frames=0", f"--out={tmp_path}"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=600)
+def test_cli_subprocess(blur_workdir, tmp_path):
+    """The absl entry point: flags reach run(), files are written, exit code 0 (forward mode: no compilation
+    of the network, so the subprocess stays cheap)."""
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={blur_workdir}", "--mode=forward",
+                        "--num=2", f"--out={tmp_path}"], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert any(f.endswith(".png") for f in os.listdir(tmp_path))
+    assert os.listdir(tmp_path) == ["forward_step2.png"]
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={blur_workdir}", "--steps=1,2"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("sample.py: --steps='1,2'")
 
 
 @pytest.fixture(scope="module")
-def ddim_workdir(tmp_path_factory):
-    """An untrained (freshly initialised) DDIM run saved through the training code's checkpointer: the
-    sampling path of hot diffusion needs a checkpoint, not a good model."""
+def ddim_workdir(tmp_path_factory, trained_blur):
+    """A DDIM run saved through the training code's checkpointer, with the tiny blur run's weights (the UNet's
+    shapes do not depend on the process): the hot-diffusion sampling path needs a checkpoint, not a good model."""
     from jaxdiff.checkpoints import Checkpointer, make_meta
-    from jaxdiff.training import build_model, init_train_state
 
     wd = str(tmp_path_factory.mktemp("ddim"))
     config = tiny("ddim.py", T=100)
-    state = init_train_state(config, build_model(config))
+    state = trained_blur[1]
     ckpt = Checkpointer(os.path.join(wd, "checkpoints"))
     ckpt.save(0, state.to_pytree(), config=config, meta=make_meta(config))
     ckpt.close()
