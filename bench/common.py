@@ -91,6 +91,11 @@ def compare(
     return {k: {"median_s": statistics.median(v), "runs_s": v} for k, v in runs.items()}
 
 
+def paired_ratio(result: Dict[str, dict], ref: str, name: str) -> float:
+    """Median over rounds of t_ref / t_name, each pair timed back to back (robust to slow load drifts)."""
+    return statistics.median(a / b for a, b in zip(result[ref]["runs_s"], result[name]["runs_s"]))
+
+
 def machine_info() -> dict:
     info = {
         "python": platform.python_version(),

@@ -22,7 +22,8 @@ from bench import common
 B_EFF = 16
 
 
-def _setup():
+def _setup(tiny: bool = False):
+    """The main job's UNet, or (tiny) one 3×3 convolution: isolates what the loop and F_t cost."""
     import jax
     import jax.numpy as jnp
 
@@ -30,8 +31,15 @@ def _setup():
     from jaxdiff import training
 
     cfg = C.default_config()
-    model = training.build_model(cfg)
     s, c = int(cfg.data.image_size), int(cfg.data.channels)
+    if tiny:
+        params = 0.1 * jax.random.normal(jax.random.PRNGKey(0), (3, 3, c, c))
+
+        def denoiser(p, x, t):
+            return x + jax.lax.conv_general_dilated(x, p, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+        return cfg, denoiser, params, (s, c)
+    model = training.build_model(cfg)
     params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, s, s, c)), jnp.zeros((1,), jnp.int32))["params"]
 
     def denoiser(p, x, t):
@@ -117,7 +125,7 @@ def efficiency(quick):
     return rows, raw
 
 
-def cold_vs_sequential(quick):
+def cold_vs_sequential(quick, Ts=None, tiny=False, repeats=None):
     import jax
     import jax.numpy as jnp
 
@@ -125,13 +133,13 @@ def cold_vs_sequential(quick):
     from jaxdiff.degradations import blur_sequential, make_degradation
     from jaxdiff.forward import ColdProcess
 
-    cfg, denoiser, params, (s, c) = _setup()
+    cfg, denoiser, params, (s, c) = _setup(tiny)
     blur_params = dict(cfg.diffusion.degradation_params)
     B = 16
     x = jnp.tanh(jax.random.normal(jax.random.PRNGKey(1), (B, s, s, c)))
     key = jax.random.PRNGKey(3)
     rows, raw = [], {}
-    for T in (20, 100) if quick else (20, 100, 300):
+    for T in Ts or ((20, 100) if quick else (20, 100, 300)):
         ours = ColdProcess(make_degradation("blur", T=T, image_size=s, channels=c, **blur_params))
         seq = ColdProcess(sequential_blur_degradation(T, s, **blur_params))
         # the sequential operator is the published one: check it against the library's reference
@@ -145,10 +153,11 @@ def cold_vs_sequential(quick):
             "sequential O(T^2)": lambda p=seq: sampling.sample(denoiser, params, key, x, process=p, **kw).x0,
         }
         same = float(jnp.max(jnp.abs(fns["ours O(T)"]() - fns["sequential O(T^2)"]())))
-        r = common.compare(fns, iters=1, repeats=3 if quick else 5, warmup=1)
+        r = common.compare(fns, iters=1, repeats=repeats or (3 if quick else 5), warmup=1)
         raw[T] = r
         rows.append(
             {
+                "denoiser": "1 conv" if tiny else "main-job UNet",
                 "T": T,
                 "batch": B,
                 "ours s": r["ours O(T)"]["median_s"],
@@ -162,25 +171,32 @@ def cold_vs_sequential(quick):
     return rows, raw
 
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False, only_seq: bool = False, Ts=None, repeats=None) -> dict:
     common.setup_threads()
-    rows_e, raw_e = efficiency(quick)
-    rows_c, raw_c = cold_vs_sequential(quick)
+    rows_e, raw_e = ([], {}) if only_seq else efficiency(quick)
+    rows_c, raw_c = cold_vs_sequential(quick, Ts, repeats=repeats)
+    rows_t, raw_t = cold_vs_sequential(quick, Ts, tiny=True, repeats=repeats)
+    rows_c, raw_c = rows_c + rows_t, {"unet": raw_c, "tiny": raw_t}
     table = (
         common.markdown_table(rows_e, ["sampler", "batch", "sampler s", "N x forward s", "efficiency"])
         + "\n\n"
         + common.markdown_table(
             rows_c,
-            ["T", "batch", "ours s", "sequential s", "speed-up", "ours ms/step", "max |diff| samples",
+            ["denoiser", "T", "batch", "ours s", "sequential s", "speed-up", "ours ms/step", "max |diff| samples",
              "F_t check vs blur_sequential"],
         )
     )
     out = {"efficiency": rows_e, "cold_vs_sequential": rows_c, "raw": {"eff": raw_e, "seq": raw_c}, "table": table}
-    common.save("sampler", out)
+    common.save("sampler_seq" if only_seq else "sampler", out)
     return out
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    print(run(ap.parse_args().quick)["table"])
+    ap.add_argument("--only-seq", action="store_true", help="only cold vs sequential (results: sampler_seq.json)")
+    ap.add_argument("--T", default="", help="comma-separated T values for cold vs sequential")
+    ap.add_argument("--repeats", type=int, default=0)
+    a = ap.parse_args()
+    Ts = tuple(int(v) for v in a.T.split(",") if v) or None
+    print(run(a.quick, a.only_seq, Ts, a.repeats or None)["table"])

@@ -86,6 +86,13 @@ def run(quick: bool = False, steps: int = 200) -> dict:
         times.append(time.perf_counter() - t0)
         if p.returncode:
             raise RuntimeError(p.stderr)
+    stack = []
+    for _ in range(3 if quick else 5):
+        t0 = time.perf_counter()
+        common.run_subprocess(["-c", "import jaxdiff.training, jaxdiff.sampling, jaxdiff.models.unet"])
+        stack.append(time.perf_counter() - t0)
+    rows.append({"what": "import jaxdiff.training, .sampling, .models.unet (jax, flax, optax)",
+                 "value": statistics.median(stack), "unit": "s wall", "cpu s": ""})
     t0 = time.perf_counter()
     common.run_subprocess(["-c", "pass"])
     bare = time.perf_counter() - t0
