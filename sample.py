@@ -341,6 +341,9 @@ def run_evaluate(o: dict, inf, out_dir: str) -> dict:
             info={"prior": prior.kind, "sampler": o["sampler"], "sampling steps": len(inf.timesteps(single_steps)) - 1,
                   "seconds": round(res.seconds, 3)},
         )
+        end = inf.degrade(real, key=jax.random.fold_in(key, 5), severity=T,
+                          aux=_restoration_aux(inf, real, jax.random.fold_in(key, 6)), batch=o["batch"])
+        report["generation"]["prior_vs_end_state"] = evaluation.prior_check(res.x_T, end, feature_fn)
     if sweep is not None:
         if can_gen:
             prior = _prior(o, inf)

@@ -32,6 +32,7 @@ __all__ = [
     "floor_metrics",
     "restoration_table",
     "generation_metrics",
+    "prior_check",
     "steps_sweep",
     "report_markdown",
     "write_report",
@@ -200,6 +201,19 @@ def generation_metrics(
     return out
 
 
+def prior_check(prior_draws, end_states, feature_fn: Callable, *, batch_size: int = 256) -> dict[str, Any]:
+    """How well the generation prior matches what the network saw at t = T.
+
+    Fréchet distance between features of prior draws x_T (N, H, W, C) and of end states F_T(x0) + σ_T ε of
+    held-out images (M, H, W, C). Near the real-vs-real floor when the prior fits; far above it when, e.g.,
+    a blur does not flatten images by t = T but the prior draws flat ones (then generation starts off the
+    training distribution and its numbers say little about the model).
+    """
+    fp = _features(feature_fn, np.asarray(prior_draws, np.float32), batch_size)
+    fe = _features(feature_fn, np.asarray(end_states, np.float32), batch_size)
+    return {"frechet": metrics.frechet_distance(fp, fe), "num_prior": int(fp.shape[0]), "num_end": int(fe.shape[0])}
+
+
 def steps_sweep(
     run: Callable[[int], tuple[Any, float]],
     steps: Sequence[int],
@@ -288,6 +302,10 @@ def _generation_md(g: Mapping[str, Any]) -> list[str]:
     lines.append(f"- features of `{g['feature_net']}` ({g['feature_dim']} dims); KID over "
                  f"{g.get('kid_num_subsets', 0)} subsets of {g.get('kid_subset_size', 0)}")
     lines += _floor_lines(g.get("floor", {}))
+    if "prior_vs_end_state" in g:
+        p = g["prior_vs_end_state"]
+        lines.append(f"- prior draws vs the end states F_T(x0) of held-out images ({p['num_prior']} vs {p['num_end']}): "
+                     f"Fréchet {_fmt(p['frechet'])} (near the floor when the prior matches what the network saw at t = T)")
     return lines + _info_line(g.get("info"))
 
 

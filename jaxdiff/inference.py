@@ -339,26 +339,36 @@ def _trim(tree, k: int):
 
 
 def load_config(workdir: str, *, step: Optional[int] = None):
-    """(config ConfigDict, meta dict, step) stored with checkpoint ``step`` (default: the newest), no arrays read.
+    """(config ConfigDict, meta dict, step) of checkpoint ``step`` (default: the newest whose files are intact).
 
-    Raises :class:`NoCheckpointError` when there is no checkpoint, ValueError for an unknown ``step``.
+    Only the JSON items are read (after the integrity manifest is checked). Raises :class:`NoCheckpointError`
+    when there is no checkpoint, ValueError for an unknown ``step``, CheckpointError when none is readable.
     """
     import ml_collections
 
-    from jaxdiff.checkpoints import Checkpointer
+    from jaxdiff.checkpoints import CheckpointError, Checkpointer
 
     steps = list_checkpoint_steps(workdir)
     if not steps:
         raise NoCheckpointError(_no_checkpoint_message(workdir))
     if step is not None and step not in steps:
         raise ValueError(f"--step={step}: no such checkpoint in {workdir}; saved steps: {steps}")
-    s = steps[-1] if step is None else int(step)
     ckpt = Checkpointer(os.path.join(os.path.abspath(workdir), "checkpoints"), max_to_keep=None)
+    failures = []
     try:
-        cfg, meta = ckpt.read_json(s)
+        for s in ([int(step)] if step is not None else steps[::-1]):
+            try:
+                cfg, meta = ckpt.read_json(s)
+            except CheckpointError as e:
+                if step is not None:
+                    raise
+                failures.append(str(e))
+                log.warning("%s; trying an older checkpoint", e)
+                continue
+            return ml_collections.ConfigDict(cfg), meta, s
     finally:
         ckpt.close()
-    return ml_collections.ConfigDict(cfg), meta, s
+    raise CheckpointError(None, f"no checkpoint in {workdir} is readable:\n  " + "\n  ".join(failures))
 
 
 def _no_checkpoint_message(workdir: str) -> str:

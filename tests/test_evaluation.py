@@ -181,6 +181,19 @@ def test_generation_metrics_equal_direct_metrics():
     assert g["floor"]["same_count"]["num_a"] == 50
 
 
+def test_prior_check_separates_a_matching_prior_from_a_wrong_one():
+    fn = evaluation.digits_feature_fn()
+    process = blur_process(T=6)
+    end = np.asarray(process.mean(jnp.asarray(digits("test", 60)), 6))
+    matching = np.asarray(process.mean(jnp.asarray(digits("train", 60)), 6))
+    flat = np.broadcast_to(matching.mean(axis=(1, 2), keepdims=True), matching.shape)  # a blur_mean-like prior
+    good = evaluation.prior_check(matching, end, fn)
+    bad = evaluation.prior_check(flat, end, fn)
+    np.testing.assert_allclose(good["frechet"], frechet64(np.asarray(fn(matching)), np.asarray(fn(end))), rtol=1e-3)
+    assert bad["frechet"] > 3 * good["frechet"]
+    assert (good["num_prior"], good["num_end"]) == (60, 60)
+
+
 def test_steps_sweep_and_parse_steps():
     calls = []
 

@@ -111,6 +111,7 @@ def test_every_mode_end_to_end(blur_workdir, tmp_path):
     assert all({"frechet", "ssim", "rmse", "psnr"} <= set(v) for v in rows.values())
     assert rep["restoration"]["num_images"] == 24 and "same_count" in rep["restoration"]["floor"]
     assert rep["generation"]["num_samples"] == 24 and "kid_mean" in rep["generation"]
+    assert rep["generation"]["prior_vs_end_state"]["num_prior"] == 24
     assert [row["steps"] for row in rep["steps_sweep"]["rows"]] == [1, 2]
     assert all(row["seconds"] > 0 for row in rep["steps_sweep"]["rows"])
     md = open(files["markdown"]).read()
