@@ -64,14 +64,16 @@ def _fail(e: Exception, code: int):
 
 
 def _quiet_orbax():
-    # orbax logs every save phase at INFO through absl; keep the console for the progress bar and ours.
+    # orbax logs every save phase at INFO through absl, jax its backend probing; keep the console for the
+    # progress bar and jaxdiff's own messages (warnings of every library still show).
     import logging as pylogging
 
-    class _DropOrbaxInfo(pylogging.Filter):
+    class _DropLibraryInfo(pylogging.Filter):
         def filter(self, record):
-            return record.levelno >= pylogging.WARNING or "orbax" not in record.pathname
+            return record.levelno >= pylogging.WARNING or not any(
+                f"{os.sep}{lib}{os.sep}" in record.pathname for lib in ("orbax", "jax", "jaxlib"))
 
-    logging.get_absl_handler().addFilter(_DropOrbaxInfo())
+    logging.get_absl_handler().addFilter(_DropLibraryInfo())
 
 
 if __name__ == "__main__":

@@ -131,7 +131,11 @@ def init_train_state(config, model, *, mesh: Optional[jax.sharding.Mesh] = None)
     s, c = int(config.data.image_size), int(config.data.channels)
 
     def init():
-        k_params, k_drop = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), 0x1A17))
+        # The RngBitGenerator-based "rbg" key: one HLO op per draw instead of an unrolled threefry
+        # hash per parameter leaf, which halves the compile time of the init on XLA:CPU. The values are
+        # deterministic for a given platform; the train step keeps the default (partitionable) threefry.
+        key = jax.random.key(int(config.seed), impl="rbg")
+        k_params, k_drop = jax.random.split(jax.random.fold_in(key, 0x1A17))
         x = jnp.zeros((1, s, s, c), jnp.float32)
         t = jnp.zeros((1,), jnp.int32)
         variables = model.init({"params": k_params, "dropout": k_drop}, x, t, train=False)
@@ -595,7 +599,6 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
            f"(TensorBoard: {os.path.join(workdir, 'tb')}) | "
            f"samples: {samples_dir if n_samples > 0 else '(none)'}")
     if is_main:
-        log.info(msg)
         print(msg, flush=True)
     return state
 

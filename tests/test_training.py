@@ -1,6 +1,6 @@
 """The train step (device-count invariance, the non-finite guard, learning) and train_and_evaluate end to end.
 
-A tiny config (8×8 digits, T = 5, a two-level UNet of width 8) keeps every compile small. Compiled programs
+A tiny config (8×8 digits, T = 5, a one-level UNet of width 8) keeps every compile small. Compiled programs
 go to a persistent compilation cache for this module, so the repeated end-to-end runs compile once.
 """
 import json
@@ -29,7 +29,7 @@ def tiny_config(**train):
     c.data.image_size = 8
     c.diffusion.T = 5
     c.diffusion.degradation_params = dict(kernel_size=3, std=1.0, routine="constant", padding="circular")
-    c.model.update(dict(ch=8, ch_mult=(1, 2), attn_resolutions=(), num_groups=4, dropout=0.1))
+    c.model.update(dict(ch=8, ch_mult=(1,), attn_resolutions=(), num_groups=4, dropout=0.1))
     c.model.mid_attention = False
     c.train.update(dict(batch_size=16, num_steps=6, log_every=2, checkpoint_every=3, keep_checkpoints=3,
                         num_sample_images=8, warmup_steps=2, ema_warmup=True))
@@ -210,7 +210,7 @@ def test_end_to_end_and_interrupted_resume_equals_uninterrupted(tmp_path, monkey
     cfg_r, model_r, proc_r, state_r, meta = training.load_trained(str(tmp_path / "full"))
     assert meta["T"] == 5 and meta["image_size"] == 8 and int(state_r.step) == 6
     assert _max_abs_diff(state_r.ema_params, full.ema_params) == 0.0
-    assert tuple(cfg_r.model.ch_mult) == (1, 2)
+    assert tuple(cfg_r.model.ch_mult) == (1,)
 
 
 def test_bad_config_fails_before_anything_is_built(tmp_path):
@@ -287,3 +287,24 @@ def test_two_processes_train_together_like_one(tmp_path):
     for k in ref:
         np.testing.assert_array_equal(p0[k], p1[k])
         np.testing.assert_allclose(p0[k], ref[k], atol=1e-5, rtol=0)
+
+
+def test_default_workdir_names_config_and_variant():
+    train_cli = runpy.run_path(os.path.join(ROOT, "train.py"), run_name="not_main")
+    assert train_cli["default_workdir"]("configs/cold_blur.py") == os.path.join("workdirs", "cold_blur")
+    assert train_cli["default_workdir"]("/x/configs/ddpm.py:mnist") == os.path.join("workdirs", "ddpm_mnist")
+
+
+@pytest.mark.slow
+def test_train_cli_runs_a_few_steps(tmp_path):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    cmd = [sys.executable, "train.py", "--config=configs/cold_blur.py", f"--workdir={tmp_path / 'cli'}",
+           "--config.train.num_steps=2", "--config.train.batch_size=8", "--config.train.log_every=1",
+           "--config.train.checkpoint_every=2", "--config.train.num_sample_images=4",
+           "--config.data.image_size=8", "--config.model.ch=8", "--config.model.ch_mult=(1,)",
+           "--config.model.num_groups=4", "--config.diffusion.degradation_params.kernel_size=3"]
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"Checkpoints: {tmp_path / 'cli' / 'checkpoints'}" in r.stdout
+    _check_run(str(tmp_path / "cli"), [2], 2)
