@@ -361,6 +361,10 @@ FIELDS: dict = {
 OPTIONAL_FIELDS: dict = {
     "model.num_heads": Int(1),
     "model.mid_attention": Bool(),
+    # jaxdiff.train_state.make_optimizer: after the warm-up, "constant" (default) or a cosine decay to
+    # min_learning_rate over the remaining steps
+    "train.lr_schedule": Choice(("constant", "cosine")),
+    "train.min_learning_rate": Real(0.0),
 }
 
 
