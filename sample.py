@@ -38,7 +38,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training run directory (holds checkpoints/).")
 flags.DEFINE_enum("mode", "generate", MODES, "What to produce.")
 flags.DEFINE_string("sampler", None, "Corrector (ddpm | ddim | cold_naive | cold_improved); default: the config's.")
-flags.DEFINE_string("steps", None, "Network calls per sample (0: every step); evaluate: a list 5,10,20 sweeps.")
+flags.DEFINE_string("steps", None, "Network calls per sample (0: every step; default: the config's sample.steps); "
+                                   "evaluate: a list 5,10,20 sweeps.")
 flags.DEFINE_float("eta", None, "DDIM η (default: the config's).")
 flags.DEFINE_integer("num", 0, "Images: generate 64, restore 32, interpolate 4 pairs, evaluate all held-out "
                                "images (at most 2000); 0 = that default.")
@@ -50,6 +51,9 @@ flags.DEFINE_string("input", None, "restore: already-degraded images, folder:<pa
 flags.DEFINE_float("prior_noise", None, "Per-pixel noise of the fitted cold prior (blur: 0.002 = broken "
                                         "symmetry, 0 = perfect symmetry); default: the stored prior's.")
 flags.DEFINE_bool("refit_prior", False, "Refit the generation prior even if <workdir>/prior.npz exists.")
+flags.DEFINE_enum("sweep", "auto", ("auto", "generation", "restoration"),
+                  "evaluate --steps=a,b,…: what the sweep measures (auto: restoration for cold processes, "
+                  "generation for Gaussian ones).")
 flags.DEFINE_integer("frames", 10, "Frames of the reverse-trajectory picture and GIF (0: none).")
 flags.DEFINE_string("out", None, "Output directory (default <workdir>/samples).")
 
@@ -70,7 +74,7 @@ class UsageError(ValueError):
 
 def _check_options(o: dict, config, process) -> dict:
     """Validates flag values against the run's config; returns resolved options. Raises UsageError."""
-    from jaxdiff import evaluation, sampling
+    from jaxdiff import evaluation, prior_store, sampling
     from jaxdiff.forward import GaussianProcess
 
     T = int(process.T)
@@ -106,14 +110,23 @@ def _check_options(o: dict, config, process) -> dict:
             raise UsageError(f"--input is for --mode=restore (images that arrive degraded), not --mode={mode}")
         if not (o["input"].startswith("folder:") or o["input"].startswith("npz:")):
             raise UsageError(f"--input={o['input']!r}: expected folder:<path> or npz:<path>")
+    sweep = o["sweep"]
+    if sweep not in ("auto", "generation", "restoration"):
+        raise UsageError(f"--sweep={sweep!r}: allowed auto, generation, restoration")
+    if sweep == "auto":
+        sweep = "generation" if isinstance(process, GaussianProcess) else "restoration"
+    if sweep == "generation" and not prior_store.can_generate(config):
+        raise UsageError("--sweep=generation: this run has no generation prior (use --sweep=restoration)")
+    if sweep == "restoration" and isinstance(process, GaussianProcess):
+        raise UsageError("--sweep=restoration needs a cold process; Gaussian runs sweep generation")
     pn = o["prior_noise"]
     if pn is not None and not (math.isfinite(pn) and pn >= 0):
         raise UsageError(f"--prior_noise={pn!r}: must be a finite number >= 0")
     if mode == "restore" and isinstance(process, GaussianProcess) and severity is None:
         log.info("restore with a Gaussian process from t = T starts from (nearly) pure noise; "
                  "pass --severity=t < T to denoise partially noised images")
-    return dict(o, sampler=sampler, eta=eta, steps_list=steps_list,
-                steps=None if steps_list is None else steps_list[0],
+    return dict(o, sampler=sampler, eta=eta, steps_list=steps_list, sweep=sweep,
+                steps=int(config.sample.steps) if steps_list is None else steps_list[0],
                 num=o["num"] or DEFAULT_NUM[mode])
 
 
@@ -242,7 +255,6 @@ def run_generate(o: dict, inf, out_dir: str) -> dict:
 
 def run_restore(o: dict, inf, out_dir: str) -> dict:
     import jax
-    import numpy as np
 
     from jaxdiff import restoration, visualize
 
@@ -313,7 +325,7 @@ def run_evaluate(o: dict, inf, out_dir: str) -> dict:
         "feature_net": FEATURE_NET,
         "seed": o["seed"],
     }
-    single_steps = o["steps"] if (o["steps_list"] is None or len(o["steps_list"]) == 1) else None
+    single_steps = o["steps"] if (o["steps_list"] is None or len(o["steps_list"]) == 1) else int(config.sample.steps)
     sweep = o["steps_list"] if o["steps_list"] is not None and len(o["steps_list"]) > 1 else None
     s = o["severity"] or T
     is_cold = isinstance(inf.process, ColdProcess)
@@ -344,8 +356,9 @@ def run_evaluate(o: dict, inf, out_dir: str) -> dict:
         end = inf.degrade(real, key=jax.random.fold_in(key, 5), severity=T,
                           aux=_restoration_aux(inf, real, jax.random.fold_in(key, 6)), batch=o["batch"])
         report["generation"]["prior_vs_end_state"] = evaluation.prior_check(res.x_T, end, feature_fn)
+    task = o["sweep"]
     if sweep is not None:
-        if can_gen:
+        if task == "generation":
             prior = _prior(o, inf)
 
             def run(nsteps):
@@ -378,7 +391,7 @@ def run_evaluate(o: dict, inf, out_dir: str) -> dict:
 
             what = f"restoration from t={s} with {o['sampler']}"
         # 0 means every step: show it as the number of network calls
-        counts = [len(inf.timesteps(v)) - 1 if not is_cold or can_gen else len(restoration.severity_timesteps(s, v)) - 1
+        counts = [len(inf.timesteps(v)) - 1 if task == "generation" else len(restoration.severity_timesteps(s, v)) - 1
                   for v in sweep]
         result = evaluation.steps_sweep(run, sweep, score, num_images=n)
         for row, c in zip(result["rows"], counts):
@@ -457,7 +470,7 @@ def _load_inference(workdir: str, step: Optional[int]):
 def run(*, workdir: str, mode: str = "generate", sampler: Optional[str] = None, steps=None, eta=None, num: int = 0,
         seed: int = 0, batch: int = 0, step: Optional[int] = None, severity: Optional[int] = None,
         input: Optional[str] = None, prior_noise: Optional[float] = None, refit_prior: bool = False,  # noqa: A002
-        frames: int = 10, out: Optional[str] = None) -> dict:
+        frames: int = 10, out: Optional[str] = None, sweep: str = "auto") -> dict:
     """Runs one mode; returns {name: path} of the files written. Raises NoCheckpointError / ValueError."""
     from jaxdiff.inference import load_config
     from jaxdiff.training import build_process
@@ -466,7 +479,7 @@ def run(*, workdir: str, mode: str = "generate", sampler: Optional[str] = None, 
         raise UsageError("--workdir is required")
     o = dict(workdir=workdir, mode=mode, sampler=sampler, steps=None if steps is None else str(steps), eta=eta,
              num=num, seed=seed, batch=batch, step=step, severity=severity, input=input, prior_noise=prior_noise,
-             refit_prior=refit_prior, frames=frames)
+             refit_prior=refit_prior, frames=frames, sweep=sweep)
     if mode not in MODES:
         raise UsageError(f"--mode={mode!r}: allowed {list(MODES)}")
     config, _, ckpt_step = load_config(workdir, step=step)
@@ -497,7 +510,7 @@ def main(argv) -> int:
         run(workdir=FLAGS.workdir, mode=FLAGS.mode, sampler=FLAGS.sampler, steps=FLAGS.steps, eta=FLAGS.eta,
             num=FLAGS.num, seed=FLAGS.seed, batch=FLAGS.batch, step=FLAGS.step, severity=FLAGS.severity,
             input=FLAGS.input, prior_noise=FLAGS.prior_noise, refit_prior=FLAGS.refit_prior, frames=FLAGS.frames,
-            out=FLAGS.out)
+            out=FLAGS.out, sweep=FLAGS.sweep)
     except (NoCheckpointError, CheckpointError, UsageError, DataError) as e:
         print(f"sample.py: {e}", file=sys.stderr, flush=True)
         return 2

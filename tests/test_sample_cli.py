@@ -113,7 +113,8 @@ def test_every_mode_end_to_end(blur_workdir, tmp_path):
     assert rep["generation"]["num_samples"] == 24 and "kid_mean" in rep["generation"]
     assert rep["generation"]["prior_vs_end_state"]["num_prior"] == 24
     assert [row["steps"] for row in rep["steps_sweep"]["rows"]] == [1, 2]
-    assert all(row["seconds"] > 0 for row in rep["steps_sweep"]["rows"])
+    assert all(row["seconds"] > 0 and "ssim" in row for row in rep["steps_sweep"]["rows"])
+    assert rep["steps_sweep"]["info"]["task"].startswith("restoration")  # cold: sweep the restoration
     md = open(files["markdown"]).read()
     assert "| Degraded |" in md and "## Sampling steps" in md
 
@@ -167,8 +168,12 @@ def test_gaussian_generate_interpolate_evaluate(ddim_workdir):
     # the spherical path keeps the norm roughly (the two draws are nearly orthogonal in 256 dimensions)
     norms = np.linalg.norm(x_T.reshape(2, 9, -1), axis=2)
     assert np.all(np.abs(norms / norms[:, :1] - 1) < 0.2)
-    files = sample.run(workdir=wd, mode="evaluate", num=16, steps=2)
+    files = sample.run(workdir=wd, mode="evaluate", num=16, steps="1,2")
     rep = json.load(open(files["json"]))
     assert "restoration" not in rep and rep["generation"]["num_samples"] == 16
+    assert rep["steps_sweep"]["info"]["task"].startswith("generation")
+    assert [r["steps"] for r in rep["steps_sweep"]["rows"]] == [1, 2] and "kid_mean" in rep["steps_sweep"]["rows"][0]
+    with pytest.raises(ValueError, match="--sweep=restoration needs a cold process"):
+        sample.run(workdir=wd, mode="evaluate", steps="1,2", sweep="restoration")
     with pytest.raises(ValueError, match="--input is for --mode=restore"):
         sample.run(workdir=wd, mode="evaluate", input="npz:/x")
