@@ -52,7 +52,7 @@ def get_config() -> ml_collections.ConfigDict:
     # --- training -------------------------------------------------------------------------
     c.train = t = ml_collections.ConfigDict()
     t.batch_size = 64  # global batch, split over every device
-    t.num_steps = 1500
+    t.num_steps = 1000
     t.learning_rate = 2e-3
     t.warmup_steps = 100
     t.weight_decay = 0.0
@@ -62,7 +62,7 @@ def get_config() -> ml_collections.ConfigDict:
     t.ema_start = 0
     t.ema_warmup = True  # decay min(ema_decay, (1 + n)/(10 + n)) early on
     t.log_every = 50
-    t.checkpoint_every = 500
+    t.checkpoint_every = 250
     t.keep_checkpoints = 3
     t.num_sample_images = 64  # sample grid at each checkpoint
     t.max_consecutive_nonfinite = 20

@@ -184,6 +184,7 @@ def make_train_step(
         warmup=bool(tc.ema_warmup),
     )
     uses_end = bool(config.data.get("end_source", ""))
+    noise_free = isinstance(process, ColdProcess) and process.noise_std == 0
     # Fail before tracing on combinations the step cannot handle.
     if kind not in losses_lib.LOSS_KINDS:
         raise ValueError(f"diffusion.loss must be one of {list(losses_lib.LOSS_KINDS)}, got {kind!r}")
@@ -198,7 +199,10 @@ def make_train_step(
         k_t, k_eps, k_aux, k_drop = jax.random.split(key, 4)
         B = x0.shape[0]
         t = jax.random.randint(k_t, (B,), 1, T + 1, dtype=jnp.int32)
-        eps = jax.random.normal(k_eps, x0.shape, x0.dtype)
+        if noise_free:  # σ_t ≡ 0: ε is multiplied by 0 and never a target; skip the draw
+            eps = jnp.zeros_like(x0)
+        else:
+            eps = jax.random.normal(k_eps, x0.shape, x0.dtype)
         aux = end_batch if uses_end else process.sample_aux(k_aux, x0)
         x_t = process.perturb(x0, t, eps, aux)
         y = parameterization.target(process, prediction, x0, eps, t)
@@ -362,9 +366,10 @@ def _eval_end_images(config, n: int) -> Optional[np.ndarray]:
 
 
 def restore_level(T: int) -> int:
-    """The partial degradation t_r = max(1, round(T/10)) the training grids also restore from: at t = T
-    a strong operator (the main job's blur) has erased the image, so only t_r shows deblurring itself."""
-    return max(1, int(round(T / 10)))
+    """The intermediate level t_r = max(1, T // 2) the cold sample grids also restore from (next to
+    t = T): it shows the progression, and still shows restoration when an operator erases the image
+    well before t = T."""
+    return max(1, T // 2)
 
 
 def make_sample_fn(config, model, process) -> Callable:
@@ -513,16 +518,19 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         saved.add(step)
         ckpt.save(step, state.to_pytree(), config=config, meta=meta)
         if n_samples > 0 and is_main:
-            if sample_fn is None:
-                sample_fn = make_sample_fn(config, model, process)
-                eval_x0 = _eval_images(config, n_samples)
-                eval_aux = _eval_end_images(config, eval_x0.shape[0])
-            key = jax.random.PRNGKey(int(config.seed) + 7)
-            out = sample_fn(_local_copy(state.ema_params), key, jnp.asarray(eval_x0),
-                            None if eval_aux is None else jnp.asarray(eval_aux))
-            path = os.path.join(samples_dir, f"step_{step:06d}.png")
-            _save_sample_grid(path, config, process, eval_x0, jax.tree.map(_host, out))
-            log.info("samples: %s", path)
+            try:
+                if sample_fn is None:
+                    sample_fn = make_sample_fn(config, model, process)
+                    eval_x0 = _eval_images(config, n_samples)
+                    eval_aux = _eval_end_images(config, eval_x0.shape[0])
+                key = jax.random.PRNGKey(int(config.seed) + 7)
+                out = sample_fn(_local_copy(state.ema_params), key, jnp.asarray(eval_x0),
+                                None if eval_aux is None else jnp.asarray(eval_aux))
+                path = os.path.join(samples_dir, f"step_{step:06d}.png")
+                _save_sample_grid(path, config, process, eval_x0, jax.tree.map(_host, out))
+                log.info("samples: %s", path)
+            except Exception:  # noqa: BLE001 - a picture is not worth the run: warn and keep training
+                log.exception("could not write the sample grid of step %d (training continues)", step)
 
     acc = _zero_acc()
     log_every, ckpt_every = int(tc.log_every), int(tc.checkpoint_every)
@@ -548,8 +556,9 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
             f"(step {ckpt.latest_step()}) in {ckpt_dir} holds the last good parameters"
         )
 
+    stop_now = False
     with _StopFlag() as stop:
-        while step < num_steps and not stop:
+        while step < num_steps and not stop_now:
             local = next(batches)
             if nan_steps:
                 local = faults.poison_batch(local, step, nan_steps)
@@ -582,13 +591,22 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
                 bar.update(step, loss=row["loss"])
                 acc, t_window, steps_window = _zero_acc(), time.perf_counter(), 0
                 stop_if_nonfinite_streak(host["max_nonfinite"])
+            if pcount == 1:
+                stop_now = bool(stop)
+            elif step % log_every == 0:
+                # Processes agree on stopping at a logging step (where they sync anyway), so that they
+                # all save the same step; a signal reaching one process stops them all.
+                from jax.experimental import multihost_utils
+
+                stop_now = bool(np.any(multihost_utils.process_allgather(np.int32(bool(stop)))))
             if step % ckpt_every == 0 and step < num_steps:
                 stop_if_nonfinite_streak(int(_host(acc["max_nonfinite"])))
                 t_save = time.perf_counter()
                 save(step, state)
                 t_window += time.perf_counter() - t_save  # keep steps/s a training rate
-        if stop:
-            log.warning("stopped by %s at step %d", signal.Signals(stop.signum).name, step)
+        if stop_now:
+            why = signal.Signals(stop.signum).name if stop else "a signal to another process"
+            log.warning("stopped by %s at step %d", why, step)
         stop_if_nonfinite_streak(int(_host(acc["max_nonfinite"])))
         save(step, state)
     bar.close()
