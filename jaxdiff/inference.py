@@ -380,10 +380,15 @@ def restore_ema_params(workdir: str, step: int, model, config, mesh: jax.shardin
     """The ``ema_params`` of checkpoint ``step``, replicated over ``mesh`` (orbax partial restore).
 
     The target shapes come from ``model.init`` traced abstractly (nothing is computed); orbax checks every
-    stored shape and dtype against them.
+    stored shape and dtype against them. The step's files are checked against its integrity manifest
+    first (:func:`jaxdiff.checkpoints.verify_checkpoint`): a flipped byte in an array chunk is not noticed
+    by tensorstore, so without this a damaged checkpoint would restore silently wrong weights.
     """
     import orbax.checkpoint as ocp  # heavy: only when a checkpoint is read
 
+    from jaxdiff.checkpoints import verify_checkpoint
+
+    verify_checkpoint(os.path.join(os.path.abspath(os.fspath(workdir)), "checkpoints", str(int(step))), int(step))
     s, c = int(config.data.image_size), int(config.data.channels)
     abstract = jax.eval_shape(
         lambda: model.init({"params": jax.random.PRNGKey(0)}, jnp.zeros((1, s, s, c), jnp.float32),
