@@ -49,6 +49,8 @@ __all__ = [
     "make_train_step",
     "train_and_evaluate",
     "load_trained",
+    "make_sample_fn",
+    "restore_level",
     "DATA_AXIS",
 ]
 
