@@ -28,22 +28,15 @@ flags.mark_flags_as_required(["config"])
 FLAGS = flags.FLAGS
 
 
-def default_workdir(config_arg: str) -> str:
-    """workdirs/<file stem>[_<variant>] for --config=<path>.py[:<variant>]."""
-    path, _, variant = config_arg.partition(":")
-    name = os.path.splitext(os.path.basename(path))[0]
-    return os.path.join("workdirs", f"{name}_{variant}" if variant else name)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
     _quiet_orbax()
-    workdir = FLAGS.workdir or default_workdir(config_flags.get_config_filename(FLAGS["config"]))
-
     from jaxdiff.checkpoints import CheckpointError
-    from jaxdiff.config_validation import ConfigError
+    from jaxdiff.config_validation import ConfigError, default_workdir
+
+    workdir = FLAGS.workdir or default_workdir(config_flags.get_config_filename(FLAGS["config"]))
     from jaxdiff.data import DataError
     from jaxdiff.training import train_and_evaluate
 
