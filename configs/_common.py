@@ -81,3 +81,28 @@ def set_cold_published(c):
     m.dropout = 0.0
     m.num_groups = 32
     return c
+
+
+def cold_config(name: str, variant: str, *, degradation: str, T: int, params: dict):
+    """A Cold Diffusion experiment: R predicts x0 with L1, restored by Algorithm 2 over every step.
+
+    ``name`` is the config file's stem (for the variant error); ``variant`` picks the data set (DATASETS)
+    and, when not the embedded digits, the published training recipe (``set_cold_published``).
+    """
+    check_variant(name, variant)
+    c = base_config()
+    set_data(c, variant or "digits")
+    f = c.diffusion
+    f.kind = "cold"
+    f.T = T
+    f.degradation = degradation
+    f.degradation_params = dict(params)
+    f.noise_std = 0.0
+    f.prediction = "x0"
+    f.loss = "l1"
+    f.loss_weighting = "none"
+    c.sample.sampler = "cold_improved"
+    c.sample.steps = 0
+    if variant:
+        set_cold_published(c)
+    return c

@@ -27,22 +27,7 @@ SOURCES = {
 
 
 def get_config(variant: str = ""):
-    _common["check_variant"]("cold_animorph", variant)
-    c = _common["base_config"]()
-    _common["set_data"](c, variant or "digits")
+    c = _common["cold_config"]("cold_animorph", variant, degradation="interpolate", T=T, params={})
     c.data.source, c.data.end_source = SOURCES[variant]
-    f = c.diffusion
-    f.kind = "cold"
-    f.T = T
-    f.degradation = "interpolate"
-    f.degradation_params = {}
-    f.schedule = "cosine"  # the interpolation weights ᾱ_t
-    f.noise_std = 0.0
-    f.prediction = "x0"
-    f.loss = "l1"
-    f.loss_weighting = "none"
-    c.sample.sampler = "cold_improved"
-    c.sample.steps = 0
-    if variant:
-        _common["set_cold_published"](c)
+    c.diffusion.schedule = "cosine"  # documents the interpolation weights ᾱ_t (the builder uses cosine)
     return c

@@ -17,20 +17,4 @@ T = 20
 
 
 def get_config(variant: str = ""):
-    _common["check_variant"]("cold_decolor", variant)
-    c = _common["base_config"]()
-    _common["set_data"](c, variant or "digits")
-    f = c.diffusion
-    f.kind = "cold"
-    f.T = T
-    f.degradation = "decolor"
-    f.degradation_params = {}
-    f.noise_std = 0.0
-    f.prediction = "x0"
-    f.loss = "l1"
-    f.loss_weighting = "none"
-    c.sample.sampler = "cold_improved"
-    c.sample.steps = 0
-    if variant:
-        _common["set_cold_published"](c)
-    return c
+    return _common["cold_config"]("cold_decolor", variant, degradation="decolor", T=T, params={})

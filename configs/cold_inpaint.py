@@ -24,21 +24,5 @@ SETTINGS = {
 
 
 def get_config(variant: str = ""):
-    _common["check_variant"]("cold_inpaint", variant)
-    c = _common["base_config"]()
-    _common["set_data"](c, variant or "digits")
-    T, params = SETTINGS[variant]
-    f = c.diffusion
-    f.kind = "cold"
-    f.T = T
-    f.degradation = "inpaint"
-    f.degradation_params = dict(params)
-    f.noise_std = 0.0
-    f.prediction = "x0"
-    f.loss = "l1"
-    f.loss_weighting = "none"
-    c.sample.sampler = "cold_improved"
-    c.sample.steps = 0
-    if variant:
-        _common["set_cold_published"](c)
-    return c
+    T, params = SETTINGS.get(variant, (None, None))
+    return _common["cold_config"]("cold_inpaint", variant, degradation="inpaint", T=T, params=params or {})

@@ -19,20 +19,4 @@ PARAMS = dict(seed=0, thr_start=1.15, thr_end=0.70, sigma_start=0.05, sigma_end=
 
 
 def get_config(variant: str = ""):
-    _common["check_variant"]("cold_snow", variant)
-    c = _common["base_config"]()
-    _common["set_data"](c, variant or "digits")
-    f = c.diffusion
-    f.kind = "cold"
-    f.T = T
-    f.degradation = "snow"
-    f.degradation_params = dict(PARAMS)
-    f.noise_std = 0.0
-    f.prediction = "x0"
-    f.loss = "l1"
-    f.loss_weighting = "none"
-    c.sample.sampler = "cold_improved"
-    c.sample.steps = 0
-    if variant:
-        _common["set_cold_published"](c)
-    return c
+    return _common["cold_config"]("cold_snow", variant, degradation="snow", T=T, params=PARAMS)
