@@ -407,12 +407,15 @@ def test_sigkill_chain_resumes_and_ends_bitwise_equal(env, reference):
 @pytest.mark.slow
 def test_sigterm_and_sigint_save_and_exit_cleanly(env, reference):
     wd = env["root"] / "term"
+    rng = np.random.default_rng(11)
     stops = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         run = Run(env, wd, env["root"] / f"term_{sig.name}.log")
         start = max(_committed(wd), default=0)
-        # interrupt once training is under way: after the process has logged a step beyond where it started
+        # interrupt once training is under way (the process has logged a step beyond where it started),
+        # 0-0.3 s later, so that the stop may fall between two checkpoint steps
         _wait_for(lambda: any(r["step"] > start for r in _metrics(wd)), run, poll=0.005)
+        time.sleep(rng.uniform(0.0, 0.3))
         run.signal(sig)
         rc = run.wait()
         text = run.text()
