@@ -433,20 +433,6 @@ class Source(NamedTuple):
         return f"tfds:{self.name.split(':')[0]}" if self.scheme == "tfds" else self.scheme
 
 
-def _split_tokens(s: str) -> list:
-    # ':' inside square brackets belongs to a tfds slice such as train[:90%]
-    tokens, depth, cur = [], 0, []
-    for ch in s:
-        depth += (ch == "[") - (ch == "]")
-        if ch == ":" and depth == 0:
-            tokens.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    tokens.append("".join(cur))
-    return tokens
-
-
 def parse_source(source: str, field: str = "data.source") -> Source:
     """Splits a source string; raises ValueError naming ``field`` if it is malformed.
 
@@ -464,6 +450,8 @@ def parse_source(source: str, field: str = "data.source") -> Source:
     scheme, _, rest = source.strip().partition(":")  # fallback: the same grammar, fewer checks
     if scheme not in KNOWN_SOURCES:
         raise ValueError(f"{field}={source!r}: unknown source kind {scheme!r}; allowed: {list(KNOWN_SOURCES)}")
+    from jaxdiff.data import _split_tokens  # the data loader's own tokenizer; lazy: jax loads with it
+
     tokens = _split_tokens(rest) if rest else []
     options = {}
     while tokens and re.match(r"^[A-Za-z_]+=", tokens[-1]):
