@@ -20,13 +20,14 @@ import argparse
 
 from bench import common
 
-SHAPES = [  # (B, H, C, O): bench32 levels at batch 32, then the main job's at batch 64
+SHAPES = [  # (B, H, C, O): bench32 levels at batch 32, then the main job's (ch 16) at batch 64
     (32, 32, 64, 64),
     (32, 16, 128, 128),
     (32, 8, 128, 128),
-    (64, 16, 32, 32),
-    (64, 8, 64, 64),
-    (64, 4, 64, 64),
+    (64, 16, 16, 16),
+    (64, 16, 32, 16),
+    (64, 8, 32, 32),
+    (64, 4, 32, 32),
 ]
 
 

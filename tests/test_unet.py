@@ -331,3 +331,29 @@ def test_bench32_param_count_equals_diffusers():
     assert n == _diffusers_layout_count([64, 128, 128], 2, {1}, 3, 3)
     assert n == BENCH32_DIFFUSERS_PARAMS == 6_472_195  # the reference model's published count
     print(f"bench32_config UNet parameters: {n:,}")
+
+
+def test_group_norm_implementations_give_the_same_unet():
+    """The CPU two-stage GroupNorm and the textbook one: same parameters, same outputs and gradients (float32)."""
+    import dataclasses
+
+    x = _images(2, 8, 1) * 2 + 0.5
+    t = jnp.array([3, 7])
+    variables = _random_variables(SMALL, x, t)
+    outs, grads = {}, {}
+    for impl in ("two_stage", "grouped"):
+        m = dataclasses.replace(SMALL, group_norm=impl)
+        assert jax.tree_util.tree_structure(_abstract(m, x, t)) == jax.tree_util.tree_structure(variables)
+        loss = lambda v, m=m: jnp.sum(m.apply(v, x, t) ** 2)  # noqa: E731
+        outs[impl] = m.apply(variables, x, t)
+        grads[impl] = jax.jit(jax.grad(loss))(variables)
+    scale = float(jnp.max(jnp.abs(outs["grouped"])))
+    assert scale > 0.1
+    np.testing.assert_allclose(np.asarray(outs["two_stage"]), np.asarray(outs["grouped"]), atol=1e-5 * scale + 1e-6)
+    for a, b in zip(jax.tree_util.tree_leaves(grads["two_stage"]), jax.tree_util.tree_leaves(grads["grouped"])):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-4 * float(jnp.max(jnp.abs(b))) + 1e-6)
+
+
+def test_unknown_group_norm_implementation_is_refused():
+    with pytest.raises(ValueError, match="group_norm='fast' must be one of"):
+        UNet(out_channels=1, group_norm="fast")

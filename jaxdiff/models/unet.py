@@ -37,6 +37,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxdiff.models.norm import GROUP_NORM_IMPLS, GroupNorm
+
 __all__ = [
     "UNet",
     "ResBlock",
@@ -218,13 +220,15 @@ class ResBlock(nn.Module):
     num_groups: int
     dropout: float = 0.0
     dtype: Any = jnp.float32
+    group_norm: str = "auto"
 
     @nn.compact
     def __call__(self, x, emb_act, train: bool):
-        h = nn.silu(nn.GroupNorm(self.num_groups, epsilon=_GN_EPS, dtype=self.dtype, name="norm1")(x))
+        gn = lambda name: GroupNorm(self.num_groups, _GN_EPS, self.dtype, self.group_norm, name=name)  # noqa: E731
+        h = nn.silu(gn("norm1")(x))
         h = nn.Conv(self.out_ch, (3, 3), dtype=self.dtype, name="conv1")(h)
         h = h + nn.Dense(self.out_ch, dtype=self.dtype, name="emb_proj")(emb_act)[:, None, None, :]
-        h = nn.silu(nn.GroupNorm(self.num_groups, epsilon=_GN_EPS, dtype=self.dtype, name="norm2")(h))
+        h = nn.silu(gn("norm2")(h))
         if self.dropout > 0:
             h = nn.Dropout(self.dropout, deterministic=not train)(h)
         h = nn.Conv(self.out_ch, (3, 3), dtype=self.dtype, kernel_init=nn.initializers.zeros, name="conv2")(h)
@@ -240,12 +244,13 @@ class AttnBlock(nn.Module):
     num_groups: int
     num_heads: int = 1
     dtype: Any = jnp.float32
+    group_norm: str = "auto"
 
     @nn.compact
     def __call__(self, x):
         B, H, W, C = x.shape
         n, d = self.num_heads, C // self.num_heads
-        h = nn.GroupNorm(self.num_groups, epsilon=_GN_EPS, dtype=self.dtype, name="norm")(x)
+        h = GroupNorm(self.num_groups, _GN_EPS, self.dtype, self.group_norm, name="norm")(x)
         # One fused GEMM for q, k, v (the same parameter count as three C×C projections).
         qkv = nn.Dense(3 * C, dtype=self.dtype, name="qkv")(h).reshape(B, H * W, 3, n, d)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
@@ -307,9 +312,14 @@ class UNet(nn.Module):
     dtype: str = "float32"
     image_size: Optional[int] = None
     in_channels: Optional[int] = None
+    # How GroupNorm reduces (jaxdiff.models.norm): "auto" = the faster two-stage reduction on CPU, the textbook
+    # one elsewhere. Same parameters and function either way; not a config field, an implementation choice.
+    group_norm: str = "auto"
 
     def __post_init__(self):
         self._validate(self.image_size)
+        if self.group_norm not in GROUP_NORM_IMPLS:
+            raise ValueError(f"UNet: group_norm={self.group_norm!r} must be one of {GROUP_NORM_IMPLS}")
         # Canonical forms keep the module hashable and comparable (lists from configs, dtype objects).
         object.__setattr__(self, "ch_mult", tuple(int(m) for m in self.ch_mult))
         object.__setattr__(self, "attn_resolutions", tuple(int(r) for r in self.attn_resolutions))
@@ -364,7 +374,7 @@ class UNet(nn.Module):
     def __call__(self, x, t, *, train: bool = False):
         t = self._check_inputs(x, t)
         dt = DTYPES[self.dtype]
-        gn = lambda name: nn.GroupNorm(self.num_groups, epsilon=_GN_EPS, dtype=dt, name=name)  # noqa: E731
+        gn = lambda name: GroupNorm(self.num_groups, _GN_EPS, dt, self.group_norm, name=name)  # noqa: E731
 
         emb = timestep_embedding(t, self.ch)
         emb = nn.Dense(4 * self.ch, dtype=dt, name="time_dense0")(emb)
@@ -372,10 +382,10 @@ class UNet(nn.Module):
         emb_act = nn.silu(emb)  # every ResBlock projects SiLU(emb): compute it once
 
         def res(h, width, name):
-            return ResBlock(width, self.num_groups, self.dropout, dt, name=name)(h, emb_act, train)
+            return ResBlock(width, self.num_groups, self.dropout, dt, self.group_norm, name=name)(h, emb_act, train)
 
         def attn(h, name):
-            return AttnBlock(self.num_groups, self.num_heads, dt, name=name)(h)
+            return AttnBlock(self.num_groups, self.num_heads, dt, self.group_norm, name=name)(h)
 
         levels = len(self.ch_mult)
         size = x.shape[1]
