@@ -8,6 +8,7 @@ UNet2DModel in eager mode and under torch.compile, interleaved in one process.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from bench import common
@@ -15,35 +16,34 @@ from bench import common
 
 def run(quick: bool = False, compile_torch: bool = True) -> dict:
     n = common.setup_threads()
-    import torch
+    from bench import remote
 
-    common.torch_threads(n)
+    tpy = remote.torch_python()  # None: PyTorch in this process
+    if tpy is None:
+        common.torch_threads(n)
     import jax
 
     from bench import contenders as C
     from jaxdiff.models.unet import param_count
 
+    def torch(kind, compiled=False):
+        return remote.contender("bench.contenders:torch_bench32", tpy, kind=kind, compiled=compiled)
+
     cfg = C.bench32_train_config()
     B = int(cfg.train.batch_size)
-    model = C.diffusers_bench32()
     jt = C.jax_train(cfg)
-    counts = {
-        "jaxdiff": param_count(jt.state_box["state"].params),
-        "diffusers": sum(p.numel() for p in model.parameters()),
-    }
+    tt = torch("train")
+    counts = {"jaxdiff": param_count(jt.state_box["state"].params), "diffusers": tt.info["params"]}
     compile_s = {}
     t0 = time.perf_counter()
     jax.block_until_ready(jt())
     compile_s["jax_train_first_call"] = time.perf_counter() - t0
 
-    train = {"jax": jt, "torch_eager": C.torch_train(model, cfg)}
-    fwd = {"jax": C.jax_forward(cfg), "torch_eager": C.torch_forward(model, cfg)}
+    train = {"jax": jt, "torch_eager": tt}
+    fwd = {"jax": C.jax_forward(cfg), "torch_eager": torch("forward")}
     if compile_torch:
-        import copy
-
-        mc = copy.deepcopy(model)
-        train["torch_compile"] = C.torch_train(mc, cfg, compiled=True)
-        fwd["torch_compile"] = C.torch_forward(model, cfg, compiled=True)
+        train["torch_compile"] = torch("train", compiled=True)
+        fwd["torch_compile"] = torch("forward", compiled=True)
         for name, fns in (("train", train), ("forward", fwd)):
             t0 = time.perf_counter()
             fns["torch_compile"]()
@@ -64,11 +64,13 @@ def run(quick: bool = False, compile_torch: bool = True) -> dict:
                     "img/s": B / v["median_s"],
                     "ms/batch": 1e3 * v["median_s"],
                     "vs torch eager": r["torch_eager"]["median_s"] / v["median_s"],
+                    "paired": common.paired_ratio(r, "torch_eager", name),
                 }
             )
-    table = common.markdown_table(rows, ["bench", "contender", "img/s", "ms/batch", "vs torch eager"])
+    table = common.markdown_table(rows, ["bench", "contender", "img/s", "ms/batch", "vs torch eager", "paired"])
     table += f"\n\nParameters: jaxdiff {counts['jaxdiff']:,} · diffusers {counts['diffusers']:,}; threads {n}; batch {B}."
-    out = {"rows": rows, "raw": res, "params": counts, "compile_s": compile_s, "threads": n, "table": table}
+    table += f"\n\nPyTorch side: {tt.info}; JAX side: Python {sys.version.split()[0]}, jax {jax.__version__}."
+    out = {"rows": rows, "raw": res, "params": counts, "compile_s": compile_s, "threads": n, "torch_side": tt.info, "table": table}
     common.save("bench32", out)
     return out
 

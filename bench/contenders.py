@@ -197,3 +197,45 @@ def torch_forward(model, config, batch_size=None, *, compiled=False) -> Callable
             return _out(net(x, t))
 
     return run
+
+
+# --------------------------------------------------------------------------------------------------
+# JSON-named PyTorch contenders (bench.remote builds these in another interpreter when asked)
+
+
+def torch_mainjob(kind: str, batch: int = 0):
+    """configs/default.py's model mirrored in PyTorch: kind = "train" | "forward" | "sample" (batch images)."""
+    from jaxdiff import training
+
+    cfg = default_config()
+    s, c, T = int(cfg.data.image_size), int(cfg.data.channels), int(cfg.diffusion.T)
+    model = torch_mirror(cfg)
+    if kind == "forward":
+        fn = torch_forward(model, cfg)
+    else:
+        M = linear_operator_tables(training.build_process(cfg), s)
+        if kind == "train":
+            fn = torch_train(model, cfg, op_tables=M)
+        elif kind == "sample":
+            from bench.mainjob import torch_cold_sampler
+
+            fn = torch_cold_sampler(model, M, T, int(batch), s, c)
+        else:
+            raise ValueError(f"torch_mainjob: kind={kind!r} must be train | forward | sample")
+    fn.info = {"params": sum(p.numel() for p in model.parameters())}
+    return fn
+
+
+def torch_bench32(kind: str, compiled: bool = False):
+    """diffusers UNet2DModel at the bench32 spec: kind = "train" | "forward", eager or under torch.compile."""
+    cfg = bench32_train_config()
+    model = diffusers_bench32()
+    n_params = sum(p.numel() for p in model.parameters())
+    if kind == "train":
+        fn = torch_train(model, cfg, compiled=compiled)
+    elif kind == "forward":
+        fn = torch_forward(model, cfg, compiled=compiled)
+    else:
+        raise ValueError(f"torch_bench32: kind={kind!r} must be train | forward")
+    fn.info = {"params": n_params}
+    return fn

@@ -56,19 +56,20 @@ def jax_cold_sampler(config, model, process, B):
 
 def run(quick: bool = False) -> dict:
     n = common.setup_threads()
-    import torch
-
-    common.torch_threads(n)
     from bench import contenders as C
+    from bench import remote
     from jaxdiff import training
+
+    tpy = remote.torch_python()  # None: PyTorch in this process
+    if tpy is None:
+        common.torch_threads(n)
+    torch = lambda kind, **kw: remote.contender("bench.contenders:torch_mainjob", tpy, kind=kind, **kw)  # noqa: E731
 
     cfg = C.default_config()
     B = int(cfg.train.batch_size)
     s, c, T = int(cfg.data.image_size), int(cfg.data.channels), int(cfg.diffusion.T)
     process = training.build_process(cfg)
     model = training.build_model(cfg)
-    tmodel = C.torch_mirror(cfg)
-    M = C.linear_operator_tables(process, s)
     reps = dict(iters=3, repeats=3, warmup=1) if quick else dict(iters=5, repeats=9, warmup=2)
     rows, raw = [], {}
 
@@ -82,37 +83,36 @@ def run(quick: bool = False) -> dict:
                     unit: batch / v["median_s"],
                     "ms/call": 1e3 * v["median_s"],
                     "vs torch eager": r["torch_eager"]["median_s"] / v["median_s"],
+                    "paired": common.paired_ratio(r, "torch_eager", name),
                 }
             )
 
+    tt = torch("train")
     add(
         f"main job train (B={B})",
-        common.compare(
-            {"jax": C.jax_train(cfg, process, model), "torch_eager": C.torch_train(tmodel, cfg, op_tables=M)}, **reps
-        ),
+        common.compare({"jax": C.jax_train(cfg, process, model), "torch_eager": tt}, **reps),
         B,
     )
     add(
         f"main job forward (B={B})",
-        common.compare({"jax": C.jax_forward(cfg, model=model), "torch_eager": C.torch_forward(tmodel, cfg)}, **reps),
+        common.compare({"jax": C.jax_forward(cfg, model=model), "torch_eager": torch("forward")}, **reps),
         B,
     )
     for b in (1, 64):
         add(
             f"main job sampling {cfg.sample.sampler} T={T} (B={b})",
             common.compare(
-                {
-                    "jax": jax_cold_sampler(cfg, model, process, b),
-                    "torch_eager": torch_cold_sampler(tmodel, M, T, b, s, c),
-                },
+                {"jax": jax_cold_sampler(cfg, model, process, b), "torch_eager": torch("sample", batch=b)},
                 iters=1 if b == 64 else 3,
                 repeats=reps["repeats"],
                 warmup=1,
             ),
             b,
         )
-    table = common.markdown_table(rows, ["bench", "contender", "img/s", "ms/call", "vs torch eager"])
-    out = {"rows": rows, "raw": raw, "threads": n, "table": table}
+    table = common.markdown_table(rows, ["bench", "contender", "img/s", "ms/call", "vs torch eager", "paired"])
+    info = getattr(tt, "info", {"python": "this process"})
+    table += f"\n\nPyTorch side: {info}; JAX side: this process."
+    out = {"rows": rows, "raw": raw, "threads": n, "table": table, "torch_side": info}
     common.save("mainjob", out)
     return out
 

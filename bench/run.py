@@ -1,7 +1,7 @@
 """Runs the benchmark suite: every bench in its own subprocess (fresh JAX/torch state, its own XLA_FLAGS), each
 writing bench/results/<name>.json; then bench/results/summary.md collects their Markdown tables.
 
-    python -m bench.run [--quick] [--only NAME[,NAME…]] [--no-compile]
+    python -m bench.run [--quick] [--only NAME[,NAME…]] [--no-compile] [--torch-python PATH]
 
 Names: bench32, mainjob, sampler, degradation_overhead, system, parallel, conv_wgrad.
 PyTorch and diffusers are needed for bench32, mainjob and conv_wgrad (``pip install -e .[bench]``).
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -23,7 +24,15 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="fewer repeats and sizes (minutes, for a smoke run)")
     ap.add_argument("--only", default="", help="comma-separated bench names")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile in bench32")
+    ap.add_argument(
+        "--torch-python",
+        default="",
+        help="run the PyTorch contenders in this interpreter (e.g. a Python 3.11 venv with the CPU build of torch) "
+        "while JAX runs in this one; sets JAXDIFF_BENCH_TORCH_PYTHON",
+    )
     a = ap.parse_args(argv)
+    if a.torch_python:
+        os.environ["JAXDIFF_BENCH_TORCH_PYTHON"] = a.torch_python
     names = [n for n in a.only.split(",") if n] or BENCHES
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
