@@ -506,6 +506,10 @@ def main(argv) -> int:
     from jaxdiff.inference import NoCheckpointError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from jaxdiff.cpu_devices import split_cpu_devices
+
+    # CPU only: split each sampling batch over the cores (batches are rounded up to a multiple of the count).
+    split_cpu_devices(FLAGS.batch if FLAGS.batch > 0 else 64)
     try:
         run(workdir=FLAGS.workdir, mode=FLAGS.mode, sampler=FLAGS.sampler, steps=FLAGS.steps, eta=FLAGS.eta,
             num=FLAGS.num, seed=FLAGS.seed, batch=FLAGS.batch, step=FLAGS.step, severity=FLAGS.severity,

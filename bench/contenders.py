@@ -78,8 +78,11 @@ def jax_train(config, process=None, model=None, mesh=None) -> Callable[[], objec
 
 
 def jax_forward(config, batch_size=None, model=None) -> Callable[[], object]:
+    """One call = one jitted forward pass; the batch is sharded over every device (as training and sample.py do)."""
     import jax
     import jax.numpy as jnp
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
 
     from jaxdiff import training
 
@@ -87,6 +90,9 @@ def jax_forward(config, batch_size=None, model=None) -> Callable[[], object]:
     x = jax_batch(config, batch_size)
     t = jnp.full((x.shape[0],), 10, jnp.int32)
     params = model.init(jax.random.PRNGKey(0), x[:1], t[:1])["params"]
+    if x.shape[0] % jax.device_count() == 0:
+        sh = NamedSharding(training.make_mesh(), P(training.DATA_AXIS))
+        x, t = jax.device_put(x, sh), jax.device_put(t, sh)
     fwd = jax.jit(lambda p, x, t: model.apply({"params": p}, x, t))
     return lambda: fwd(params, x, t)
 
@@ -238,4 +244,26 @@ def torch_bench32(kind: str, compiled: bool = False):
     else:
         raise ValueError(f"torch_bench32: kind={kind!r} must be train | forward")
     fn.info = {"params": n_params}
+    return fn
+
+
+def jax_mainjob(kind: str = "train"):
+    """configs/default.py's train step ("train") or forward ("forward") in jaxdiff, in a fresh process set up as
+    train.py sets itself up (CPU devices split by jaxdiff.cpu_devices unless JAXDIFF_CPU_DEVICES says otherwise);
+    a JSON-named builder for bench.remote."""
+    from jaxdiff.cpu_devices import split_cpu_devices
+
+    cfg = default_config()
+    split_cpu_devices(int(cfg.train.batch_size))
+    import jax
+
+    from jaxdiff import training
+
+    if kind == "train":
+        fn = jax_train(cfg, training.build_process(cfg))
+    elif kind == "forward":
+        fn = jax_forward(cfg)
+    else:
+        raise ValueError(f"jax_mainjob: kind={kind!r} must be train | forward")
+    fn.info = {"jax": jax.__version__, "devices": jax.device_count()}
     return fn

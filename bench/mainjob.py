@@ -49,6 +49,13 @@ def jax_cold_sampler(config, model, process, B):
         return model.apply({"params": p}, x, t)
 
     xT = jnp.tanh(jax.random.normal(jax.random.PRNGKey(1), (B, s, s, c)))
+    if B % jax.device_count() == 0:  # sharded over the CPU devices as sample.py shards its batches
+        from jax.sharding import NamedSharding
+        from jax.sharding import PartitionSpec as P
+
+        from jaxdiff import training
+
+        xT = jax.device_put(xT, NamedSharding(training.make_mesh(), P(training.DATA_AXIS)))
     key = jax.random.PRNGKey(2)
     kw = dict(process=process, corrector=config.sample.sampler, prediction="x0", clip=1.0)
     return lambda: sampling.sample(denoiser, params, key, xT, **kw).x0
@@ -60,12 +67,16 @@ def run(quick: bool = False) -> dict:
     from bench import remote
     from jaxdiff import training
 
+    from jaxdiff.cpu_devices import split_cpu_devices
+
+    cfg = C.default_config()
+    # As train.py does: on CPU the batch is split over the cores as XLA devices (before JAX starts its backend).
+    n_dev = split_cpu_devices(int(cfg.train.batch_size)) or 1
     tpy = remote.torch_python()  # None: PyTorch in this process
     if tpy is None:
         common.torch_threads(n)
     torch = lambda kind, **kw: remote.contender("bench.contenders:torch_mainjob", tpy, kind=kind, **kw)  # noqa: E731
 
-    cfg = C.default_config()
     B = int(cfg.train.batch_size)
     s, c, T = int(cfg.data.image_size), int(cfg.data.channels), int(cfg.diffusion.T)
     process = training.build_process(cfg)
@@ -88,14 +99,18 @@ def run(quick: bool = False) -> dict:
             )
 
     tt = torch("train")
+    # "jax_1dev": the same in a worker process with the CPU split turned off, to show what the split gains.
+    one = lambda kind: remote.contender("bench.contenders:jax_mainjob", env={"JAXDIFF_CPU_DEVICES": "1"}, kind=kind)  # noqa: E731
     add(
         f"main job train (B={B})",
-        common.compare({"jax": C.jax_train(cfg, process, model), "torch_eager": tt}, **reps),
+        common.compare({"jax": C.jax_train(cfg, process, model), "torch_eager": tt, "jax_1dev": one("train")}, **reps),
         B,
     )
     add(
         f"main job forward (B={B})",
-        common.compare({"jax": C.jax_forward(cfg, model=model), "torch_eager": torch("forward")}, **reps),
+        common.compare(
+            {"jax": C.jax_forward(cfg, model=model), "torch_eager": torch("forward"), "jax_1dev": one("forward")}, **reps
+        ),
         B,
     )
     for b in (1, 64):
@@ -111,7 +126,11 @@ def run(quick: bool = False) -> dict:
         )
     table = common.markdown_table(rows, ["bench", "contender", "img/s", "ms/call", "vs torch eager", "paired"])
     info = getattr(tt, "info", {"python": "this process"})
-    table += f"\n\nPyTorch side: {info}; JAX side: this process."
+    import jax
+    import sys
+
+    table += (f"\n\nPyTorch side: {info}; JAX side: Python {sys.version.split()[0]}, jax {jax.__version__}, "
+              f"{n_dev} CPU device(s) (jaxdiff.cpu_devices; jax_1dev: the split turned off).")
     out = {"rows": rows, "raw": raw, "threads": n, "table": table, "torch_side": info}
     common.save("mainjob", out)
     return out

@@ -43,9 +43,10 @@ def torch_python() -> Optional[str]:
 
 
 class _Remote:
-    def __init__(self, python: str, builder: str, kwargs: dict):
+    def __init__(self, python: str, builder: str, kwargs: dict, env_extra: Optional[dict] = None):
         env = dict(os.environ)
         env.pop("JAXDIFF_BENCH_TORCH_PYTHON", None)
+        env.update(env_extra or {})
         self.proc = subprocess.Popen(
             [python, "-m", "bench.remote"],
             cwd=ROOT,
@@ -77,8 +78,11 @@ class _Remote:
                 self.proc.kill()
 
 
-def contender(builder: str, python: Optional[str] = None, **kwargs) -> Callable[[], object]:
-    """The callable ``builder(**kwargs)``, built in this process or (``python`` set) in a worker of that Python."""
+def contender(builder: str, python: Optional[str] = None, env: Optional[dict] = None, **kwargs) -> Callable[[], object]:
+    """The callable ``builder(**kwargs)``, built in this process or (``python`` or ``env`` set) in a worker of that
+    Python (default: this one) with ``env`` added to its environment (e.g. its own XLA_FLAGS)."""
+    if env is not None and python is None:
+        python = sys.executable
     if python is None:
         fn = build(builder, kwargs)
         info = {"python": sys.version.split()[0]}
@@ -89,7 +93,7 @@ def contender(builder: str, python: Optional[str] = None, **kwargs) -> Callable[
         except AttributeError:  # a callable that takes no attributes
             pass
         return fn
-    return _Remote(python, builder, kwargs)
+    return _Remote(python, builder, kwargs, env)
 
 
 def _worker() -> None:

@@ -468,7 +468,14 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     from jaxdiff.config_validation import validate_config
     from jaxdiff.logging_utils import MetricWriter, ProgressBar
 
+    from jaxdiff.cpu_devices import split_cpu_devices
+
+    # CPU only, before any backend exists: the host's cores become devices the batch is split over (no-op on
+    # accelerators, in multi-process runs, or when the user chose a device count).
+    n_cpu = split_cpu_devices(config.train.get("batch_size"), distributed=bool(config.train.get("distributed", False)))
     maybe_initialize_distributed(config)
+    if n_cpu:
+        log.info("CPU: the batch is split over %d XLA CPU devices (JAXDIFF_CPU_DEVICES=1 turns this off)", n_cpu)
     validate_config(config, num_devices=jax.device_count(), process_count=jax.process_count())
     workdir = os.path.abspath(workdir)
     pidx, pcount = jax.process_index(), jax.process_count()

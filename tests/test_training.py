@@ -311,3 +311,9 @@ def test_train_cli_runs_a_few_steps(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"Checkpoints: {tmp_path / 'cli' / 'checkpoints'}" in r.stdout
     _check_run(str(tmp_path / "cli"), [2], 2)
+    # With no device count chosen, train.py splits the batch over the cores as CPU devices (jaxdiff.cpu_devices).
+    from jaxdiff.cpu_devices import auto_count
+
+    n = auto_count(8)
+    if n > 1:
+        assert f"the batch is split over {n} XLA CPU devices" in r.stderr + r.stdout
