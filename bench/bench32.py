@@ -16,20 +16,24 @@ from bench import common
 
 def run(quick: bool = False, compile_torch: bool = True) -> dict:
     n = common.setup_threads()
+    from bench import contenders as C
     from bench import remote
+    from jaxdiff.cpu_devices import split_cpu_devices
+
+    cfg = C.bench32_train_config()
+    # As train.py does: on CPU the batch is split over the cores as XLA devices (before JAX starts its backend).
+    n_dev = split_cpu_devices(int(cfg.train.batch_size)) or 1
 
     tpy = remote.torch_python()  # None: PyTorch in this process
     if tpy is None:
         common.torch_threads(n)
     import jax
 
-    from bench import contenders as C
     from jaxdiff.models.unet import param_count
 
     def torch(kind, compiled=False):
         return remote.contender("bench.contenders:torch_bench32", tpy, kind=kind, compiled=compiled)
 
-    cfg = C.bench32_train_config()
     B = int(cfg.train.batch_size)
     jt = C.jax_train(cfg)
     tt = torch("train")
@@ -39,8 +43,12 @@ def run(quick: bool = False, compile_torch: bool = True) -> dict:
     jax.block_until_ready(jt())
     compile_s["jax_train_first_call"] = time.perf_counter() - t0
 
-    train = {"jax": jt, "torch_eager": tt}
-    fwd = {"jax": C.jax_forward(cfg), "torch_eager": torch("forward")}
+    # "jax_1dev": the same in a worker process with the CPU split turned off, to show what the split gains.
+    one = lambda kind: remote.contender(  # noqa: E731
+        "bench.contenders:jax_mainjob", env={"JAXDIFF_CPU_DEVICES": "1"}, kind=kind, spec="bench32"
+    )
+    train = {"jax": jt, "torch_eager": tt, "jax_1dev": one("train")}
+    fwd = {"jax": C.jax_forward(cfg), "torch_eager": torch("forward"), "jax_1dev": one("forward")}
     if compile_torch:
         train["torch_compile"] = torch("train", compiled=True)
         fwd["torch_compile"] = torch("forward", compiled=True)
@@ -69,7 +77,7 @@ def run(quick: bool = False, compile_torch: bool = True) -> dict:
             )
     table = common.markdown_table(rows, ["bench", "contender", "img/s", "ms/batch", "vs torch eager", "paired"])
     table += f"\n\nParameters: jaxdiff {counts['jaxdiff']:,} · diffusers {counts['diffusers']:,}; threads {n}; batch {B}."
-    table += f"\n\nPyTorch side: {tt.info}; JAX side: Python {sys.version.split()[0]}, jax {jax.__version__}."
+    table += f"\n\nPyTorch side: {tt.info}; JAX side: Python {sys.version.split()[0]}, jax {jax.__version__}, {n_dev} CPU device(s)."
     out = {"rows": rows, "raw": res, "params": counts, "compile_s": compile_s, "threads": n, "torch_side": tt.info, "table": table}
     common.save("bench32", out)
     return out

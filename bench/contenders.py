@@ -247,13 +247,13 @@ def torch_bench32(kind: str, compiled: bool = False):
     return fn
 
 
-def jax_mainjob(kind: str = "train"):
-    """configs/default.py's train step ("train") or forward ("forward") in jaxdiff, in a fresh process set up as
-    train.py sets itself up (CPU devices split by jaxdiff.cpu_devices unless JAXDIFF_CPU_DEVICES says otherwise);
-    a JSON-named builder for bench.remote."""
+def jax_mainjob(kind: str = "train", spec: str = "mainjob"):
+    """The train step ("train") or forward ("forward") of configs/default.py (spec "mainjob") or bench32 (spec
+    "bench32") in jaxdiff, in a fresh process set up as train.py sets itself up (CPU devices split by
+    jaxdiff.cpu_devices unless JAXDIFF_CPU_DEVICES says otherwise); a JSON-named builder for bench.remote."""
     from jaxdiff.cpu_devices import split_cpu_devices
 
-    cfg = default_config()
+    cfg = {"mainjob": default_config, "bench32": bench32_train_config}[spec]()
     split_cpu_devices(int(cfg.train.batch_size))
     import jax
 
