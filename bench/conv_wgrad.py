@@ -10,6 +10,7 @@ Contenders (all jitted, same run, interleaved):
   patchesT one GEMM with the patch matrix channel-major (9C, B·H·W): reduction dim minor
   lax_nchw XLA's own, traced in NCHW/OIHW
   split2   XLA's own over two batch halves, summed
+  dyT_rows 3 GEMMs dyᵀ (O, B·H·W) · width patches (B·H·W, 3C): the dot layout XLA:CPU runs fastest
   torch    torch.nn.grad.conv2d_weight (oneDNN), NCHW
 
     python -m bench.conv_wgrad [--quick]
@@ -39,7 +40,7 @@ def run(quick: bool = False) -> dict:
     import torch
 
     common.torch_threads(n)
-    from jaxdiff.models import fastconv
+    from bench import wgrad_formulations as fastconv
 
     def lax_wgrad(x, w, dy):
         f = lambda w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
@@ -53,6 +54,7 @@ def run(quick: bool = False) -> dict:
         "patchesT": jax.jit(lambda x, w, dy: fastconv.wgrad_patches_t(x, dy, w.shape)),
         "lax_nchw": jax.jit(lambda x, w, dy: fastconv.wgrad_lax_layout(x, dy, w.shape)),
         "split2": jax.jit(lambda x, w, dy: fastconv.wgrad_split(x, dy, w.shape)),
+        "dyT_rows": jax.jit(lambda x, w, dy: fastconv.wgrad_dyt_rows(x, dy, w.shape)),
     }
     rows = []
     for B, H, C, O in SHAPES[:3] if quick else SHAPES:

@@ -1,11 +1,11 @@
-"""A 3×3 convolution whose weight gradient XLA:CPU computes as GEMMs instead of its slow backprop-filter conv.
+"""Ways to compute a 3×3 'SAME' convolution's weight gradient as GEMMs, for bench/conv_wgrad.py to time against
+XLA's own (the lax.conv vjp) and PyTorch's oneDNN kernel.
 
-    y = conv(x, W) + b,    x (B,H,W,C) NHWC, W (kh,kw,C,O) HWIO, 'SAME' zero padding, stride 1
-    dx = conv_transpose(dy, W)                                   (XLA's own; fast enough on CPU)
-    dW[i, j, c, o] = Σ_{b,h,w} x_pad[b, h+i, w+j, c] · dy[b, h, w, o]   (computed here as GEMMs)
+    dW[i, j, c, o] = Σ_{b,h,w} x_pad[b, h+i, w+j, c] · dy[b, h, w, o]     x (B,H,W,C) NHWC, dy (B,H,W,O), dW HWIO
 
-XLA:CPU lowers the weight gradient to an Eigen spatial convolution whose "kernel" is dy (H×W large), which runs
-~5× slower than oneDNN at 32×32; a GEMM with the reduction over B·H·W runs near peak.
+None of them beat XLA:CPU's weight-gradient convolution inside the UNet on jax 0.12 (BENCHMARKS.md), so the
+library does not use them; they live here, with the bench, and conv_wgrad reports each one's relative error
+against XLA's result alongside its time.
 """
 from __future__ import annotations
 
@@ -79,60 +79,13 @@ def wgrad_split(x, dy, wshape, parts=2):
     return sum(f(a, b) for a, b in zip(xs, ds))
 
 
-# ------------------------------------------------------------------------------------------------------------
-# The convolution with a selectable weight gradient
-# ------------------------------------------------------------------------------------------------------------
-
-WGRAD_METHODS = ("lax", "rows")
-
-
-def _conv(x, w):
-    return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=_DN)
-
-
-def _pick(method: str, x_shape) -> str:
-    if method != "auto":
-        return method
-    # Measured (bench/conv_wgrad.py): GEMMs beat XLA:CPU's backprop-filter conv at small spatial sizes only.
-    return "rows" if jax.default_backend() == "cpu" and x_shape[1] * x_shape[2] <= AUTO_MAX_PIXELS else "lax"
-
-
-#: "auto" uses the GEMM weight gradient on CPU when H·W is at most this (8×8).
-AUTO_MAX_PIXELS = 64
-
-
-def conv_same(x, w, *, wgrad: str = "auto"):
-    """y = conv(x, w), stride 1, 'SAME' zero padding, NHWC × HWIO → NHWC (odd kh, kw).
-
-    Forward and input gradient are XLA's; the weight gradient is XLA's ("lax") or :func:`wgrad_rows` ("rows");
-    "auto" picks per shape at trace time (CPU only; other backends always "lax"). Numerically the same
-    function: the methods differ only in float summation order.
-    """
-    if wgrad not in WGRAD_METHODS + ("auto",):
-        raise ValueError(f"conv_same: wgrad={wgrad!r} must be one of {WGRAD_METHODS + ('auto',)}")
-    kh, kw = w.shape[:2]
-    if kh % 2 == 0 or kw % 2 == 0:
-        raise ValueError(f"conv_same: kernel shape {w.shape} must have odd spatial sizes")
-    method = _pick(wgrad, x.shape)
-    if method == "lax":
-        return _conv(x, w)
-    return _conv_rows(x, w)
-
-
-@jax.custom_vjp
-def _conv_rows(x, w):
-    return _conv(x, w)
-
-
-def _conv_rows_fwd(x, w):
-    return _conv(x, w), (x, w)
-
-
-def _conv_rows_bwd(res, dy):
-    x, w = res
-    dx = jax.vjp(lambda x_: _conv(x_, w), x)[1](dy)[0]
-    dw = wgrad_rows(x, dy, w.shape).astype(w.dtype)
-    return dx, dw
-
-
-_conv_rows.defvjp(_conv_rows_fwd, _conv_rows_bwd)
+def wgrad_dyt_rows(x, dy, wshape):
+    """dWᵀ via width-only patches: kh GEMMs dyᵀ (O, B·H·W) · cols_i (B·H·W, kw·C), whose left operand is
+    reduction-minor and right operand reduction-major (the layout XLA:CPU's dot runs fastest)."""
+    kh, kw, C, O = wshape
+    B, H, W, _ = x.shape
+    xp = _pad(x, kh, kw)
+    cols = jnp.concatenate([xp[:, :, j : j + W, :] for j in range(kw)], axis=-1)  # (B, H+kh−1, W, kw·C)
+    dT = dy.reshape(B * H * W, O).T
+    out = [dT @ cols[:, i : i + H].reshape(B * H * W, kw * C) for i in range(kh)]  # (O, kw·C) each
+    return jnp.stack(out).reshape(kh, O, kw, C).transpose(0, 2, 3, 1)
