@@ -2,12 +2,13 @@
 
 efficiency = time(whole jitted sampler over N steps) / (N × time(one jitted denoiser forward)), same batch, same run;
   1.0 means the loop adds nothing to the network calls. Samplers: DDPM 1000 steps, DDIM 50 steps (linear β, ε-pred),
-  cold blur T = 300 (cold_improved). Denoiser: the main job's UNet (configs/default.py model: ch 32, ch_mult 1,2,2,
-  one res block, attention at 4²) on 16×16×1 at batch 16, untrained (timing does not depend on the weights).
+  cold blur T = 300 (cold_improved). Denoiser: the main job's UNet (configs/default.py's model) on 16×16×1 at
+  batch 16, untrained (timing does not depend on the weights); one CPU device (the loop is what is measured).
 
 cold vs sequential: the same cold_improved blur sampler (same denoiser) with F_t computed as ours (one pair of
-  N×N matmuls per call, O(1) in t) or the published way (t per-step 11×11 depthwise convolutions re-applied on every
-  call, O(T²) per sample), at T = 20, 100, 300.
+  N×N matmuls per call, O(1) in t) or the published way (t per-step depthwise convolutions with the config's kernel
+  re-applied on every call, O(T²) per sample), at T = 20, 100, 300; once with the UNet as denoiser and once with a
+  single 3×3 convolution, which leaves the cost of F_t itself.
 
     python -m bench.sampler [--quick]
 """
