@@ -506,16 +506,16 @@ def main(argv) -> int:
     from jaxdiff.inference import NoCheckpointError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from jaxdiff.cpu_devices import split_cpu_devices
+    from jaxdiff.cpu_devices import CpuDevicesError, split_cpu_devices
 
-    # CPU only: split each sampling batch over the cores (batches are rounded up to a multiple of the count).
-    split_cpu_devices(FLAGS.batch if FLAGS.batch > 0 else 64)
     try:
+        # CPU only: split each sampling batch over the cores (batches are rounded up to a multiple of the count).
+        split_cpu_devices(FLAGS.batch if FLAGS.batch > 0 else 64)
         run(workdir=FLAGS.workdir, mode=FLAGS.mode, sampler=FLAGS.sampler, steps=FLAGS.steps, eta=FLAGS.eta,
             num=FLAGS.num, seed=FLAGS.seed, batch=FLAGS.batch, step=FLAGS.step, severity=FLAGS.severity,
             input=FLAGS.input, prior_noise=FLAGS.prior_noise, refit_prior=FLAGS.refit_prior, frames=FLAGS.frames,
             out=FLAGS.out, sweep=FLAGS.sweep)
-    except (NoCheckpointError, CheckpointError, UsageError, DataError) as e:
+    except (NoCheckpointError, CheckpointError, UsageError, DataError, CpuDevicesError) as e:
         print(f"sample.py: {e}", file=sys.stderr, flush=True)
         return 2
     return 0

@@ -35,6 +35,7 @@ def main(argv):
     _quiet_orbax()
     from jaxdiff.checkpoints import CheckpointError
     from jaxdiff.config_validation import ConfigError, default_workdir
+    from jaxdiff.cpu_devices import CpuDevicesError
 
     workdir = FLAGS.workdir or default_workdir(config_flags.get_config_filename(FLAGS["config"]))
     from jaxdiff.data import DataError
@@ -43,7 +44,7 @@ def main(argv):
     # The expected failures end with one message and a documented code; anything else keeps its traceback.
     try:
         train_and_evaluate(_CONFIG.value, workdir)
-    except (ConfigError, DataError) as e:
+    except (ConfigError, DataError, CpuDevicesError) as e:
         _fail(e, 2)
     except FloatingPointError as e:
         _fail(e, 3)

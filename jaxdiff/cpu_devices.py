@@ -32,6 +32,10 @@ MAX_AUTO_DEVICES = 8
 ENV = "JAXDIFF_CPU_DEVICES"
 
 
+class CpuDevicesError(ValueError):
+    """A bad JAXDIFF_CPU_DEVICES value (train.py and sample.py report it as one line, exit code 2)."""
+
+
 def _usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -70,7 +74,7 @@ def split_cpu_devices(batch_size: int, *, distributed: bool = False) -> int:
     env = os.environ.get(ENV, "").strip()
     if env:
         if not env.isdigit() or int(env) < 1:
-            raise ValueError(f"{ENV}={env!r} must be a positive integer (the number of CPU devices; 1 = off)")
+            raise CpuDevicesError(f"{ENV}={env!r} must be a positive integer (the number of CPU devices; 1 = off)")
         n = int(env)
     else:
         n = auto_count(batch_size)

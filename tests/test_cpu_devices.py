@@ -89,3 +89,17 @@ def test_accelerator_only_platforms_and_initialised_backends_are_left_alone(monk
     monkeypatch.setattr(cpu_devices, "_backends_initialized", lambda: False)
     monkeypatch.setattr(jax.config, "update", lambda *a: pytest.fail("must not touch the config"))
     assert cpu_devices.split_cpu_devices(64) == 0
+
+
+@pytest.mark.parametrize("script,args", [("train.py", ["--config=configs/cold_blur.py"]),
+                                         ("sample.py", ["--workdir=/nonexistent_jaxdiff_workdir"])])
+def test_clis_report_a_bad_count_in_one_line(script, args, tmp_path):
+    env = dict(os.environ, **{cpu_devices.ENV: "0"})
+    env.pop("XLA_FLAGS", None)
+    if script == "train.py":
+        args = args + [f"--workdir={tmp_path / 'w'}"]
+    r = subprocess.run([sys.executable, script, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "JAXDIFF_CPU_DEVICES='0' must be a positive integer" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "w").exists()
