@@ -3,9 +3,9 @@
 XLA:CPU runs one program's operations with a shared intra-op thread pool; the small convolutions, reductions and
 elementwise fusions of a diffusion UNet at these sizes keep two cores only partly busy. Exposing the host as n
 devices (``jax_num_cpu_devices``) and sharding the batch over a ('data',) mesh of them — the same code path as
-several GPUs — runs n half-size programs side by side. Measured on this 2-core machine (BENCHMARKS.md, "CPU
-devices"): the main job's train step is 1.2× faster with 2 devices than with 1, same numbers (tests/test_training.py
-checks 1 vs 8 devices agree).
+several GPUs — runs n half-size programs side by side. Measured on this 2-core machine (BENCHMARKS.md, "What
+became the default"): the main job's train step is 1.25× faster with 2 devices than with 1, with the same numbers
+(tests/test_training.py checks that 1 and 8 devices agree).
 
 :func:`split_cpu_devices` must run before JAX initialises its backends; ``train.py`` calls it (through
 ``train_and_evaluate``) and so does ``sample.py``. It changes nothing when:
