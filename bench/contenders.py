@@ -53,8 +53,9 @@ def jax_batch(config, batch_size=None, seed=0):
     return jnp.tanh(jax.random.normal(jax.random.PRNGKey(seed), (B, s, s, c), jnp.float32))
 
 
-def jax_train(config, process=None, model=None, mesh=None) -> Callable[[], object]:
-    """One call = one jaxdiff train step (forward process, forward, backward, AdamW, EMA) on a fixed batch."""
+def shard_batch(*arrays, mesh=None):
+    """Arrays with a leading batch axis → sharded P('data') over ``mesh`` (default: every device), as training and
+    sample.py shard their batches; left as they are when the batch does not divide over the devices (batch 1)."""
     import jax
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
@@ -62,10 +63,22 @@ def jax_train(config, process=None, model=None, mesh=None) -> Callable[[], objec
     from jaxdiff import training
 
     mesh = training.make_mesh() if mesh is None else mesh
+    if arrays[0].shape[0] % mesh.devices.size:
+        return arrays if len(arrays) > 1 else arrays[0]
+    sh = NamedSharding(mesh, P(training.DATA_AXIS))
+    out = tuple(jax.device_put(a, sh) for a in arrays)
+    return out if len(out) > 1 else out[0]
+
+
+def jax_train(config, process=None, model=None, mesh=None) -> Callable[[], object]:
+    """One call = one jaxdiff train step (forward process, forward, backward, AdamW, EMA) on a fixed batch."""
+    from jaxdiff import training
+
+    mesh = training.make_mesh() if mesh is None else mesh
     model = training.build_model(config) if model is None else model
     state = training.init_train_state(config, model, mesh=mesh)
     step_fn = training.make_train_step(config, model, process, mesh=mesh)
-    x = jax.device_put(jax_batch(config), NamedSharding(mesh, P(training.DATA_AXIS)))
+    x = shard_batch(jax_batch(config), mesh=mesh)
     box = {"state": state, "i": 0}
 
     def run():
@@ -81,8 +94,6 @@ def jax_forward(config, batch_size=None, model=None) -> Callable[[], object]:
     """One call = one jitted forward pass; the batch is sharded over every device (as training and sample.py do)."""
     import jax
     import jax.numpy as jnp
-    from jax.sharding import NamedSharding
-    from jax.sharding import PartitionSpec as P
 
     from jaxdiff import training
 
@@ -90,9 +101,7 @@ def jax_forward(config, batch_size=None, model=None) -> Callable[[], object]:
     x = jax_batch(config, batch_size)
     t = jnp.full((x.shape[0],), 10, jnp.int32)
     params = model.init(jax.random.PRNGKey(0), x[:1], t[:1])["params"]
-    if x.shape[0] % jax.device_count() == 0:
-        sh = NamedSharding(training.make_mesh(), P(training.DATA_AXIS))
-        x, t = jax.device_put(x, sh), jax.device_put(t, sh)
+    x, t = shard_batch(x, t)
     fwd = jax.jit(lambda p, x, t: model.apply({"params": p}, x, t))
     return lambda: fwd(params, x, t)
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bench import common
 
@@ -48,14 +49,9 @@ def jax_cold_sampler(config, model, process, B):
     def denoiser(p, x, t):
         return model.apply({"params": p}, x, t)
 
-    xT = jnp.tanh(jax.random.normal(jax.random.PRNGKey(1), (B, s, s, c)))
-    if B % jax.device_count() == 0:  # sharded over the CPU devices as sample.py shards its batches
-        from jax.sharding import NamedSharding
-        from jax.sharding import PartitionSpec as P
+    from bench.contenders import shard_batch
 
-        from jaxdiff import training
-
-        xT = jax.device_put(xT, NamedSharding(training.make_mesh(), P(training.DATA_AXIS)))
+    xT = shard_batch(jnp.tanh(jax.random.normal(jax.random.PRNGKey(1), (B, s, s, c))))
     key = jax.random.PRNGKey(2)
     kw = dict(process=process, corrector=config.sample.sampler, prediction="x0", clip=1.0)
     return lambda: sampling.sample(denoiser, params, key, xT, **kw).x0
@@ -63,10 +59,11 @@ def jax_cold_sampler(config, model, process, B):
 
 def run(quick: bool = False) -> dict:
     n = common.setup_threads()
+    import jax
+
     from bench import contenders as C
     from bench import remote
     from jaxdiff import training
-
     from jaxdiff.cpu_devices import split_cpu_devices
 
     cfg = C.default_config()
@@ -125,10 +122,7 @@ def run(quick: bool = False) -> dict:
             b,
         )
     table = common.markdown_table(rows, ["bench", "contender", "img/s", "ms/call", "vs torch eager", "paired"])
-    info = getattr(tt, "info", {"python": "this process"})
-    import jax
-    import sys
-
+    info = tt.info  # bench.remote.contender gives every contender its info, local or not
     table += (f"\n\nPyTorch side: {info}; JAX side: Python {sys.version.split()[0]}, jax {jax.__version__}, "
               f"{n_dev} CPU device(s) (jaxdiff.cpu_devices; jax_1dev: the split turned off).")
     out = {"rows": rows, "raw": raw, "threads": n, "table": table, "torch_side": info}
