@@ -36,6 +36,7 @@ def main(argv):
     from jaxdiff.checkpoints import CheckpointError
     from jaxdiff.config_validation import ConfigError, default_workdir
     from jaxdiff.cpu_devices import CpuDevicesError
+    from jaxdiff.xla_options import XlaOptionsError
 
     workdir = FLAGS.workdir or default_workdir(config_flags.get_config_filename(FLAGS["config"]))
     from jaxdiff.data import DataError
@@ -44,7 +45,7 @@ def main(argv):
     # The expected failures end with one message and a documented code; anything else keeps its traceback.
     try:
         train_and_evaluate(_CONFIG.value, workdir)
-    except (ConfigError, DataError, CpuDevicesError) as e:
+    except (ConfigError, DataError, CpuDevicesError, XlaOptionsError) as e:
         _fail(e, 2)
     except FloatingPointError as e:
         _fail(e, 3)

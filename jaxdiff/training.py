@@ -36,7 +36,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxdiff import losses as losses_lib
-from jaxdiff import parameterization
+from jaxdiff import parameterization, xla_options
 from jaxdiff.forward import ColdProcess, ForwardProcess, GaussianProcess
 from jaxdiff.train_state import TrainState, create_train_state, ema_update, make_lr_schedule, make_optimizer
 
@@ -256,15 +256,23 @@ def make_train_step(
     repl = NamedSharding(mesh, P())
     data = NamedSharding(mesh, P(DATA_AXIS))
     donate_argnums = (0,) if donate else ()
+    # CPU meshes, models above the measured break-even: convolutions by XLA's own kernels, not YNNPACK's
+    # (jaxdiff/xla_options.py has the measurements). None elsewhere: GPU/TPU programs are compiled as before.
+    options = xla_options.train_compiler_options(mesh.devices, level_size=xla_options.level_size(config))
     if uses_end:
         return jax.jit(
-            step_fn, in_shardings=(repl, data, repl, data), out_shardings=(repl, repl), donate_argnums=donate_argnums
+            step_fn,
+            in_shardings=(repl, data, repl, data),
+            out_shardings=(repl, repl),
+            donate_argnums=donate_argnums,
+            compiler_options=options,
         )
     return jax.jit(
         lambda state, batch, step: step_fn(state, batch, step),
         in_shardings=(repl, data, repl),
         out_shardings=(repl, repl),
         donate_argnums=donate_argnums,
+        compiler_options=options,
     )
 
 
@@ -477,6 +485,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     if n_cpu:
         log.info("CPU: the batch is split over %d XLA CPU devices (JAXDIFF_CPU_DEVICES=1 turns this off)", n_cpu)
     validate_config(config, num_devices=jax.device_count(), process_count=jax.process_count())
+    xla_options.enabled()  # a bad JAXDIFF_XLA_CPU_OPTIONS fails here, before data or compilation
     workdir = os.path.abspath(workdir)
     pidx, pcount = jax.process_index(), jax.process_count()
     is_main = pidx == 0
@@ -506,6 +515,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     meta = make_meta(config)
 
     train_step = make_train_step(config, model, process, mesh=mesh)
+    if xla_options.train_compiler_options(mesh.devices, level_size=xla_options.level_size(config)):
+        log.info("CPU: the train step uses XLA's own convolutions, not YNNPACK's (JAXDIFF_XLA_CPU_OPTIONS=0 turns this off)")
     accumulate = _make_accumulate()
     batches = data_lib.iterate_batches(train_src, global_batch_size=B, seed=int(config.seed), process_index=pidx,
                                        process_count=pcount, random_flip=bool(config.data.random_flip),
