@@ -48,6 +48,10 @@ def run(quick: bool = False, compile_torch: bool = True) -> dict:
         "bench.contenders:jax_mainjob", env={"JAXDIFF_CPU_DEVICES": "1"}, kind=kind, spec="bench32"
     )
     train = {"jax": jt, "torch_eager": tt, "jax_1dev": one("train")}
+    # "jax_ynn_convs": the same with XLA's default YNNPACK convolutions (jaxdiff.xla_options off), to show its gain.
+    train["jax_ynn_convs"] = remote.contender(
+        "bench.contenders:jax_mainjob", env={"JAXDIFF_XLA_CPU_OPTIONS": "0"}, kind="train", spec="bench32"
+    )
     fwd = {"jax": C.jax_forward(cfg), "torch_eager": torch("forward"), "jax_1dev": one("forward")}
     if compile_torch:
         train["torch_compile"] = torch("train", compiled=True)
