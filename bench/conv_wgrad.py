@@ -3,7 +3,8 @@
     dW[i, j, c, o] = Σ_{b,h,w} x_pad[b, h+i, w+j, c] · dy[b, h, w, o]        x (B,H,W,C), dy (B,H,W,O), dW (3,3,C,O)
 
 Contenders (all jitted, same run, interleaved):
-  lax      jax.vjp of lax.conv_general_dilated w.r.t. the kernel (what Flax does)
+  lax      jax.vjp of lax.conv_general_dilated w.r.t. the kernel (what Flax does), XLA's defaults (YNNPACK)
+  lax_xla  the same compiled with jaxdiff.xla_options' option (XLA's own Eigen convolution), as the train step is
   im2col   one GEMM: patches (B·H·W, 9C)ᵀ · dy (B·H·W, O)
   rows3    width-only patches (B, H+2, W, 3C), then 3 GEMMs over the row shift i
   shift9   9 GEMMs of shifted views x_pad[:, i:i+H, j:j+W]ᵀ · dy
@@ -46,8 +47,11 @@ def run(quick: bool = False) -> dict:
         f = lambda w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return jax.vjp(f, w)[1](dy)[0]
 
+    from jaxdiff import xla_options
+
     methods = {
         "lax": jax.jit(lax_wgrad),
+        "lax_xla": jax.jit(lax_wgrad, compiler_options={xla_options.OPTION: xla_options.VALUE}),
         "im2col": jax.jit(lambda x, w, dy: fastconv.wgrad_im2col(x, dy, w.shape)),
         "rows3": jax.jit(lambda x, w, dy: fastconv.wgrad_rows(x, dy, w.shape)),
         "shift9": jax.jit(lambda x, w, dy: fastconv.wgrad_shift(x, dy, w.shape)),
