@@ -15,7 +15,7 @@ speed-up with the option (H·W·ch = values per image at the UNet's first level)
     32×32, ch 16                 16,384   1.12–1.14×
     32×32, ch 32                 32,768   1.15–1.17×
     16×16, ch 64                 16,384   1.32–1.43×
-    bench32 (32×32, ch 64)       65,536   1.41–1.46×
+    bench32 (32×32, ch 64)       65,536   1.32–1.46×
 
 Forward-only programs (samplers) gained nothing measurable (bench32 forward 0.97×), so they keep XLA's defaults.
 
