@@ -43,16 +43,22 @@ def run(quick: bool = False, compile_torch: bool = True) -> dict:
     jax.block_until_ready(jt())
     compile_s["jax_train_first_call"] = time.perf_counter() - t0
 
-    # "jax_1dev": the same in a worker process with the CPU split turned off, to show what the split gains.
-    one = lambda kind: remote.contender(  # noqa: E731
-        "bench.contenders:jax_mainjob", env={"JAXDIFF_CPU_DEVICES": "1"}, kind=kind, spec="bench32"
+    # The same in a worker process with one of jaxdiff's CPU defaults turned off, to show what it gains:
+    # "jax_1dev" the CPU split, "jax_ynn_convs" XLA's own convolutions in the train step (jaxdiff.xla_options).
+    worker = lambda kind, **env: remote.contender(  # noqa: E731
+        "bench.contenders:jax_mainjob", env=env, kind=kind, spec="bench32"
     )
-    train = {"jax": jt, "torch_eager": tt, "jax_1dev": one("train")}
-    # "jax_ynn_convs": the same with XLA's default YNNPACK convolutions (jaxdiff.xla_options off), to show its gain.
-    train["jax_ynn_convs"] = remote.contender(
-        "bench.contenders:jax_mainjob", env={"JAXDIFF_XLA_CPU_OPTIONS": "0"}, kind="train", spec="bench32"
-    )
-    fwd = {"jax": C.jax_forward(cfg), "torch_eager": torch("forward"), "jax_1dev": one("forward")}
+    train = {
+        "jax": jt,
+        "torch_eager": tt,
+        "jax_1dev": worker("train", JAXDIFF_CPU_DEVICES="1"),
+        "jax_ynn_convs": worker("train", JAXDIFF_XLA_CPU_OPTIONS="0"),
+    }
+    fwd = {
+        "jax": C.jax_forward(cfg),
+        "torch_eager": torch("forward"),
+        "jax_1dev": worker("forward", JAXDIFF_CPU_DEVICES="1"),
+    }
     if compile_torch:
         train["torch_compile"] = torch("train", compiled=True)
         fwd["torch_compile"] = torch("forward", compiled=True)

@@ -259,17 +259,14 @@ def make_train_step(
     # CPU meshes, models above the measured break-even: convolutions by XLA's own kernels, not YNNPACK's
     # (jaxdiff/xla_options.py has the measurements). None elsewhere: GPU/TPU programs are compiled as before.
     options = xla_options.train_compiler_options(mesh.devices, level_size=xla_options.level_size(config))
-    if uses_end:
-        return jax.jit(
-            step_fn,
-            in_shardings=(repl, data, repl, data),
-            out_shardings=(repl, repl),
-            donate_argnums=donate_argnums,
-            compiler_options=options,
-        )
+    if options:
+        log.info("CPU: the train step uses XLA's own convolutions, not YNNPACK's "
+                 "(JAXDIFF_XLA_CPU_OPTIONS=0 turns this off)")
+    # Without an end source the step takes exactly (state, batch, step), so jit sees no optional argument.
+    fn = step_fn if uses_end else (lambda state, batch, step: step_fn(state, batch, step))
     return jax.jit(
-        lambda state, batch, step: step_fn(state, batch, step),
-        in_shardings=(repl, data, repl),
+        fn,
+        in_shardings=(repl, data, repl, data) if uses_end else (repl, data, repl),
         out_shardings=(repl, repl),
         donate_argnums=donate_argnums,
         compiler_options=options,
@@ -515,8 +512,6 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     meta = make_meta(config)
 
     train_step = make_train_step(config, model, process, mesh=mesh)
-    if xla_options.train_compiler_options(mesh.devices, level_size=xla_options.level_size(config)):
-        log.info("CPU: the train step uses XLA's own convolutions, not YNNPACK's (JAXDIFF_XLA_CPU_OPTIONS=0 turns this off)")
     accumulate = _make_accumulate()
     batches = data_lib.iterate_batches(train_src, global_batch_size=B, seed=int(config.seed), process_index=pidx,
                                        process_count=pcount, random_flip=bool(config.data.random_flip),
