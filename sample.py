@@ -74,7 +74,8 @@ class UsageError(ValueError):
 
 def _check_options(o: dict, config, process) -> dict:
     """Validates flag values against the run's config; returns resolved options. Raises UsageError."""
-    from jaxdiff import evaluation, prior_store, sampling
+    from jaxdiff import evaluation, sampling
+    from jaxdiff.priors import store as prior_store
     from jaxdiff.forward import GaussianProcess
 
     T = int(process.T)
@@ -208,13 +209,13 @@ def _input_images(spec: str, config):
 def _save_npz(path: str, **arrays) -> str:
     import numpy as np
 
-    from jaxdiff.visualize import atomic_write
+    from jaxdiff.files import atomic_write
 
     return atomic_write(path, lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items() if v is not None}))
 
 
 def _prior(o: dict, inf):
-    from jaxdiff import prior_store
+    from jaxdiff.priors import store as prior_store
 
     try:
         prior = prior_store.load_or_fit_prior(inf.config, o["workdir"], process=inf.process, refit=o["refit_prior"])
@@ -256,7 +257,8 @@ def run_generate(o: dict, inf, out_dir: str) -> dict:
 def run_restore(o: dict, inf, out_dir: str) -> dict:
     import jax
 
-    from jaxdiff import restoration, visualize
+    from jaxdiff import visualize
+    from jaxdiff.sampling import restoration
 
     T = int(inf.process.T)
     s = o["severity"] or T
@@ -303,7 +305,9 @@ def run_evaluate(o: dict, inf, out_dir: str) -> dict:
     import jax
     import numpy as np
 
-    from jaxdiff import evaluation, prior_store, restoration
+    from jaxdiff import evaluation
+    from jaxdiff.priors import store as prior_store
+    from jaxdiff.sampling import restoration
     from jaxdiff.forward import ColdProcess
 
     config = inf.config
@@ -417,7 +421,8 @@ def run_interpolate(o: dict, inf, out_dir: str) -> dict:
     import jax
     import numpy as np
 
-    from jaxdiff import interpolation, visualize
+    from jaxdiff import visualize
+    from jaxdiff.sampling import interpolation
 
     prior = _prior(o, inf)
     pairs, cols = min(o["num"], 8), 9
@@ -473,7 +478,7 @@ def run(*, workdir: str, mode: str = "generate", sampler: Optional[str] = None, 
         frames: int = 10, out: Optional[str] = None, sweep: str = "auto") -> dict:
     """Runs one mode; returns {name: path} of the files written. Raises NoCheckpointError / ValueError."""
     from jaxdiff.inference import load_config
-    from jaxdiff.training import build_process
+    from jaxdiff.experiment import build_process
 
     if not workdir:
         raise UsageError("--workdir is required")
@@ -501,12 +506,12 @@ def run(*, workdir: str, mode: str = "generate", sampler: Optional[str] = None, 
 def main(argv) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from jaxdiff.checkpoints import CheckpointError
+    from jaxdiff.train.checkpoints import CheckpointError
     from jaxdiff.data import DataError
     from jaxdiff.inference import NoCheckpointError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from jaxdiff.cpu_devices import CpuDevicesError, split_cpu_devices
+    from jaxdiff.cpu.devices import CpuDevicesError, split_cpu_devices
 
     try:
         # CPU only: split each sampling batch over the cores (batches are rounded up to a multiple of the count).

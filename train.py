@@ -33,14 +33,14 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
     _quiet_orbax()
-    from jaxdiff.checkpoints import CheckpointError
-    from jaxdiff.config_validation import ConfigError, default_workdir
-    from jaxdiff.cpu_devices import CpuDevicesError
-    from jaxdiff.xla_options import XlaOptionsError
+    from jaxdiff.train.checkpoints import CheckpointError
+    from jaxdiff.config.validation import ConfigError, default_workdir
+    from jaxdiff.cpu.devices import CpuDevicesError
+    from jaxdiff.cpu.xla_options import XlaOptionsError
 
     workdir = FLAGS.workdir or default_workdir(config_flags.get_config_filename(FLAGS["config"]))
     from jaxdiff.data import DataError
-    from jaxdiff.training import train_and_evaluate
+    from jaxdiff.train.loop import train_and_evaluate
 
     # The expected failures end with one message and a documented code; anything else keeps its traceback.
     try:

@@ -18,7 +18,7 @@ def run(quick: bool = False, compile_torch: bool = True) -> dict:
     n = common.setup_threads()
     from bench import contenders as C
     from bench import remote
-    from jaxdiff.cpu_devices import split_cpu_devices
+    from jaxdiff.cpu.devices import split_cpu_devices
 
     cfg = C.bench32_train_config()
     # As train.py does: on CPU the batch is split over the cores as XLA devices (before JAX starts its backend).
@@ -44,7 +44,7 @@ def run(quick: bool = False, compile_torch: bool = True) -> dict:
     compile_s["jax_train_first_call"] = time.perf_counter() - t0
 
     # The same in a worker process with one of jaxdiff's CPU defaults turned off, to show what it gains:
-    # "jax_1dev" the CPU split, "jax_ynn_convs" XLA's own convolutions in the train step (jaxdiff.xla_options).
+    # "jax_1dev" the CPU split, "jax_ynn_convs" XLA's own convolutions in the train step (jaxdiff.cpu.xla_options).
     worker = lambda kind, **env: remote.contender(  # noqa: E731
         "bench.contenders:jax_mainjob", env=env, kind=kind, spec="bench32"
     )

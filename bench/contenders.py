@@ -60,7 +60,7 @@ def shard_batch(*arrays, mesh=None):
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
 
-    from jaxdiff import training
+    from jaxdiff.train import loop as training
 
     mesh = training.make_mesh() if mesh is None else mesh
     if arrays[0].shape[0] % mesh.devices.size:
@@ -72,7 +72,7 @@ def shard_batch(*arrays, mesh=None):
 
 def jax_train(config, process=None, model=None, mesh=None) -> Callable[[], object]:
     """One call = one jaxdiff train step (forward process, forward, backward, AdamW, EMA) on a fixed batch."""
-    from jaxdiff import training
+    from jaxdiff.train import loop as training
 
     mesh = training.make_mesh() if mesh is None else mesh
     model = training.build_model(config) if model is None else model
@@ -95,7 +95,7 @@ def jax_forward(config, batch_size=None, model=None) -> Callable[[], object]:
     import jax
     import jax.numpy as jnp
 
-    from jaxdiff import training
+    from jaxdiff.train import loop as training
 
     model = training.build_model(config) if model is None else model
     x = jax_batch(config, batch_size)
@@ -220,7 +220,7 @@ def torch_forward(model, config, batch_size=None, *, compiled=False) -> Callable
 
 def torch_mainjob(kind: str, batch: int = 0):
     """configs/default.py's model mirrored in PyTorch: kind = "train" | "forward" | "sample" (batch images)."""
-    from jaxdiff import training
+    from jaxdiff.train import loop as training
 
     cfg = default_config()
     s, c, T = int(cfg.data.image_size), int(cfg.data.channels), int(cfg.diffusion.T)
@@ -259,14 +259,14 @@ def torch_bench32(kind: str, compiled: bool = False):
 def jax_mainjob(kind: str = "train", spec: str = "mainjob"):
     """The train step ("train") or forward ("forward") of configs/default.py (spec "mainjob") or bench32 (spec
     "bench32") in jaxdiff, in a fresh process set up as train.py sets itself up (CPU devices split by
-    jaxdiff.cpu_devices unless JAXDIFF_CPU_DEVICES says otherwise); a JSON-named builder for bench.remote."""
-    from jaxdiff.cpu_devices import split_cpu_devices
+    jaxdiff.cpu.devices unless JAXDIFF_CPU_DEVICES says otherwise); a JSON-named builder for bench.remote."""
+    from jaxdiff.cpu.devices import split_cpu_devices
 
     cfg = {"mainjob": default_config, "bench32": bench32_train_config}[spec]()
     split_cpu_devices(int(cfg.train.batch_size))
     import jax
 
-    from jaxdiff import training
+    from jaxdiff.train import loop as training
 
     if kind == "train":
         fn = jax_train(cfg, training.build_process(cfg))

@@ -4,7 +4,7 @@
 
 Contenders (all jitted, same run, interleaved):
   lax      jax.vjp of lax.conv_general_dilated w.r.t. the kernel (what Flax does), XLA's defaults (YNNPACK)
-  lax_xla  the same compiled with jaxdiff.xla_options' option (XLA's own Eigen convolution), as the train step is
+  lax_xla  the same compiled with jaxdiff.cpu.xla_options' option (XLA's own Eigen convolution), as the train step is
   im2col   one GEMM: patches (B·H·W, 9C)ᵀ · dy (B·H·W, O)
   rows3    width-only patches (B, H+2, W, 3C), then 3 GEMMs over the row shift i
   shift9   9 GEMMs of shifted views x_pad[:, i:i+H, j:j+W]ᵀ · dy
@@ -47,7 +47,7 @@ def run(quick: bool = False) -> dict:
         f = lambda w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return jax.vjp(f, w)[1](dy)[0]
 
-    from jaxdiff import xla_options
+    from jaxdiff.cpu import xla_options
 
     methods = {
         "lax": jax.jit(lax_wgrad),

@@ -34,7 +34,7 @@ def run(quick: bool = False) -> dict:
     import jax.numpy as jnp
 
     from bench import contenders as C
-    from jaxdiff import training
+    from jaxdiff.train import loop as training
     from jaxdiff.degradations import DEGRADATIONS, Degradation, make_degradation
     from jaxdiff.forward import ColdProcess
 

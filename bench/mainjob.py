@@ -63,8 +63,8 @@ def run(quick: bool = False) -> dict:
 
     from bench import contenders as C
     from bench import remote
-    from jaxdiff import training
-    from jaxdiff.cpu_devices import split_cpu_devices
+    from jaxdiff.train import loop as training
+    from jaxdiff.cpu.devices import split_cpu_devices
 
     cfg = C.default_config()
     # As train.py does: on CPU the batch is split over the cores as XLA devices (before JAX starts its backend).
@@ -124,7 +124,7 @@ def run(quick: bool = False) -> dict:
     table = common.markdown_table(rows, ["bench", "contender", "img/s", "ms/call", "vs torch eager", "paired"])
     info = tt.info  # bench.remote.contender gives every contender its info, local or not
     table += (f"\n\nPyTorch side: {info}; JAX side: Python {sys.version.split()[0]}, jax {jax.__version__}, "
-              f"{n_dev} CPU device(s) (jaxdiff.cpu_devices; jax_1dev: the split turned off).")
+              f"{n_dev} CPU device(s) (jaxdiff.cpu.devices; jax_1dev: the split turned off).")
     out = {"rows": rows, "raw": raw, "threads": n, "table": table, "torch_side": info}
     common.save("mainjob", out)
     return out

@@ -33,7 +33,7 @@ if nproc > 1:
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 from bench import contenders as C
-from jaxdiff import training
+from jaxdiff.train import loop as training
 cfg = C.default_config()
 mesh = training.make_mesh()
 model = training.build_model(cfg)

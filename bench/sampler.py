@@ -29,7 +29,7 @@ def _setup(tiny: bool = False):
     import jax.numpy as jnp
 
     from bench import contenders as C
-    from jaxdiff import training
+    from jaxdiff.train import loop as training
 
     cfg = C.default_config()
     s, c = int(cfg.data.image_size), int(cfg.data.channels)

@@ -26,7 +26,8 @@ from bench import common
 common.setup_threads()
 import jax, jax.numpy as jnp
 from bench import contenders as C
-from jaxdiff import training, sampling
+from jaxdiff import sampling
+from jaxdiff.train import loop as training
 which = sys.argv[1]
 cfg = C.bench32_train_config() if which == "bench32" else C.default_config()
 model = training.build_model(cfg)
@@ -55,7 +56,7 @@ import json, resource, sys, tempfile
 from bench import common
 common.setup_threads()
 from bench import contenders as C
-from jaxdiff import training
+from jaxdiff.train import loop as training
 cfg = C.default_config()
 cfg.train.num_steps = int(sys.argv[1])
 cfg.train.checkpoint_every = int(sys.argv[1])
@@ -89,9 +90,9 @@ def run(quick: bool = False, steps: int = 200) -> dict:
     stack = []
     for _ in range(3 if quick else 5):
         t0 = time.perf_counter()
-        common.run_subprocess(["-c", "import jaxdiff.training, jaxdiff.sampling, jaxdiff.models.unet"])
+        common.run_subprocess(["-c", "import jaxdiff.train.loop, jaxdiff.sampling, jaxdiff.models.unet"])
         stack.append(time.perf_counter() - t0)
-    rows.append({"what": "import jaxdiff.training, .sampling, .models.unet (jax, flax, optax)",
+    rows.append({"what": "import jaxdiff.train.loop, .sampling, .models.unet (jax, flax, optax)",
                  "value": statistics.median(stack), "unit": "s wall", "cpu s": ""})
     t0 = time.perf_counter()
     common.run_subprocess(["-c", "pass"])

@@ -12,9 +12,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "schedules", "forward", "degradations", "parameterization", "sampling", "losses", "train_state",
-    "training", "data", "checkpoints", "metrics", "visualize", "priors", "features", "models",
-    "config_validation", "logging_utils", "restoration", "evaluation", "inference", "interpolation",
+    "schedules", "forward", "degradations", "parameterization", "sampling", "losses", "train", "data",
+    "visualize", "priors", "models", "config", "evaluation", "inference", "cpu", "registry", "experiment",
 }
 
 _EXPORTS = {
@@ -33,8 +32,8 @@ _EXPORTS = {
     "register_corrector": "sampling",
     "CORRECTORS": "sampling",
     "make_unet": "models",
-    "train_and_evaluate": "training",
-    "build_process": "training",
+    "train_and_evaluate": "train.loop",
+    "build_process": "experiment",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -121,7 +121,7 @@ def forward_strip_for_config(
     For interpolation configs the end images come from ``data.end_source`` (or ``end_images``).
     """
     from jaxdiff import data as data_lib
-    from jaxdiff.training import build_process
+    from jaxdiff.experiment import build_process
 
     process = build_process(config)
     d = config.data

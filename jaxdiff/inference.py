@@ -24,7 +24,8 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxdiff import restoration, sampling
+from jaxdiff import sampling
+from jaxdiff.sampling import restoration
 from jaxdiff.forward import ForwardProcess
 
 __all__ = [
@@ -95,7 +96,7 @@ class Inference:
         is built and its moments never leave the disk. Raises :class:`NoCheckpointError` when the workdir has
         no checkpoint, ValueError for an unknown ``step``, CheckpointError when none restores.
         """
-        from jaxdiff import training
+        from jaxdiff import experiment as training
 
         steps = list_checkpoint_steps(workdir)
         if not steps:
@@ -115,7 +116,7 @@ class Inference:
                 continue
             return cls(config=config, model=model, process=training.build_process(config), params=params,
                        mesh=mesh, step=s)
-        from jaxdiff.checkpoints import CheckpointError
+        from jaxdiff.train.checkpoints import CheckpointError
 
         raise CheckpointError(None, f"no checkpoint in {workdir} restores:\n  " + "\n  ".join(failures))
 
@@ -177,7 +178,7 @@ class Inference:
         """Calls ``fn(i, sharded_inputs_i)`` on batches of ``batch`` rows of ``inputs`` (a pytree of (num, …)
         host arrays, or None) and returns the per-batch outputs (pytrees of NumPy arrays, trimmed to the
         batch's true rows). A progress bar counts images."""
-        from jaxdiff.logging_utils import ProgressBar
+        from jaxdiff.train.logging_utils import ProgressBar
 
         outs = []
         bar = ProgressBar(num, desc=desc, unit="img", enabled=progress)  # counts images: tqdm shows img/s
@@ -228,12 +229,12 @@ class Inference:
         """``num`` samples from ``prior`` (a :class:`jaxdiff.priors.Prior`), or from given ``x_T`` (num, H, W, C).
 
         Batch i draws x_T from ``fold_in(key, i)`` and the aux the degradation needs from x_T
-        (:func:`jaxdiff.prior_store.generation_aux`). ``trajectory_frames`` > 0 records about that many frames
+        (:func:`jaxdiff.priors.store.generation_aux`). ``trajectory_frames`` > 0 records about that many frames
         of the first batch (the other batches run without recording).
         """
         import time
 
-        from jaxdiff.prior_store import generation_aux
+        from jaxdiff.priors.store import generation_aux
 
         ts = self.timesteps(steps)
         n_steps = len(ts) - 1
@@ -281,7 +282,7 @@ class Inference:
     ) -> dict[str, np.ndarray]:
         """{"direct": …, <corrector>: …} for degraded images x_t (N, H, W, C) at ``severity`` (default T).
 
-        ``correctors`` default: :func:`jaxdiff.restoration.default_correctors`; ``steps`` default: every step
+        ``correctors`` default: :func:`jaxdiff.sampling.restoration.default_correctors`; ``steps`` default: every step
         from the severity (Cold Diffusion's tables) — pass the config's ``sample.steps`` to follow it.
         """
         s = restoration.check_severity(severity, int(self.process.T))
@@ -346,7 +347,7 @@ def load_config(workdir: str, *, step: Optional[int] = None):
     """
     import ml_collections
 
-    from jaxdiff.checkpoints import CheckpointError, Checkpointer
+    from jaxdiff.train.checkpoints import CheckpointError, Checkpointer
 
     steps = list_checkpoint_steps(workdir)
     if not steps:
@@ -381,12 +382,12 @@ def restore_ema_params(workdir: str, step: int, model, config, mesh: jax.shardin
 
     The target shapes come from ``model.init`` traced abstractly (nothing is computed); orbax checks every
     stored shape and dtype against them. The step's files are checked against its integrity manifest
-    first (:func:`jaxdiff.checkpoints.verify_checkpoint`): a flipped byte in an array chunk is not noticed
+    first (:func:`jaxdiff.train.checkpoints.verify_checkpoint`): a flipped byte in an array chunk is not noticed
     by tensorstore, so without this a damaged checkpoint would restore silently wrong weights.
     """
     import orbax.checkpoint as ocp  # heavy: only when a checkpoint is read
 
-    from jaxdiff.checkpoints import verify_checkpoint
+    from jaxdiff.train.checkpoints import verify_checkpoint
 
     verify_checkpoint(os.path.join(os.path.abspath(os.fspath(workdir)), "checkpoints", str(int(step))), int(step))
     s, c = int(config.data.image_size), int(config.data.channels)

@@ -13,14 +13,14 @@ an interrupted run never leaves a half-written picture under the final name.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from jaxdiff.files import atomic_write
 
 __all__ = [
     "to_uint8",
@@ -28,7 +28,6 @@ __all__ = [
     "save_grid",
     "save_strip",
     "save_trajectory",
-    "atomic_write",
 ]
 
 _MIN_TILE_PX = 64  # automatic upscaling makes tiles at least this large (16×16 digits → 4×)
@@ -203,30 +202,6 @@ def _centres(n: int, size: int, padding: int, k: int) -> list[float]:
 # --------------------------------------------------------------------------------------------
 # atomic files
 # --------------------------------------------------------------------------------------------
-
-
-def atomic_write(path, write: Callable[[object], None]) -> str:
-    """Calls ``write(fileobj)`` on a temporary file next to ``path`` and renames it over ``path``.
-
-    The temporary file (``.<name>.*.tmp`` in the same directory, so the rename is atomic) is removed if
-    ``write`` raises; ``path`` then keeps its previous content. Parent directories are created.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; pictures are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def _save_png(path, img: Image.Image) -> str:

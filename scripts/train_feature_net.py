@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Trains the digits feature network (jaxdiff.features.DigitsCNN) and writes its weights as a plain npz.
+"""Trains the digits feature network (jaxdiff.evaluation.features.DigitsCNN) and writes its weights as a plain npz.
 
     .venv/bin/python scripts/train_feature_net.py            # → jaxdiff/assets/digits_classifier.npz
 
@@ -52,7 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def load_digits(split: str):
     """(images (N, 16, 16, 1) float32 in [−1, 1], labels (N,) int32) of the jaxdiff digits split."""
     from jaxdiff import data
-    from jaxdiff.features import IMAGE_SIZE
+    from jaxdiff.evaluation.features import IMAGE_SIZE
 
     src = data.load_source("digits", split=split, image_size=IMAGE_SIZE, channels=1)
     return data.normalize(src.images), src.labels
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     import numpy as np
     import optax
 
-    from jaxdiff import features
+    from jaxdiff.evaluation import features
 
     t0 = time.time()
     x_train, y_train = load_digits("train")

@@ -11,9 +11,9 @@ import jax.numpy as jnp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxdiff.checkpoints import CheckpointError, Checkpointer, abstract_like, make_meta
-from jaxdiff.train_state import create_train_state, make_optimizer
-from jaxdiff.training import make_mesh
+from jaxdiff.train.checkpoints import CheckpointError, Checkpointer, abstract_like, make_meta
+from jaxdiff.train.state import create_train_state, make_optimizer
+from jaxdiff.train.loop import make_mesh
 
 
 def _config():

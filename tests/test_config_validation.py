@@ -7,8 +7,8 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from jaxdiff import config_validation as cv
-from jaxdiff.config_validation import ConfigError, validate_config
+from jaxdiff.config import validation as cv
+from jaxdiff.config.validation import ConfigError, validate_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

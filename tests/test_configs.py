@@ -9,8 +9,8 @@ import os
 import numpy as np
 import pytest
 
-from jaxdiff import config_validation as cv
-from jaxdiff.config_validation import ConfigError, validate_config
+from jaxdiff.config import validation as cv
+from jaxdiff.config.validation import ConfigError, validate_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENTS = ("cold_blur", "cold_inpaint", "cold_superres", "cold_decolor", "cold_snow", "cold_animorph", "ddpm", "ddim")

@@ -1,4 +1,4 @@
-"""jaxdiff.cpu_devices: when the host's cores become XLA devices, and when nothing is touched.
+"""jaxdiff.cpu.devices: when the host's cores become XLA devices, and when nothing is touched.
 
 Each case runs in a fresh interpreter (the choice must be made before JAX starts a backend; this test process
 already has 8 simulated devices from conftest.py, which is itself the "already initialised" case).
@@ -11,13 +11,13 @@ import sys
 import jax
 import pytest
 
-from jaxdiff import cpu_devices
+from jaxdiff.cpu import devices as cpu_devices
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _PROBE = """
 import json, sys
-from jaxdiff import cpu_devices
+from jaxdiff.cpu import devices as cpu_devices
 n = cpu_devices.split_cpu_devices(int(sys.argv[1]), distributed=sys.argv[2] == "1")
 import jax
 print(json.dumps({"set": n, "devices": jax.device_count(), "platform": jax.default_backend()}))

@@ -48,7 +48,7 @@ def aux_for(deg, x0, seed=1):
 
 
 def test_every_builtin_degradation_has_a_case():
-    builtin = {k for k, b in D.DEGRADATIONS.items() if b.__module__ == D.__name__}
+    builtin = {k for k, b in D.DEGRADATIONS.items() if b.builder.__module__ == D.__name__}
     assert builtin == {c[1] for c in CASES}
 
 

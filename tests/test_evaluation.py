@@ -11,7 +11,11 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from jaxdiff import evaluation, forward_pictures, interpolation, metrics, prior_store, restoration, sampling
+from jaxdiff import evaluation, forward_pictures, sampling
+from jaxdiff.sampling import interpolation
+from jaxdiff.evaluation import metrics
+from jaxdiff.priors import store as prior_store
+from jaxdiff.sampling import restoration
 from jaxdiff.data import load_source, normalize
 from jaxdiff.degradations import make_degradation
 from jaxdiff.forward import ColdProcess, GaussianProcess

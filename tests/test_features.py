@@ -9,7 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxdiff import data, features
+from jaxdiff import data
+from jaxdiff.evaluation import features
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "scripts", "train_feature_net.py")

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdiff import logging_utils as lu
+from jaxdiff.train import logging_utils as lu
 
 tb_loader = pytest.importorskip("tensorboard.backend.event_processing.event_file_loader")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402

@@ -1,11 +1,11 @@
-"""jaxdiff.metrics against scikit-image, closed forms and explicit float64 references."""
+"""jaxdiff.evaluation.metrics against scikit-image, closed forms and explicit float64 references."""
 import numpy as np
 import pytest
 import scipy.linalg
 from scipy.ndimage import gaussian_filter
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
-from jaxdiff import metrics as M
+from jaxdiff.evaluation import metrics as M
 
 
 def smooth_images(rng, shape, sigma=1.5):

@@ -47,4 +47,4 @@ def test_new_degradation_example():
                      corrector="cold_improved", prediction="x0")
         np.testing.assert_allclose(res.x0, x0, atol=1e-6)
     finally:
-        degradations.DEGRADATIONS.pop("invert", None)
+        degradations.DEGRADATIONS.unregister("invert")

@@ -26,8 +26,8 @@ import pytest
 import jax
 import jax.numpy as jnp
 
-from jaxdiff import checkpoints as ck
-from jaxdiff import faults
+from jaxdiff.train import checkpoints as ck
+from jaxdiff.train import faults
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_PY = os.path.join(ROOT, "train.py")
@@ -210,8 +210,8 @@ def _abstract_state(config_dict):
     """The abstract TrainState tree of a config, on one device, traced only (nothing compiled)."""
     import ml_collections
 
-    from jaxdiff import training
-    from jaxdiff.train_state import create_train_state, make_optimizer
+    from jaxdiff.train import loop as training
+    from jaxdiff.train.state import create_train_state, make_optimizer
 
     cfg = ml_collections.ConfigDict(config_dict)
     model = training.build_model(cfg)
@@ -844,7 +844,7 @@ def test_every_bad_input_of_the_issue_fails_with_one_message_before_compiling(tm
     """Each item through the real entry point, ``train_and_evaluate``: a ValueError whose message names the
     field, the value and what is allowed, raised before the model's state is built or anything is compiled
     for it (building the state is made to fail loudly), and no workdir left behind."""
-    from jaxdiff import training
+    from jaxdiff.train import loop as training
 
     def must_not_run(*a, **k):
         raise AssertionError("the bad input was not caught before the model was built")

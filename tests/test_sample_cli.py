@@ -30,7 +30,7 @@ def tiny(config_file: str, **diffusion):
 @pytest.fixture(scope="module")
 def trained_blur(tmp_path_factory):
     """(workdir, final TrainState) of a tiny cold_blur run trained for 2 steps (checkpoints at steps 1 and 2)."""
-    from jaxdiff.training import train_and_evaluate
+    from jaxdiff.train.loop import train_and_evaluate
 
     wd = str(tmp_path_factory.mktemp("blur"))
     state = train_and_evaluate(tiny("cold_blur.py", T=8), wd)
@@ -143,7 +143,7 @@ def test_cli_subprocess(blur_workdir, tmp_path):
 def ddim_workdir(tmp_path_factory, trained_blur):
     """A DDIM run saved through the training code's checkpointer, with the tiny blur run's weights (the UNet's
     shapes do not depend on the process): the hot-diffusion sampling path needs a checkpoint, not a good model."""
-    from jaxdiff.checkpoints import Checkpointer, make_meta
+    from jaxdiff.train.checkpoints import Checkpointer, make_meta
 
     wd = str(tmp_path_factory.mktemp("ddim"))
     config = tiny("ddim.py", T=100)
@@ -159,7 +159,7 @@ def test_gaussian_generate_interpolate_evaluate(ddim_workdir):
     wd = ddim_workdir
     files = sample.run(workdir=wd, mode="generate", num=8, steps=2, frames=0)
     assert np.load(files["npz"])["samples"].shape == (8, 16, 16, 1)
-    from jaxdiff.prior_store import load_prior
+    from jaxdiff.priors.store import load_prior
 
     assert load_prior(wd).kind == "gaussian"
     files = sample.run(workdir=wd, mode="interpolate", num=2, steps=2)

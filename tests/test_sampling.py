@@ -60,7 +60,7 @@ def build_degradation(name):
     if name not in DEG_TEST_PARAMS:
         pytest.skip(f"no test parameters for degradation {name!r}")
     T, params = DEG_TEST_PARAMS[name]
-    sig = inspect.signature(degradations.DEGRADATIONS[name]).parameters
+    sig = inspect.signature(degradations.DEGRADATIONS[name].builder).parameters
     declared = {k: v for k, v in params.items() if k in sig}
     return degradations.make_degradation(name, T=T, image_size=IMG, channels=3, **declared)
 

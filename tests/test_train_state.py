@@ -9,7 +9,7 @@ import pytest
 import jax
 import jax.numpy as jnp
 
-from jaxdiff.train_state import (
+from jaxdiff.train.state import (
     TrainState,
     create_train_state,
     ema_decay_at,

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxdiff import data as data_lib
-from jaxdiff import training
+from jaxdiff.train import loop as training
 from jaxdiff.forward import ColdProcess, GaussianProcess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -235,7 +235,7 @@ import json, os, sys
 import numpy as np
 import ml_collections
 import jax
-from jaxdiff import training
+from jaxdiff.train import loop as training
 cfg = ml_collections.ConfigDict(json.loads(sys.argv[1]))
 state = training.train_and_evaluate(cfg, sys.argv[2])
 leaves = {jax.tree_util.keystr(p): np.asarray(training._host(x))
@@ -292,7 +292,7 @@ def test_two_processes_train_together_like_one(tmp_path):
 def test_default_workdir_names_config_and_variant():
     # The function train.py uses (train.py itself is not run here: its absl flags are process-global and
     # sample.py's tests define --workdir too).
-    from jaxdiff.config_validation import default_workdir
+    from jaxdiff.config.validation import default_workdir
 
     assert default_workdir("configs/cold_blur.py") == os.path.join("workdirs", "cold_blur")
     assert default_workdir("/x/configs/ddpm.py:mnist") == os.path.join("workdirs", "ddpm_mnist")
@@ -311,8 +311,8 @@ def test_train_cli_runs_a_few_steps(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"Checkpoints: {tmp_path / 'cli' / 'checkpoints'}" in r.stdout
     _check_run(str(tmp_path / "cli"), [2], 2)
-    # With no device count chosen, train.py splits the batch over the cores as CPU devices (jaxdiff.cpu_devices).
-    from jaxdiff.cpu_devices import auto_count
+    # With no device count chosen, train.py splits the batch over the cores as CPU devices (jaxdiff.cpu.devices).
+    from jaxdiff.cpu.devices import auto_count
 
     n = auto_count(8)
     if n > 1:

@@ -1,4 +1,4 @@
-"""jaxdiff.xla_options: when the train step gets XLA's own convolutions, that the option reaches the compiled
+"""jaxdiff.cpu.xla_options: when the train step gets XLA's own convolutions, that the option reaches the compiled
 program, and that it changes no number beyond float32 rounding."""
 import os
 import re
@@ -12,7 +12,8 @@ import pytest
 import jax
 import jax.numpy as jnp
 
-from jaxdiff import training, xla_options
+from jaxdiff.train import loop as training
+from jaxdiff.cpu import xla_options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIG = xla_options.MIN_LEVEL_SIZE

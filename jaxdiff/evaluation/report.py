@@ -12,7 +12,7 @@ Generation: Fréchet distance and KID (unbiased, kernel (x·y/D + 1)³) of N sam
 images. Distribution metrics depend on the feature network and on N (the Fréchet distance is biased
 upward at small N), so every report carries the feature network's name, the sample counts and the
 real-vs-real floor measured the same way: held-out images against as many training images, and
-(:func:`jaxdiff.metrics.real_floor`) two disjoint halves of the held-out set.
+(:func:`jaxdiff.evaluation.metrics.real_floor`) two disjoint halves of the held-out set.
 
 Reports are plain dicts, written as JSON and as a Markdown table (:func:`write_report`).
 """
@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from jaxdiff import metrics
+from jaxdiff.evaluation import metrics
 
 __all__ = [
     "digits_feature_fn",
@@ -66,10 +66,10 @@ def parse_steps(text, T: int, *, name: str = "--steps") -> list[int]:
 def digits_feature_fn(path: Optional[str] = None) -> Callable:
     """The shipped digits classifier's 64-d penultimate features as a *jittable* function (N, H, W, C) → (N, 64).
 
-    (``jaxdiff.features.load_digits_feature_fn`` batches on the host and returns NumPy, so it cannot be traced;
-    :func:`jaxdiff.metrics.batched_features` jit-compiles its feature function.)
+    (``jaxdiff.evaluation.features.load_digits_feature_fn`` batches on the host and returns NumPy, so it cannot be traced;
+    :func:`jaxdiff.evaluation.metrics.batched_features` jit-compiles its feature function.)
     """
-    from jaxdiff import features
+    from jaxdiff.evaluation import features
 
     clf = features.load_digits_classifier(path)
     module, params = clf.module, clf.params
@@ -352,7 +352,7 @@ def _json_default(o):
 
 def write_report(stem: str, report: Mapping[str, Any], *, title: Optional[str] = None) -> tuple[str, str]:
     """Writes ``<stem>.json`` and ``<stem>.md`` atomically; returns both paths. Infinities become JSON strings."""
-    from jaxdiff.visualize import atomic_write
+    from jaxdiff.files import atomic_write
 
     def clean(x):
         if isinstance(x, Mapping):

@@ -105,7 +105,7 @@ def fit_prior_for_config(config, *, process: Optional[ForwardProcess] = None, ma
         images = _load_images(d.source, config, split="train", field="data.source", max_images=max_images, seed=seed)
     if kind == "superres":
         if process is None:
-            from jaxdiff.training import build_process
+            from jaxdiff.experiment import build_process
 
             process = build_process(config)
         T = int(process.T)
@@ -122,7 +122,7 @@ def _path(workdir: str) -> str:
 
 def store_prior(prior, workdir: str) -> str:
     """Writes ``prior`` to <workdir>/prior.npz atomically (np.savez of its arrays; no pickle)."""
-    from jaxdiff.visualize import atomic_write
+    from jaxdiff.files import atomic_write
 
     arrays = prior.to_arrays()
     return atomic_write(_path(workdir), lambda f: np.savez(f, **arrays))

@@ -8,7 +8,7 @@ One step (all inside ``jax.jit``, no host round trip), for a global batch x0 (B,
     y              = target(prediction, x0, ε, t)                  (ε, x0 or v)
     loss           = (1/B) Σ_b w_b ℓ(net(x_t, t), y)_b             (jaxdiff.losses)
     params, opt    ← AdamW(∇loss)  unless loss or ∇ is non-finite (then unchanged, counters + 1)
-    ema            ← EMA rule of jaxdiff.train_state
+    ema            ← EMA rule of jaxdiff.train.state
 
 Every random array is drawn at its full global shape from the step key, and jit partitions it over
 the devices: with ``jax_threefry_partitionable`` (the default) the numbers do not depend on how many
@@ -36,9 +36,11 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxdiff import losses as losses_lib
-from jaxdiff import parameterization, xla_options
+from jaxdiff import parameterization
+from jaxdiff.cpu import xla_options
 from jaxdiff.forward import ColdProcess, ForwardProcess, GaussianProcess
-from jaxdiff.train_state import TrainState, create_train_state, ema_update, make_lr_schedule, make_optimizer
+from jaxdiff.experiment import DATA_AXIS, build_model, build_process, make_mesh, maybe_initialize_distributed
+from jaxdiff.train.state import TrainState, create_train_state, ema_update, make_lr_schedule, make_optimizer
 
 __all__ = [
     "make_mesh",
@@ -55,76 +57,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-DATA_AXIS = "data"
-
-
-# ----------------------------------------------------------------------------------------------------
-# set-up
-
-
-def make_mesh(devices=None) -> jax.sharding.Mesh:
-    """A 1-D ``('data',)`` mesh over ``devices`` (default: every device of every process)."""
-    devices = list(jax.devices() if devices is None else devices)
-    return jax.make_mesh(
-        (len(devices),), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,), devices=devices
-    )
-
-
-def maybe_initialize_distributed(config) -> bool:
-    """Calls ``jax.distributed.initialize`` when ``config.train.distributed`` or the environment asks.
-
-    The environment asks through JAX_COORDINATOR_ADDRESS (with JAX_NUM_PROCESSES and JAX_PROCESS_ID,
-    read here because jax itself only auto-detects them on managed clusters). Must run before anything
-    touches a JAX backend. Returns whether the process is (now) part of a multi-process run.
-    """
-    if jax.distributed.is_initialized():
-        return True
-    wanted = bool(config.train.get("distributed", False))
-    addr = os.environ.get("JAX_COORDINATOR_ADDRESS")
-    if not (wanted or addr):
-        return False
-    kwargs = {}
-    if addr:
-        kwargs["coordinator_address"] = addr
-    for env, name in (("JAX_NUM_PROCESSES", "num_processes"), ("JAX_PROCESS_ID", "process_id")):
-        if os.environ.get(env):
-            kwargs[name] = int(os.environ[env])
-    # CPU backends need an explicit cross-process collectives library (GPU/TPU ignore this option).
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(**kwargs)
-    log.info("jax.distributed: process %d of %d", jax.process_index(), jax.process_count())
-    return True
-
-
-def build_process(config) -> ForwardProcess:
-    """GaussianProcess(make_schedule(...)) or ColdProcess(make_degradation(...), noise_std) from config.diffusion."""
-    f, d = config.diffusion, config.data
-    if f.kind == "gaussian":
-        from jaxdiff.schedules import make_schedule
-
-        return GaussianProcess(make_schedule(f.schedule, int(f.T), **dict(f.schedule_params)))
-    if f.kind == "cold":
-        from jaxdiff.degradations import make_degradation
-
-        deg = make_degradation(
-            f.degradation,
-            T=int(f.T),
-            image_size=int(d.image_size),
-            channels=int(d.channels),
-            **dict(f.degradation_params),
-        )
-        return ColdProcess(deg, noise_std=float(f.noise_std))
-    raise ValueError(f"diffusion.kind must be 'cold' or 'gaussian', got {f.kind!r}")
-
-
-def build_model(config):
-    """The UNet of ``config.model`` for ``config.data``'s image size and channels."""
-    from jaxdiff.models.unet import make_unet
-
-    c = int(config.data.channels)
-    return make_unet(config.model, image_size=int(config.data.image_size), in_channels=c, out_channels=c)
-
 
 def init_train_state(config, model, *, mesh: Optional[jax.sharding.Mesh] = None) -> TrainState:
     """A fresh TrainState, replicated over ``mesh`` (params from PRNGKey(config.seed), split for init)."""
@@ -257,7 +189,7 @@ def make_train_step(
     data = NamedSharding(mesh, P(DATA_AXIS))
     donate_argnums = (0,) if donate else ()
     # CPU meshes, models above the measured break-even: convolutions by XLA's own kernels, not YNNPACK's
-    # (jaxdiff/xla_options.py has the measurements). None elsewhere: GPU/TPU programs are compiled as before.
+    # (jaxdiff/cpu/xla_options.py has the measurements). None elsewhere: GPU/TPU programs are compiled as before.
     options = xla_options.train_compiler_options(mesh.devices, level_size=xla_options.level_size(config))
     if options:
         log.info("CPU: the train step uses XLA's own convolutions, not YNNPACK's "
@@ -455,7 +387,7 @@ def _step_of(path: str) -> int:
 
 
 def _abstract_state(state: TrainState) -> dict:
-    from jaxdiff.checkpoints import abstract_like
+    from jaxdiff.train.checkpoints import abstract_like
 
     return abstract_like(state.to_pytree())
 
@@ -468,12 +400,12 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     stop the run after the current step with a checkpoint.
     """
     from jaxdiff import data as data_lib
-    from jaxdiff import faults
-    from jaxdiff.checkpoints import CheckpointError, Checkpointer, make_meta
-    from jaxdiff.config_validation import validate_config
-    from jaxdiff.logging_utils import MetricWriter, ProgressBar
+    from jaxdiff.train import faults
+    from jaxdiff.train.checkpoints import CheckpointError, Checkpointer, make_meta
+    from jaxdiff.config.validation import validate_config
+    from jaxdiff.train.logging_utils import MetricWriter, ProgressBar
 
-    from jaxdiff.cpu_devices import split_cpu_devices
+    from jaxdiff.cpu.devices import split_cpu_devices
 
     # CPU only, before any backend exists: the host's cores become devices the batch is split over (no-op on
     # accelerators, in multi-process runs, or when the user chose a device count).
@@ -644,7 +576,7 @@ def load_trained(workdir_or_ckpt_dir: str, *, step: Optional[int] = None, mesh=N
     """
     import ml_collections
 
-    from jaxdiff.checkpoints import Checkpointer, CheckpointError
+    from jaxdiff.train.checkpoints import Checkpointer, CheckpointError
 
     d = os.path.abspath(workdir_or_ckpt_dir)
     if os.path.isdir(os.path.join(d, "checkpoints")):

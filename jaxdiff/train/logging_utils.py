@@ -269,7 +269,7 @@ class ProgressBar:
         mininterval: float = 0.5,
         smoothing: float = 0.3,
     ):
-        import tqdm  # noqa: PLC0415  (keeps `import jaxdiff.logging_utils` light)
+        import tqdm  # noqa: PLC0415  (keeps `import jaxdiff.train.logging_utils` light)
 
         self.batch_size = batch_size
         self.smoothing = float(smoothing)

@@ -2,7 +2,7 @@
 
 A degradation is built once from its config by a registered *builder*::
 
-    @register_degradation("decolor")
+    @register_degradation("decolor", color_only=True)
     def decolor(*, T, image_size, channels):
         def apply(x0, t, aux=None):          # x0 (B, H, W, C) in [-1, 1], t (B,) int32
             ...
@@ -33,16 +33,19 @@ import dataclasses
 import inspect
 import math
 import numbers
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxdiff.forward import bcast
+from jaxdiff.registry import Registry
 
 __all__ = [
     "Degradation",
+    "DegradationEntry",
+    "GenerationPrior",
     "DEGRADATIONS",
     "register_degradation",
     "make_degradation",
@@ -54,14 +57,43 @@ __all__ = [
 _HI = jax.lax.Precision.HIGHEST
 
 
+@dataclasses.dataclass(frozen=True)
+class GenerationPrior:
+    """How a degradation generates from noise-free data: the prior p(x_T) fitted on its end state.
+
+    kind:        a registered prior kind (``jaxdiff.priors.PRIORS``).
+    fit_on:      what the prior is fitted on: "source" (the training images), "end_source" (the images of
+                 ``data.end_source``) or "none" (a data-free prior, only the image shape).
+    fit_params:  fixed fit parameters (e.g. the super-resolution T).
+    prior_noise: whether ``config.sample.prior_noise`` is passed to the fit as its per-pixel ``noise``.
+    end_state:   ``images (N, H, W, C) float64 -> what the prior is fitted on`` (e.g. F_T(x0) subsampled);
+                 None: the images themselves.
+    aux:         ``(x_T, key) -> aux`` consistent with a prior draw x_T (e.g. the colour a fade ends at);
+                 None: the degradation's own ``sample_aux(key, x_T)``.
+    """
+
+    kind: str
+    fit_on: str = "source"
+    fit_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    prior_noise: bool = False
+    end_state: Optional[Callable[[np.ndarray], np.ndarray]] = None
+    aux: Optional[Callable[..., Any]] = None
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Degradation:
-    """A built degradation: ``apply(x0, t, aux) -> F_t(x0)`` plus optional extras.
+    """A built degradation: ``apply(x0, t, aux) -> F_t(x0)`` plus what the rest of the library asks of it.
 
-    sample_aux: ``(key, x0) -> aux`` per-example randomness (leading dim B), fixed across t.
-    step:       ``(x_prev, t, aux) -> x_t``, the single forward step x_{t−1} → x_t, where it exists
-                (step(F_{t−1}(x0), t, aux) = F_t(x0) for t ≥ 1).
-    prior:      ``(key, shape, aux) -> x_T`` when F_T has a data-free end state (a colour, noise).
+    sample_aux:      ``(key, x0) -> aux`` per-example randomness (leading dim B), fixed across t.
+    step:            ``(x_prev, t, aux) -> x_t``, the single forward step x_{t−1} → x_t, where it exists
+                     (step(F_{t−1}(x0), t, aux) = F_t(x0) for t ≥ 1).
+    prior:           ``(key, shape, aux) -> x_T`` when F_T has a data-free end state (a colour, noise).
+    params:          the parameters it was built with (for :meth:`describe`).
+    color_only:      it needs 3-channel (colour) images.
+    needs_end_source: its aux is an image of a second data set (``data.end_source``).
+    generation:      how it generates (:class:`GenerationPrior`), or None: restoration only.
+    restoration_aux: ``(key, x0, end_images) -> aux`` for degrading held-out images (end_images: images of
+                     the end source or None); None: ``sample_aux(key, x0)``.
     """
 
     name: str
@@ -70,24 +102,54 @@ class Degradation:
     sample_aux: Optional[Callable[..., Any]] = None
     step: Optional[Callable[..., jnp.ndarray]] = None
     prior: Optional[Callable[..., jnp.ndarray]] = None
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    color_only: bool = False
+    needs_end_source: bool = False
+    generation: Optional[GenerationPrior] = None
+    restoration_aux: Optional[Callable[..., Any]] = None
 
     def __call__(self, x0, t, aux=None):
         return self.apply(x0, t, aux)
 
+    def describe(self) -> str:
+        """``"blur(kernel_size=5, std=0.5), T=20"``: how pictures and reports name it."""
+        params = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.name}({params}), T={self.T}"
 
-DEGRADATIONS: dict[str, Callable[..., Any]] = {}
+
+@dataclasses.dataclass(frozen=True)
+class DegradationEntry:
+    """A registered builder and the facts declared with it (known before anything is built)."""
+
+    name: str
+    builder: Callable[..., Any]
+    color_only: bool = False
+    needs_end_source: bool = False
+
+    def declared_params(self) -> dict[str, Any]:
+        """The builder's own parameters and their defaults (``inspect.Parameter.empty`` when required)."""
+        sig = inspect.signature(self.builder)
+        return {n: p.default for n, p in sig.parameters.items()
+                if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD
+                if n not in ("T", "image_size", "channels")}
 
 
-def register_degradation(name: str):
+DEGRADATIONS: Registry[DegradationEntry] = Registry("degradation")
+
+
+def register_degradation(name: str, *, color_only: bool = False, needs_end_source: bool = False):
     """Decorator: registers a builder ``fn(*, T, image_size, channels, **params)`` under ``name``.
 
     The builder returns a :class:`Degradation` or just the ``apply`` function. It may declare only
     the keyword arguments it uses and end with ``**_`` to ignore the others (then unknown config
-    keys are silently accepted; the built-ins declare everything so that typos raise).
+    keys are silently accepted; the built-ins declare everything so that typos raise). ``color_only``
+    and ``needs_end_source`` are facts about every degradation the builder makes; a name registered twice
+    raises.
     """
 
     def deco(builder):
-        DEGRADATIONS[name] = builder
+        DEGRADATIONS.register(name, DegradationEntry(name, builder, color_only=color_only,
+                                                     needs_end_source=needs_end_source))
         return builder
 
     return deco
@@ -95,11 +157,10 @@ def register_degradation(name: str):
 
 def make_degradation(name: str, *, T: int, image_size: int = 32, channels: int = 3, **params) -> Degradation:
     """Builds the degradation registered as ``name`` (the names used in configs)."""
-    if name not in DEGRADATIONS:
-        raise ValueError(f"unknown degradation {name!r}; allowed: {sorted(DEGRADATIONS)}")
+    entry = DEGRADATIONS.get_or_raise(name)
     if isinstance(T, bool) or not isinstance(T, int) or T < 1:
         raise ValueError(f"degradation {name!r}: T must be an integer >= 1, got {T!r}")
-    builder = DEGRADATIONS[name]
+    builder = entry.builder
     sig = inspect.signature(builder)
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
     unknown = [k for k in params if k not in sig.parameters and not accepts_any]
@@ -107,11 +168,13 @@ def make_degradation(name: str, *, T: int, image_size: int = 32, channels: int =
         allowed = sorted(k for k in sig.parameters if k not in ("T", "image_size", "channels"))
         raise ValueError(f"degradation {name!r}: unknown parameter(s) {unknown}; allowed: {allowed}")
     out = builder(T=T, image_size=image_size, channels=channels, **params)
-    if isinstance(out, Degradation):
-        return out
-    if callable(out):
-        return Degradation(name=name, T=T, apply=_accept_missing_aux(out))
-    raise TypeError(f"builder of {name!r} returned {type(out).__name__}, not a Degradation or a function")
+    if callable(out) and not isinstance(out, Degradation):
+        out = Degradation(name=name, T=T, apply=_accept_missing_aux(out))
+    if not isinstance(out, Degradation):
+        raise TypeError(f"builder of {name!r} returned {type(out).__name__}, not a Degradation or a function")
+    declared = {k: v for k, v in entry.declared_params().items() if v is not inspect.Parameter.empty}
+    return dataclasses.replace(out, params={**declared, **params}, color_only=entry.color_only,
+                               needs_end_source=entry.needs_end_source)
 
 
 def _accept_missing_aux(fn):
@@ -218,7 +281,7 @@ def gray(x: jnp.ndarray) -> jnp.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-@register_degradation("decolor")
+@register_degradation("decolor", color_only=True)
 def decolor(*, T: int, image_size: int = 32, channels: int = 3) -> Degradation:
     """F_t(x) = (1 − t/T)·x + (t/T)·gray(x), gray = per-pixel channel mean. Pointwise: any H, W."""
     _check_size("decolor", image_size, channels)
@@ -730,7 +793,7 @@ def _motion_blur(layer: np.ndarray, sigma: float, angle_deg: float) -> np.ndarra
     return out
 
 
-@register_degradation("snow")
+@register_degradation("snow", color_only=True)
 def snow(
     *,
     T: int,
@@ -799,7 +862,7 @@ def snow(
 # --------------------------------------------------------------------------------------------
 
 
-@register_degradation("interpolate")
+@register_degradation("interpolate", needs_end_source=True)
 def interpolate(*, T: int, image_size: int = 32, channels: int = 3) -> Degradation:
     """Interpolation toward another image (animorphosis): x_t = √ᾱ_t x0 + √(1 − ᾱ_t) z.
 

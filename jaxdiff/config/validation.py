@@ -361,7 +361,7 @@ FIELDS: dict = {
 OPTIONAL_FIELDS: dict = {
     "model.num_heads": Int(1),
     "model.mid_attention": Bool(),
-    # jaxdiff.train_state.make_optimizer: after the warm-up, "constant" (default) or a cosine decay to
+    # jaxdiff.train.state.make_optimizer: after the warm-up, "constant" (default) or a cosine decay to
     # min_learning_rate over the remaining steps
     "train.lr_schedule": Choice(("constant", "cosine")),
     "train.min_learning_rate": Real(0.0),
@@ -409,7 +409,7 @@ def _flatten(config) -> tuple[dict, list]:
                         v,
                         f"no such field ({hint}fields of {where}: {', '.join(sorted(siblings))}); "
                         "a new field must be added to configs/default.py and to "
-                        "jaxdiff.config_validation.FIELDS",
+                        "jaxdiff.config.validation.FIELDS",
                     )
                 )
 
@@ -559,7 +559,7 @@ def _builder_problems(name: str, params: dict, *, T: int, image_size: int, chann
             elif not specs[k].check(v):
                 out.append(Problem(f"{prefix}.{k}", v, specs[k].allowed))
         return out
-    builder = reg[name]
+    builder = reg[name].builder
     try:
         sig = inspect.signature(builder)
         accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())

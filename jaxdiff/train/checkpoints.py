@@ -222,7 +222,7 @@ def verify_checkpoint(step_dir: str, step: Optional[int] = None) -> None:
             raise ValueError(f"unknown manifest format {record.get('format')!r}")
     except FileNotFoundError:
         raise CheckpointError(step, f"no integrity manifest {MANIFEST} (an incomplete write, or a checkpoint "
-                                    "not written by jaxdiff.checkpoints)") from None
+                                    "not written by jaxdiff.train.checkpoints)") from None
     except Exception as e:  # noqa: BLE001 - JSON/unicode/key errors all mean "damaged"
         raise CheckpointError(step, f"the integrity manifest {MANIFEST} is damaged ({_short(e)})") from e
     if record.get("step") != step:

@@ -1,0 +1,1 @@
+"""Experiment configs: loading config files and validating them before anything is built."""
