@@ -47,6 +47,20 @@ class ForwardProcess(abc.ABC):
 
     #: number of forward steps; t runs over 0 … T
     T: int
+    #: what the network may be trained to predict in this process (the first one is the default)
+    predictions: tuple[str, ...] = ("x0",)
+
+    @property
+    def noise_free(self) -> bool:
+        """Whether σ_t = 0 for every t (then x_t = F_t(x0) exactly and ε is never drawn nor predicted)."""
+        return False
+
+    def check_prediction(self, prediction: str, *, field: str = "diffusion.prediction") -> str:
+        """``prediction`` if this process allows it, else one ValueError naming ``field`` and the allowed ones."""
+        if prediction not in self.predictions:
+            raise ValueError(f"{field}={prediction!r}: {type(self).__name__} allows {list(self.predictions)}"
+                             + ("; cold processes predict 'x0'" if self.predictions == ("x0",) else ""))
+        return prediction
 
     @abc.abstractmethod
     def mean(self, x0: jnp.ndarray, t, aux: Any = None) -> jnp.ndarray:
@@ -90,6 +104,7 @@ class GaussianProcess(ForwardProcess):
     """F_t(x0) = √ᾱ_t x0, σ_t = √(1 − ᾱ_t) (DDPM/DDIM)."""
 
     schedule: Schedule
+    predictions = ("eps", "x0", "v")
 
     @property
     def T(self) -> int:  # type: ignore[override]
@@ -140,6 +155,10 @@ class ColdProcess(ForwardProcess):
     @property
     def T(self) -> int:  # type: ignore[override]
         return self.degradation.T
+
+    @property
+    def noise_free(self) -> bool:
+        return self.noise_std == 0
 
     def mean(self, x0, t, aux=None):
         return self.degradation.apply(x0, _as_t(t, x0), aux)

@@ -178,7 +178,7 @@ class Inference:
         """Calls ``fn(i, sharded_inputs_i)`` on batches of ``batch`` rows of ``inputs`` (a pytree of (num, …)
         host arrays, or None) and returns the per-batch outputs (pytrees of NumPy arrays, trimmed to the
         batch's true rows). A progress bar counts images."""
-        from jaxdiff.train.logging_utils import ProgressBar
+        from jaxdiff.progress import ProgressBar
 
         outs = []
         bar = ProgressBar(num, desc=desc, unit="img", enabled=progress)  # counts images: tqdm shows img/s

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from jaxdiff.train import logging_utils as lu
+from jaxdiff.progress import ProgressBar
 
 tb_loader = pytest.importorskip("tensorboard.backend.event_processing.event_file_loader")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
@@ -210,7 +211,7 @@ def test_progress_bar_rates_and_postfix(monkeypatch):
     clock = _Clock()
     monkeypatch.setattr(lu.time, "perf_counter", clock)
     out = io.StringIO()
-    bar = lu.ProgressBar(1000, batch_size=64, file=out, mininterval=0.0, smoothing=1.0)
+    bar = ProgressBar(1000, batch_size=64, file=out, mininterval=0.0, smoothing=1.0)
     clock.t += 2.0
     bar.update(100, loss=0.123456)  # 100 steps in 2 s
     assert bar.steps_per_sec == pytest.approx(50.0)
@@ -228,7 +229,7 @@ def test_progress_bar_smooths_and_can_be_disabled(monkeypatch):
     clock = _Clock()
     monkeypatch.setattr(lu.time, "perf_counter", clock)
     out = io.StringIO()
-    bar = lu.ProgressBar(10, initial=0, batch_size=None, file=out, enabled=False, smoothing=0.5)
+    bar = ProgressBar(10, initial=0, batch_size=None, file=out, enabled=False, smoothing=0.5)
     clock.t += 1.0
     bar.update(4)  # 4 steps/s
     clock.t += 1.0

@@ -63,6 +63,7 @@ __all__ = [
     "Source",
     "load_source",
     "source_from_config",
+    "load_images",
     "Batcher",
     "iterate_batches",
     "to_global_array",
@@ -611,11 +612,29 @@ def load_source(source: str, *, split: str, image_size: int, channels: int, down
     return src
 
 
-def source_from_config(config, *, split: str = "train") -> Source:
-    """:func:`load_source` with ``config.data.{source, image_size, channels, download}``."""
+def source_from_config(config, *, split: str = "train", field: str = "data.source") -> Source:
+    """:func:`load_source` of the config field ``field`` ("data.source" or "data.end_source") with
+    ``config.data.{image_size, channels, download}``."""
     d = config.data
-    return load_source(d.source, split=split, image_size=d.image_size, channels=d.channels,
-                       download=d.download, field="data.source")
+    source = d[field.split(".", 1)[1]]
+    return load_source(source, split=split, image_size=int(d.image_size), channels=int(d.channels),
+                       download=bool(d.get("download", False)), field=field)
+
+
+def load_images(config, *, split: str, field: str = "data.source", num: Optional[int] = None,
+                seed: Optional[int] = None) -> np.ndarray:
+    """Images of a config's source as float32 (N, H, W, C) in [−1, 1]: the one way library code reads data.
+
+    ``num`` (None: all) images: the first ``num`` when ``seed`` is None, else a sorted random subset drawn
+    with ``numpy.random.default_rng(seed)``. ``field``: "data.source" or "data.end_source".
+    """
+    src = source_from_config(config, split=split, field=field)
+    n = len(src) if num is None else min(int(num), len(src))
+    if seed is None or n == len(src):
+        idx = np.arange(n)
+    else:
+        idx = np.sort(np.random.default_rng(int(seed)).choice(len(src), n, replace=False))
+    return normalize(src.get(idx))
 
 
 # ----------------------------------------------------------------------------------------------------------

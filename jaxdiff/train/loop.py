@@ -403,7 +403,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     from jaxdiff.train import faults
     from jaxdiff.train.checkpoints import CheckpointError, Checkpointer, make_meta
     from jaxdiff.config.validation import validate_config
-    from jaxdiff.train.logging_utils import MetricWriter, ProgressBar
+    from jaxdiff.progress import ProgressBar
+    from jaxdiff.train.logging_utils import MetricWriter
 
     from jaxdiff.cpu.devices import split_cpu_devices
 
