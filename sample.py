@@ -85,7 +85,7 @@ def _check_options(o: dict, config, process) -> dict:
     for name in ("num", "batch", "frames"):
         if o[name] is None or o[name] < 0:
             raise UsageError(f"--{name}={o[name]!r}: must be an integer >= 0")
-    sampler = o["sampler"] or str(config.sample.sampler)
+    sampler = o["sampler"] or str(config.sample.corrector)
     if sampler not in sampling.CORRECTORS:
         raise UsageError(f"--sampler={sampler!r}: allowed {sorted(sampling.CORRECTORS)}")
     try:

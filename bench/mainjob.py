@@ -53,7 +53,7 @@ def jax_cold_sampler(config, model, process, B):
 
     xT = shard_batch(jnp.tanh(jax.random.normal(jax.random.PRNGKey(1), (B, s, s, c))))
     key = jax.random.PRNGKey(2)
-    kw = dict(process=process, corrector=config.sample.sampler, prediction="x0", clip=1.0)
+    kw = dict(process=process, corrector=config.sample.corrector, prediction="x0", clip=1.0)
     return lambda: sampling.sample(denoiser, params, key, xT, **kw).x0
 
 
@@ -112,7 +112,7 @@ def run(quick: bool = False) -> dict:
     )
     for b in (1, 64):
         add(
-            f"main job sampling {cfg.sample.sampler} T={T} (B={b})",
+            f"main job sampling {cfg.sample.corrector} T={T} (B={b})",
             common.compare(
                 {"jax": jax_cold_sampler(cfg, model, process, b), "torch_eager": torch("sample", batch=b)},
                 iters=1 if b == 64 else 3,

@@ -46,7 +46,7 @@ else:
     ts = jnp.arange(process.T, -1, -1, dtype=jnp.int32)
     w, c = time.perf_counter(), time.process_time()
     sampling.sample_loop_jit.lower(den, state.ema_params, jax.random.PRNGKey(0), x, ts, process=process,
-        corrector=cfg.sample.sampler, prediction="x0", clip=1.0, eta=0.0, aux=None, return_every=0).compile()
+        corrector=cfg.sample.corrector, prediction="x0", clip=1.0, eta=0.0, aux=None, return_every=0).compile()
     out["wall_s"], out["cpu_s"] = time.perf_counter() - w, time.process_time() - c
 print("RESULT" + json.dumps(out))
 """

@@ -101,7 +101,7 @@ def cold_config(name: str, variant: str, *, degradation: str, T: int, params: di
     f.prediction = "x0"
     f.loss = "l1"
     f.loss_weighting = "none"
-    c.sample.sampler = "cold_improved"
+    c.sample.corrector = "cold_improved"
     c.sample.steps = 0
     if variant:
         set_cold_published(c)

@@ -70,7 +70,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     # --- sampling -------------------------------------------------------------------------
     c.sample = s = ml_collections.ConfigDict()
-    s.sampler = "cold_improved"  # ddpm | ddim | cold_naive | cold_improved
+    s.corrector = "cold_improved"  # ddpm | ddim | cold_naive | cold_improved
     s.steps = 0  # 0: every timestep; else a strided subset of this many steps
     s.eta = 0.0
     s.clip = 1.0  # clip x̂0 to [−clip, clip]; 0: off

@@ -199,7 +199,7 @@ class Inference:
         s = self.config.sample
         return sampling.sample(
             self.denoiser, self.params, key, x_T, process=self.process,
-            corrector=corrector or str(s.sampler), timesteps=timesteps, prediction=self.prediction,
+            corrector=corrector or str(s.corrector), timesteps=timesteps, prediction=self.prediction,
             clip=self.clip, eta=float(s.eta) if eta is None else float(eta), aux=aux, return_every=return_every,
         )
 
@@ -286,7 +286,7 @@ class Inference:
         from the severity (Cold Diffusion's tables) — pass the config's ``sample.steps`` to follow it.
         """
         s = restoration.check_severity(severity, int(self.process.T))
-        corr = tuple(correctors or restoration.default_correctors(self.process, str(self.config.sample.sampler)))
+        corr = tuple(correctors or restoration.default_correctors(self.process, str(self.config.sample.corrector)))
         n = int(np.shape(x_t)[0])
         B = self.batch_size(batch, n)
         e = float(self.config.sample.eta) if eta is None else float(eta)

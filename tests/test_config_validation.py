@@ -55,13 +55,13 @@ BAD = [
     ("ddpm", "diffusion.schedule", "cosin", "'cosine'"),
     ("ddpm", "diffusion.prediction", "epsilon", "'eps', 'x0', 'v'"),
     ("cold_blur", "diffusion.loss", "huber", "'l1', 'l2'"),
-    ("ddpm", "sample.sampler", "euler", "'ddpm', 'ddim'"),
+    ("ddpm", "sample.corrector", "euler", "'ddpm', 'ddim'"),
     ("cold_blur", "diffusion.T", 0, "integer >= 1"),
     ("cold_blur", "diffusion.T", 20.0, "integer >= 1"),
     ("ddim", "sample.steps", 1001, "[0, diffusion.T=1000]"),
     ("ddim", "sample.steps", -1, "integer >= 0"),
     ("cold_blur", "diffusion.prediction", "eps", "'x0' for diffusion.kind='cold'"),
-    ("cold_blur", "sample.sampler", "ddim", "for diffusion.kind='cold'"),
+    ("cold_blur", "sample.corrector", "ddim", "for diffusion.kind='cold'"),
     ("cold_blur", "diffusion.loss_weighting", "min_snr", "'none' for diffusion.kind='cold'"),
     ("cold_blur", "data.image_size", 18, "2**(len(model.ch_mult)-1) = 4"),
     ("cold_blur", "model.num_groups", 12, "divisor of every UNet width"),
@@ -116,9 +116,9 @@ def test_bad_value_names_the_field(name, field, value, allowed):
 
 
 def test_a_value_allowed_for_gaussian_is_refused_for_cold_and_vice_versa():
-    validate_config(override(cfg("ddpm"), "sample.sampler", "cold_improved"), num_devices=8)  # gaussian: allowed
+    validate_config(override(cfg("ddpm"), "sample.corrector", "cold_improved"), num_devices=8)  # gaussian: allowed
     with pytest.raises(ConfigError):
-        validate_config(override(cfg("cold_blur"), "sample.sampler", "ddpm"), num_devices=8)
+        validate_config(override(cfg("cold_blur"), "sample.corrector", "ddpm"), num_devices=8)
 
 
 def test_all_problems_in_one_error():

@@ -143,7 +143,7 @@ def test_cold_configs_are_cold_x0_l1_algorithm_2(name):
         c = load(name, variant)
         f = c.diffusion
         assert (f.kind, f.prediction, f.loss, f.noise_std) == ("cold", "x0", "l1", 0.0)
-        assert (c.sample.sampler, c.sample.steps) == ("cold_improved", 0)
+        assert (c.sample.corrector, c.sample.steps) == ("cold_improved", 0)
 
 
 @pytest.mark.parametrize("name", COLD)
@@ -163,7 +163,7 @@ def test_ddpm_published():
         f = c.diffusion
         assert (f.kind, f.T, f.schedule, f.prediction, f.loss) == ("gaussian", 1000, "linear", "eps", "l2")
         assert f.schedule_params.to_dict() == dict(beta_start=1e-4, beta_end=2e-2)
-        assert (c.sample.sampler, c.sample.steps) == ("ddpm", 0)
+        assert (c.sample.corrector, c.sample.steps) == ("ddpm", 0)
     c = load("ddpm", "cifar10")
     m, t = c.model, c.train
     assert (m.ch, tuple(m.ch_mult), m.num_res_blocks, tuple(m.attn_resolutions), m.dropout) == (128, (1, 2, 2, 2), 2, (16,), 0.1)
@@ -176,7 +176,7 @@ def test_ddim_keras_example():
         f, s = c.diffusion, c.sample
         assert (f.kind, f.schedule, f.prediction, f.loss) == ("gaussian", "offset_cosine", "eps", "l1")
         assert f.schedule_params.to_dict() == dict(max_signal_rate=0.95, min_signal_rate=0.02)
-        assert (s.sampler, s.steps, s.eta) == ("ddim", 20, 0.0)
+        assert (s.corrector, s.steps, s.eta) == ("ddim", 20, 0.0)
     c = load("ddim", "cifar10")
     widths = tuple(c.model.ch * m for m in c.model.ch_mult)
     assert widths == (32, 64, 96, 128) and c.model.num_res_blocks == 2 and tuple(c.model.attn_resolutions) == ()

@@ -811,12 +811,12 @@ def _bad_inputs(tmp):
     def gaussian(schedule):
         def edit(c):
             c.diffusion.kind, c.diffusion.schedule, c.diffusion.degradation = "gaussian", schedule, ""
-            c.diffusion.prediction, c.sample.sampler = "eps", "ddim"
+            c.diffusion.prediction, c.sample.corrector = "eps", "ddim"
         return edit
 
     return [
         ("unknown degradation", set_("diffusion.degradation", "blurr"), r"diffusion\.degradation='blurr'.*'blur'"),
-        ("unknown sampler", set_("sample.sampler", "euler"), r"sample\.sampler='euler'.*allowed"),
+        ("unknown sampler", set_("sample.corrector", "euler"), r"sample\.corrector='euler'.*allowed"),
         ("unknown schedule", gaussian("cosin"), r"diffusion\.schedule='cosin'.*'cosine'"),
         ("T = 0", set_("diffusion.T", 0), r"diffusion\.T=0 .*integer >= 1"),
         ("T < 0", set_("diffusion.T", -4), r"diffusion\.T=-4 .*integer >= 1"),

@@ -350,7 +350,7 @@ FIELDS: dict = {
     "train.max_consecutive_nonfinite": Int(1),
     "train.distributed": Bool(),
     # sample
-    "sample.sampler": Choice(sampler_names),
+    "sample.corrector": Choice(sampler_names),
     "sample.steps": Int(0),
     "sample.eta": Real(0.0, 1.0),
     "sample.clip": Real(0.0),
@@ -671,9 +671,9 @@ def validate_config(config, *, num_devices: Optional[int] = None, process_count:
         if ok("diffusion.loss_weighting") and v("diffusion.loss_weighting") != "none":
             add("diffusion.loss_weighting", v("diffusion.loss_weighting"),
                 "'none' for diffusion.kind='cold' (SNR weightings need a Gaussian schedule)")
-        if ok("sample.sampler") and v("sample.sampler") in GAUSSIAN_SAMPLERS:
+        if ok("sample.corrector") and v("sample.corrector") in GAUSSIAN_SAMPLERS:
             cold = [s for s in sampler_names() if s not in GAUSSIAN_SAMPLERS]
-            add("sample.sampler", v("sample.sampler"),
+            add("sample.corrector", v("sample.corrector"),
                 f"{_one_of(cold)} for diffusion.kind='cold' (ddpm/ddim need diffusion.kind='gaussian')")
         if ok("diffusion.degradation", "data.channels"):
             name = v("diffusion.degradation")

@@ -335,7 +335,7 @@ def make_sample_fn(config, model, process) -> Callable:
     def run(params, key, x_start, aux, seq):
         return sampling.sample(
             denoiser, params, key, x_start,
-            process=process, corrector=s.sampler, timesteps=seq, prediction=config.diffusion.prediction,
+            process=process, corrector=s.corrector, timesteps=seq, prediction=config.diffusion.prediction,
             clip=clip, eta=float(s.eta), aux=aux, return_every=0,
         ).x0
 
