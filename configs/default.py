@@ -1,9 +1,13 @@
-"""Defaults every experiment config imports and overrides.
+"""Defaults every experiment config imports and overrides: the layout of every config, locked.
 
 The main job, ``python train.py --config=configs/cold_blur.py``, trains on scikit-learn's digits
 (shipped with the package: no network), small enough to finish in minutes on two CPU cores.
+The returned ConfigDict is locked: an unknown or mistyped field is an error naming the field.
+``diffusion.degradation_params`` holds every parameter of the degradation, at its default unless set here.
 """
 import ml_collections
+
+from jaxdiff.config.files import degradation_params
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -17,7 +21,6 @@ def get_config() -> ml_collections.ConfigDict:
     d.image_size = 16
     d.channels = 1
     d.random_flip = False
-    d.shuffle_buffer = 0  # 0: shuffle the whole (in-memory/random-access) source each epoch
     d.download = False  # tfds: never fetch unless asked
     d.end_source = ""  # interpolation (animorphosis): the data the forward process moves toward
 
@@ -27,9 +30,8 @@ def get_config() -> ml_collections.ConfigDict:
     f.T = 20
     # cold
     f.degradation = "blur"
-    f.degradation_params = ml_collections.ConfigDict(
-        {"kernel_size": 11, "std": 7.0, "routine": "constant", "padding": "circular"}
-    )
+    f.degradation_params = degradation_params(
+        "blur", {"kernel_size": 11, "std": 7.0, "routine": "constant", "padding": "circular"})
     f.noise_std = 0.0
     # gaussian
     f.schedule = "linear"
@@ -75,4 +77,5 @@ def get_config() -> ml_collections.ConfigDict:
     s.eta = 0.0
     s.clip = 1.0  # clip x̂0 to [−clip, clip]; 0: off
     s.prior_noise = 0.002  # cold generation: per-pixel "broken symmetry" noise
+    c.lock()
     return c

@@ -310,7 +310,6 @@ FIELDS: dict = {
     "data.image_size": Int(2),
     "data.channels": Spec(lambda v: _is_int(v) and v in CHANNELS, "1 (grey) or 3 (RGB)"),
     "data.random_flip": Bool(),
-    "data.shuffle_buffer": Int(0),
     "data.download": Bool(),
     "data.end_source": Str(nonempty=False),
     # diffusion
