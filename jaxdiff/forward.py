@@ -8,8 +8,8 @@ Two families implement it:
 
 Shapes: images are NHWC ``(B, H, W, C)``; ``t`` is an int array of shape ``(B,)`` (each example
 may have its own t) or a scalar. ``aux`` is an optional per-example pytree (leading dim B) holding
-what a degradation draws once and keeps fixed across t: the centre of a random inpainting mask,
-the colour a fade ends at, the image an interpolation moves toward. ``sample_aux(key, x0)`` draws it.
+what a degradation draws once and keeps fixed across t: the center of a random inpainting mask,
+the color a fade ends at, the image an interpolation moves toward. ``sample_aux(key, x0)`` draws it.
 
 Processes are plain immutable Python objects that hash by identity, so they can be closed over or
 passed as static arguments to ``jax.jit``; their arrays become compile-time constants.
@@ -58,8 +58,10 @@ class ForwardProcess(abc.ABC):
     def check_prediction(self, prediction: str, *, field: str = "diffusion.prediction") -> str:
         """``prediction`` if this process allows it, else one ValueError naming ``field`` and the allowed ones."""
         if prediction not in self.predictions:
-            raise ValueError(f"{field}={prediction!r}: {type(self).__name__} allows {list(self.predictions)}"
-                             + ("; cold processes predict 'x0'" if self.predictions == ("x0",) else ""))
+            name = type(self).__name__
+            if self.predictions == ("x0",):
+                raise ValueError(f"{field} must be 'x0' for a {name} (cold processes predict 'x0'), got {prediction!r}")
+            raise ValueError(f"{field} must be one of {list(self.predictions)} for a {name}, got {prediction!r}")
         return prediction
 
     @abc.abstractmethod
@@ -86,7 +88,7 @@ class ForwardProcess(abc.ABC):
         return self.perturb(x0, t, eps, aux)
 
     def prior(self, key: jax.Array, shape, *, x0: Optional[jnp.ndarray] = None, aux: Any = None) -> jnp.ndarray:
-        """A draw of x_T. Without x0 this needs a data-free end state (Gaussian noise, a fade's colour…)."""
+        """A draw of x_T. Without x0 this needs a data-free end state (Gaussian noise, a fade's color…)."""
         if x0 is None:
             raise ValueError(
                 f"{type(self).__name__} has no data-free prior of x_T: pass x0 (restoration) or fit a prior "

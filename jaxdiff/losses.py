@@ -110,8 +110,7 @@ def loss_weights(
             f"diffusion.loss_weighting={weighting!r} needs a Gaussian process (it is defined by the SNR); "
             "cold processes take 'none'"
         )
-    if prediction not in ("eps", "x0", "v"):
-        raise ValueError(f"diffusion.prediction must be one of ['eps', 'x0', 'v'], got {prediction!r}")
+    process.check_prediction(prediction, field="diffusion.prediction")
     log_snr = process.schedule.log_snr[jnp.asarray(t, jnp.int32)]
     # exp(±60) stays finite in float32 (max ≈ 3.4e38 ≈ e^88) and far beyond any γ.
     snr = jnp.exp(jnp.clip(log_snr, -60.0, 60.0))

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import jax.numpy as jnp
 
-from jaxdiff.forward import ColdProcess, ForwardProcess, GaussianProcess, bcast
+from jaxdiff.forward import ForwardProcess, GaussianProcess, bcast
 
 __all__ = [
     "PREDICTIONS",
@@ -51,18 +51,17 @@ def eps_from_v(x_t, v, a, s):
     return bcast(s, x_t) * x_t + bcast(a, x_t) * v
 
 
-def _check(prediction: str):
+def _check(process: ForwardProcess, prediction: str) -> None:
     if prediction not in PREDICTIONS:
         raise ValueError(f"unknown prediction {prediction!r}; allowed: {list(PREDICTIONS)}")
+    process.check_prediction(prediction, field="prediction")
 
 
 def target(process: ForwardProcess, prediction: str, x0, eps, t):
     """The regression target of the network for a training example (ε, x0 or v)."""
-    _check(prediction)
+    _check(process, prediction)
     if prediction == "x0":
         return x0
-    if not isinstance(process, GaussianProcess):
-        raise ValueError(f"prediction {prediction!r} needs a Gaussian process; cold processes predict 'x0'")
     if prediction == "eps":
         return eps
     return v_from_x0_eps(x0, eps, process.signal(t), process.std(t))
@@ -83,7 +82,7 @@ def predict(
     After clipping, ε̂ is re-derived from the clipped x̂0 for x0- and v-prediction so that the pair stays
     consistent with x_t; for ε-prediction ε̂ is the network's own (as DDIM does).
     """
-    _check(prediction)
+    _check(process, prediction)
     t = jnp.broadcast_to(jnp.asarray(t, jnp.int32), (x_t.shape[0],))
     if isinstance(process, GaussianProcess):
         a, s = process.signal(t), process.std(t)
@@ -101,10 +100,8 @@ def predict(
             s_safe = jnp.where(s > 0, s, 1.0)
             eps = jnp.where(bcast(s, x_t) > 0, eps_from_x0(x_t, x0, a, s_safe), 0.0)
         return x0, eps
-    if prediction != "x0":
-        raise ValueError(f"prediction {prediction!r} needs a Gaussian process; cold processes predict 'x0'")
     x0 = output if clip is None else jnp.clip(output, -clip, clip)
-    if isinstance(process, ColdProcess) and process.noise_std == 0:
+    if process.noise_free:
         return x0, jnp.zeros_like(x_t)
     sig = bcast(process.std(t), x_t)
     resid = x_t - process.mean(x0, t, aux)

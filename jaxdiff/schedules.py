@@ -23,6 +23,8 @@ import flax.struct
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdiff.registry import Registry
+
 __all__ = [
     "Schedule",
     "SCHEDULES",
@@ -109,17 +111,13 @@ def _from_betas64(betas_1_to_T: np.ndarray) -> Schedule:
     )
 
 
-SCHEDULES: dict[str, Callable[..., Schedule]] = {}
+#: name → ``fn(T, **params) -> Schedule`` (the names used in configs); a second registration of a name raises
+SCHEDULES: Registry[Callable[..., Schedule]] = Registry("schedule")
 
 
 def register_schedule(name: str):
-    """Decorator: registers ``fn(T, **params) -> Schedule`` under ``name``."""
-
-    def deco(fn):
-        SCHEDULES[name] = fn
-        return fn
-
-    return deco
+    """Decorator: registers ``fn(T, **params) -> Schedule`` under ``name`` (ValueError if the name is taken)."""
+    return SCHEDULES.register(name)
 
 
 def _check_T(T) -> int:
@@ -177,6 +175,4 @@ def sigmoid(T: int, *, start: float = -3.0, end: float = 3.0, tau: float = 1.0, 
 
 def make_schedule(name: str, T: int, **params) -> Schedule:
     """Looks ``name`` up in the registry (the names used in configs)."""
-    if name not in SCHEDULES:
-        raise ValueError(f"unknown schedule {name!r}; allowed: {sorted(SCHEDULES)}")
-    return SCHEDULES[name](T, **params)
+    return SCHEDULES.get_or_raise(name)(T, **params)

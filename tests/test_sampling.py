@@ -324,7 +324,22 @@ def test_register_corrector():
                                  corrector="test_identity_x0", prediction="x0")
         np.testing.assert_array_equal(out, x0)
     finally:
-        del sampling.CORRECTORS["test_identity_x0"]
+        sampling.CORRECTORS.unregister("test_identity_x0")
+
+
+def test_register_corrector_twice_raises():
+    def fn(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=None):
+        return x0_hat
+
+    sampling.register_corrector("test_twice")(fn)
+    try:
+        with pytest.raises(ValueError, match="corrector 'test_twice' is already registered"):
+            sampling.register_corrector("test_twice")(fn)
+        with pytest.raises(ValueError, match="already registered"):
+            sampling.register_corrector("ddim")(fn)  # a built-in cannot be replaced silently either
+        assert sampling.CORRECTORS["ddim"].fn is sampling.ddim
+    finally:
+        sampling.CORRECTORS.unregister("test_twice")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -112,3 +112,25 @@ def test_bad_T(T):
 def test_unknown_name():
     with pytest.raises(ValueError, match="unknown schedule 'quadratic'.*allowed"):
         schedules.make_schedule("quadratic", 10)
+
+
+def test_register_schedule_twice_raises():
+    def const(T):
+        return schedules.from_alphas_cumprod(np.linspace(0.9, 0.1, T))
+
+    schedules.register_schedule("test_const")(const)
+    try:
+        assert schedules.make_schedule("test_const", 3).num_timesteps == 3
+        with pytest.raises(ValueError, match="schedule 'test_const' is already registered"):
+            schedules.register_schedule("test_const")(const)
+        with pytest.raises(ValueError, match="already registered"):
+            schedules.register_schedule("linear")(const)  # a built-in cannot be replaced silently either
+        assert schedules.SCHEDULES["linear"] is schedules.linear
+    finally:
+        schedules.SCHEDULES.unregister("test_const")
+    assert "test_const" not in schedules.SCHEDULES
+
+
+def test_unknown_name_suggests_the_closest():
+    with pytest.raises(ValueError, match=r"unknown schedule 'cosin'.*did you mean 'cosine'"):
+        schedules.make_schedule("cosin", 10)
