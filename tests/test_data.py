@@ -10,6 +10,7 @@ import pytest
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 from PIL import Image
 
+import tfds_mock
 from jaxdiff import data
 from jaxdiff.data import ArraySource, Batcher, DataError, iterate_batches, load_source
 
@@ -90,6 +91,27 @@ def test_bad_source_strings_and_channel_mismatch():
         load_source("digits", split="train", image_size=8, channels=3)
     with pytest.raises(ValueError, match=r"data\.image_size=0"):
         load_source("digits", split="train", image_size=0, channels=1)
+
+
+
+def test_parse_source_splits_kind_target_split_and_options():
+    spec = data.parse_source("tfds:mnist:3.0.1:train[:90%]:classes=0-4:data_dir=/d", "data.end_source")
+    assert (spec.kind, spec.target, spec.split) == ("tfds", "mnist:3.0.1", "train[:90%]")
+    assert spec.options == {"classes": "0-4", "data_dir": "/d"}
+    spec = data.parse_source("folder:/a:b/c")
+    assert (spec.kind, spec.target, spec.split, spec.options) == ("folder", "/a:b/c", None, {})
+    assert data.parse_source("digits:test").split == "test"
+    assert set(data.SOURCES) == {"digits", "tfds", "folder", "npz"}
+    with pytest.raises(DataError, match=r"data\.end_source='tfds:': expected 'tfds:<name>"):
+        data.parse_source("tfds:", "data.end_source")
+
+
+def test_parse_classes_names_the_bad_part():
+    assert data.parse_classes("7, 22-24") == (7, 22, 23, 24)
+    with pytest.raises(DataError, match=r"classes='1,4-2': bad part '4-2'.*'0-2,7'"):
+        data.parse_classes("1,4-2")
+    with pytest.raises(DataError, match=r"classes='x'"):
+        data.parse_classes("x")
 
 
 # --------------------------------------------------------------------------------------------- batches
@@ -263,7 +285,7 @@ def test_tfds_through_mock_data_without_tensorflow_or_network(monkeypatch, no_ne
         return real(*args, **kwargs)
 
     monkeypatch.setattr(tfds, "data_source", spy)
-    with tfds.testing.mock_data(num_examples=10, policy=tfds.testing.MockPolicy.USE_CODE):
+    with tfds_mock.mock_data(num_examples=10, policy=tfds.testing.MockPolicy.USE_CODE):
         src = load_source("tfds:mnist", split="train", image_size=16, channels=1)
         raw = real("mnist", split="train", download=False)
         expect = np.stack([np.asarray(Image.fromarray(raw[i]["image"][..., 0]).resize(

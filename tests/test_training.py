@@ -224,7 +224,9 @@ def test_end_to_end_on_mock_tfds_mnist(tmp_path):
     tfds = pytest.importorskip("tensorflow_datasets")
     cfg = tiny_config(num_steps=2, checkpoint_every=2, log_every=1)
     cfg.data.source = "tfds:mnist"
-    with tfds.testing.mock_data(num_examples=40, policy=tfds.testing.MockPolicy.USE_CODE):
+    import tfds_mock
+
+    with tfds_mock.mock_data(num_examples=40, policy=tfds.testing.MockPolicy.USE_CODE):
         state = training.train_and_evaluate(cfg, str(tmp_path / "mnist"))
     assert int(state.step) == 2
     _check_run(str(tmp_path / "mnist"), [2], 2)
@@ -292,7 +294,7 @@ def test_two_processes_train_together_like_one(tmp_path):
 def test_default_workdir_names_config_and_variant():
     # The function train.py uses (train.py itself is not run here: its absl flags are process-global and
     # sample.py's tests define --workdir too).
-    from jaxdiff.config.validation import default_workdir
+    from jaxdiff.config import default_workdir
 
     assert default_workdir("configs/cold_blur.py") == os.path.join("workdirs", "cold_blur")
     assert default_workdir("/x/configs/ddpm.py:mnist") == os.path.join("workdirs", "ddpm_mnist")

@@ -1,0 +1,599 @@
+"""Image sources: a source string (``config.data.source``) → uint8 images (N, S, S, C) and int32 labels.
+
+Kinds: ``digits`` (shipped), ``tfds:<name>`` (random access, no TensorFlow), ``folder:<path>``, ``npz:<path>``;
+the grammar is in :func:`load_source`. Library code reads a config's images through :func:`load_images`
+(float32 in [−1, 1], x = u8 / 127.5 − 1, NHWC).
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import functools
+import os
+import re
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+from absl import logging
+from PIL import Image
+
+from jaxdiff.ranges import parse_int_ranges
+
+__all__ = [
+    "DataError",
+    "ArraySource",
+    "TfdsSource",
+    "Source",
+    "SOURCES",
+    "SourceSpec",
+    "parse_source",
+    "parse_classes",
+    "load_source",
+    "source_from_config",
+    "load_images",
+    "normalize",
+    "denormalize",
+    "DIGITS_NUM_TRAIN",
+]
+
+
+class DataError(ValueError):
+    """A data source cannot be read as asked: what is wrong, where, and how to fix it."""
+
+
+# uint8 ↔ float
+
+
+def normalize(images_u8: np.ndarray) -> np.ndarray:
+    """uint8 0‥255 → float32 in [−1, 1]: x = u / 127.5 − 1 (any shape)."""
+    return np.asarray(images_u8, dtype=np.float32) * np.float32(1 / 127.5) - np.float32(1.0)
+
+
+def denormalize(images: Any) -> np.ndarray:
+    """float in [−1, 1] → uint8 0‥255 (clipped, rounded); the inverse of :func:`normalize` on its range."""
+    x = (np.asarray(images, dtype=np.float32) + 1.0) * 127.5
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+# ----------------------------------------------------------------------------------------------------------
+# sources
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    a.setflags(write=False)
+    return a
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ArraySource:
+    """An in-memory source: ``images`` uint8 (N, H, W, C), ``labels`` int32 (N,) or None (both read-only)."""
+
+    images: np.ndarray
+    labels: Optional[np.ndarray]
+    name: str
+    class_names: Optional[tuple[str, ...]] = None
+
+    def __post_init__(self):
+        if self.images.dtype != np.uint8 or self.images.ndim != 4:
+            raise DataError(f"{self.name}: images must be uint8 (N, H, W, C), got {self.images.dtype} "
+                            f"{self.images.shape}")
+        if self.images.shape[0] == 0:
+            raise DataError(f"{self.name}: the source is empty (0 images)")
+        if self.labels is not None and self.labels.shape != (self.images.shape[0],):
+            raise DataError(f"{self.name}: labels of shape {self.labels.shape} do not match "
+                            f"{self.images.shape[0]} images")
+        object.__setattr__(self, "images", _readonly(self.images))
+        if self.labels is not None:
+            object.__setattr__(self, "labels", _readonly(self.labels.astype(np.int32)))
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+    def get(self, indices: np.ndarray) -> np.ndarray:
+        """uint8 images (len(indices), H, W, C)."""
+        return self.images[np.asarray(indices)]
+
+    def select(self, indices: np.ndarray, name: Optional[str] = None) -> "ArraySource":
+        idx = np.asarray(indices)
+        return ArraySource(self.images[idx], None if self.labels is None else self.labels[idx],
+                           name or self.name, self.class_names)
+
+
+class TfdsSource:
+    """A tfds split read lazily by index through ``tfds.data_source`` (random access, no TensorFlow).
+
+    ``get(indices)`` reads, checks, resizes and center-crops those examples only, so data sets larger
+    than memory work. ``labels`` (int32 (N,), or None without a 'label' feature) reads every example once
+    on first use. ``to_array()`` reads everything into an :class:`ArraySource`.
+    """
+
+    def __init__(self, ds, *, name: str, image_size: int, channels: int, index: Optional[np.ndarray] = None,
+                 has_labels: bool = False, field: str = "data.source"):
+        self._ds = ds
+        self.name = name
+        self._size = image_size
+        self._channels = channels
+        self._index = None if index is None else _readonly(np.asarray(index, dtype=np.int64))
+        self._has_labels = has_labels
+        self._field = field
+        self._labels: Optional[np.ndarray] = None
+        self._batched_reads = hasattr(ds, "__getitems__")
+        if len(self) == 0:
+            raise DataError(f"{field}={name!r}: the source is empty (0 examples)")
+
+    def __len__(self) -> int:
+        return len(self._ds) if self._index is None else len(self._index)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self._size, self._size, self._channels)
+
+    def _read(self, indices: Sequence[int]) -> list:
+        keys = [int(i) for i in (indices if self._index is None else self._index[np.asarray(indices)])]
+        if self._batched_reads:
+            return list(self._ds.__getitems__(keys))
+        return [self._ds[k] for k in keys]
+
+    def _image(self, ex: dict) -> np.ndarray:
+        img = np.asarray(ex["image"])
+        if img.ndim == 2:
+            img = img[..., None]
+        if img.dtype != np.uint8:
+            raise DataError(f"{self._field}={self.name!r}: image dtype {img.dtype} is not supported; "
+                            "allowed: uint8")
+        if img.shape[-1] != self._channels:
+            raise DataError(f"data.channels={self._channels} but {self._field}={self.name!r} has "
+                            f"{img.shape[-1]} channel(s); set data.channels={img.shape[-1]}")
+        return _resize_center_crop(img, self._size)
+
+    def get(self, indices: np.ndarray) -> np.ndarray:
+        """uint8 images (len(indices), S, S, C)."""
+        exs = self._read(np.asarray(indices).reshape(-1))
+        out = np.empty((len(exs),) + self.image_shape, np.uint8)
+        for k, ex in enumerate(exs):
+            out[k] = self._image(ex)
+        return out
+
+    @property
+    def labels(self) -> Optional[np.ndarray]:
+        if not self._has_labels:
+            return None
+        if self._labels is None:
+            labels = np.empty(len(self), np.int32)
+            for start in range(0, len(self), 1024):
+                idx = np.arange(start, min(start + 1024, len(self)))
+                labels[idx] = [int(ex["label"]) for ex in self._read(idx)]
+            self._labels = _readonly(labels)
+        return self._labels
+
+    def select(self, indices: np.ndarray, name: Optional[str] = None) -> "TfdsSource":
+        base = np.arange(len(self._ds)) if self._index is None else self._index
+        out = TfdsSource(self._ds, name=name or self.name, image_size=self._size, channels=self._channels,
+                         index=base[np.asarray(indices)], has_labels=self._has_labels, field=self._field)
+        if self._labels is not None:
+            out._labels = _readonly(self._labels[np.asarray(indices)])
+        return out
+
+    def to_array(self) -> ArraySource:
+        idx = np.arange(len(self))
+        return ArraySource(self.get(idx), self.labels, self.name)
+
+
+Source = Union[ArraySource, TfdsSource]
+
+# ----------------------------------------------------------------------------------------------------------
+# resizing
+
+
+def _resize_center_crop(img: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (H, W, C) → (size, size, C): bilinear resize of the shorter side to ``size``, center crop."""
+    h, w, c = img.shape
+    if (h, w) == (size, size):
+        return img
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    bilinear = Image.Resampling.BILINEAR
+    if c == 3:
+        out = np.asarray(Image.fromarray(img, "RGB").resize((nw, nh), bilinear))
+    else:
+        out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(img[..., k]), "L")
+                                   .resize((nw, nh), bilinear)) for k in range(c)], axis=-1)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return out[top:top + size, left:left + size]
+
+
+def _resize_all(images: np.ndarray, size: int) -> np.ndarray:
+    if images.shape[1:3] == (size, size):
+        return images
+    return np.stack([_resize_center_crop(im, size) for im in images])
+
+# ----------------------------------------------------------------------------------------------------------
+# source strings
+
+
+_OPTIONS = {"digits": ("classes",), "tfds": ("classes", "data_dir"), "folder": ("classes",),
+            "npz": ("classes",)}
+#: the source kinds a source string may start with
+SOURCES = tuple(_OPTIONS)
+_VERSION = re.compile(r"^\d+(\.(\d+|\*))*$")
+
+
+def _split_tokens(s: str) -> list[str]:
+    """Splits on ':' outside square brackets (tfds slices such as ``train[:90%]`` keep their colon)."""
+    tokens, depth, cur = [], 0, []
+    for ch in s:
+        depth += (ch == "[") - (ch == "]")
+        if ch == ":" and depth == 0:
+            tokens.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    tokens.append("".join(cur))
+    return tokens
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceSpec:
+    """A parsed source string: ``kind`` (one of :data:`SOURCES`), ``target`` (tfds name with version, or a path;
+    "" for digits), ``split`` (None when the string names none) and the ``key=value`` ``options``."""
+
+    kind: str
+    target: str
+    split: Optional[str]
+    options: dict
+
+
+def parse_source(source: str, field: str = "data.source") -> SourceSpec:
+    """Splits a source string (grammar in :func:`load_source`); one DataError naming ``field`` if it is malformed."""
+    if not isinstance(source, str) or not source.strip():
+        raise DataError(f"{field}={source!r}: expected a source string; allowed: 'digits[:split]', "
+                        "'tfds:<name>[:split]', 'folder:<path>', 'npz:<path>'")
+    kind, _, rest = source.strip().partition(":")
+    if kind not in _OPTIONS:
+        raise DataError(f"{field}={source!r}: unknown source kind {kind!r}; allowed: {sorted(_OPTIONS)}")
+    tokens = _split_tokens(rest) if rest else []
+    options = {}
+    while tokens and re.match(r"^[A-Za-z_]+=", tokens[-1]):
+        key, _, value = tokens.pop().partition("=")
+        if key not in _OPTIONS[kind]:
+            raise DataError(f"{field}={source!r}: unknown option {key!r} for {kind!r} sources; "
+                            f"allowed: {list(_OPTIONS[kind])}")
+        options[key] = value
+    split = None
+    if kind == "digits":
+        if len(tokens) > 1:
+            raise DataError(f"{field}={source!r}: expected 'digits[:split][:classes=…]'")
+        split = tokens[0] if tokens and tokens[0] else None
+        target = ""
+    elif kind == "tfds":
+        if not tokens or not tokens[0]:
+            raise DataError(f"{field}={source!r}: expected 'tfds:<name>[:version][:split]', e.g. 'tfds:mnist'")
+        target = tokens.pop(0)
+        if tokens and _VERSION.match(tokens[0]):
+            target += ":" + tokens.pop(0)
+        if len(tokens) > 1:
+            raise DataError(f"{field}={source!r}: expected 'tfds:<name>[:version][:split]'")
+        split = tokens[0] if tokens and tokens[0] else None
+    else:
+        target = ":".join(tokens)
+        if not target:
+            raise DataError(f"{field}={source!r}: expected '{kind}:<path>'")
+    return SourceSpec(kind, target, split, options)
+
+
+def parse_classes(spec: str) -> tuple[int, ...]:
+    """``"0-4"`` → (0, 1, 2, 3, 4); ``"1,3,7"``; ``"0-2,7"``. Sorted, unique; DataError naming ``classes=``."""
+    try:
+        return parse_int_ranges(spec, field="classes", example="0-2,7")
+    except ValueError as e:
+        raise DataError(str(e)) from None
+
+# ----------------------------------------------------------------------------------------------------------
+# digits
+
+
+DIGITS_NUM_TRAIN = 1617
+_DIGITS_SPLIT_SEED = 20220808  # constant on purpose: the split must not move with config.seed
+
+
+@functools.lru_cache(maxsize=4)
+def _digits_all(image_size: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    u8 = np.rint(d.images * (255.0 / 16.0)).astype(np.uint8)[..., None]  # 0‥16 → 0‥255
+    return _readonly(_resize_all(u8, image_size)), _readonly(d.target.astype(np.int32))
+
+
+def _digits_split_indices(n: int, split: str, field: str) -> np.ndarray:
+    perm = np.random.default_rng(_DIGITS_SPLIT_SEED).permutation(n)
+    if split == "train":
+        return np.sort(perm[:DIGITS_NUM_TRAIN])
+    if split == "test":
+        return np.sort(perm[DIGITS_NUM_TRAIN:])
+    if split == "all":
+        return np.arange(n)
+    raise DataError(f"{field}: digits has no split {split!r}; allowed: 'train' (90 %), 'test' (10 %), 'all'")
+
+
+def _load_digits(spec: SourceSpec, split: str, image_size: int, channels: int, field: str) -> ArraySource:
+    if channels != 1:
+        raise DataError(f"data.channels={channels} but {field}='digits' has 1 channel; set data.channels=1")
+    images, labels = _digits_all(image_size)
+    idx = _digits_split_indices(images.shape[0], split, field)
+    return ArraySource(images[idx], labels[idx], f"digits:{split}")
+
+# ----------------------------------------------------------------------------------------------------------
+# folder
+
+
+_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+
+def _read_image_file(path: str, channels: int) -> np.ndarray:
+    with Image.open(path) as im:
+        im.load()
+        if im.mode.startswith("I;16"):  # 16-bit grey PNG: keep the top 8 bits
+            im = Image.fromarray((np.asarray(im, dtype=np.uint16) >> 8).astype(np.uint8), "L")
+        arr = np.asarray(im.convert("L" if channels == 1 else "RGB"))
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def _load_folder(spec: SourceSpec, split: str, image_size: int, channels: int, field: str) -> ArraySource:
+    root = os.path.expanduser(spec.target)
+    if not os.path.isdir(root):
+        raise DataError(f"{field}='folder:{spec.target}': {root!r} is not a directory")
+    if channels not in (1, 3):
+        raise DataError(f"data.channels={channels}: folder sources give 1 (grey) or 3 (RGB) channels")
+    if split and os.path.isdir(os.path.join(root, split)):
+        root = os.path.join(root, split)
+    paths = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        paths.extend(os.path.join(dirpath, f) for f in sorted(filenames)
+                     if f.lower().endswith(_IMAGE_EXTENSIONS))
+    if not paths:
+        raise DataError(f"{field}='folder:{spec.target}': no PNG/JPEG files under {root!r}")
+
+    def read(path):
+        try:
+            return _resize_center_crop(_read_image_file(path, channels), image_size)
+        except Exception as e:  # noqa: BLE001 — any decoder failure means "unreadable"; reported below
+            return e
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        results = list(pool.map(read, paths))
+    bad = [(p, r) for p, r in zip(paths, results) if isinstance(r, Exception)]
+    if bad:
+        shown = "; ".join(f"{p} ({type(e).__name__}: {e})" for p, e in bad[:10])
+        logging.warning("folder source %s: skipped %d unreadable file(s): %s%s", root, len(bad), shown,
+                        " …" if len(bad) > 10 else "")
+    keep = [(p, r) for p, r in zip(paths, results) if not isinstance(r, Exception)]
+    if not keep:
+        raise DataError(f"{field}='folder:{spec.target}': none of the {len(paths)} image files under {root!r} "
+                        "could be read")
+    images = np.stack([r for _, r in keep])
+
+    # labels from the first directory level, when every file sits in one
+    rel = [os.path.relpath(p, root).split(os.sep) for p, _ in keep]
+    labels = class_names = None
+    if all(len(r) >= 2 for r in rel):
+        names = [r[0] for r in rel]
+        uniq = sorted(set(names))
+        if all(n.isdigit() for n in uniq):
+            labels = np.array([int(n) for n in names], np.int32)
+        else:
+            lookup = {n: k for k, n in enumerate(uniq)}
+            labels = np.array([lookup[n] for n in names], np.int32)
+            class_names = tuple(uniq)
+    return ArraySource(images, labels, f"folder:{root}", class_names)
+
+# ----------------------------------------------------------------------------------------------------------
+# npz / npy
+
+
+def _to_uint8(arr: np.ndarray, where: str) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise DataError(f"{where}: images of dtype {arr.dtype} are not supported; allowed: uint8 (0‥255) or "
+                        "float16/32/64 in [0, 1] or [-1, 1]")
+    if not np.all(np.isfinite(arr)):
+        raise DataError(f"{where}: float images contain NaN or inf")
+    lo, hi, tol = float(arr.min()), float(arr.max()), 1e-3
+    if lo >= -tol and hi <= 1 + tol and lo >= 0:
+        x = arr.astype(np.float64) * 255.0
+    elif lo >= -1 - tol and hi <= 1 + tol:
+        x = (arr.astype(np.float64) + 1.0) * 127.5
+    else:
+        raise DataError(f"{where}: float images span [{lo:g}, {hi:g}]; allowed: [0, 1] or [-1, 1]")
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def _load_npz(spec: SourceSpec, split: str, image_size: int, channels: int, field: str) -> ArraySource:
+    path = os.path.expanduser(spec.target)
+    where = f"{field}='npz:{spec.target}'"
+    if not os.path.isfile(path):
+        raise DataError(f"{where}: no such file {path!r}")
+    labels = None
+    ragged = ("images of different sizes (an object array) are not supported: it needs pickle, which is never "
+              "loaded; allowed: one uint8/float array of shape (N, H, W[, C])")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001
+        if "Object arrays" in str(e):
+            raise DataError(f"{where}: {ragged}") from e
+        raise DataError(f"{where}: cannot read {path!r} as .npz/.npy ({type(e).__name__}: {e})") from e
+    if isinstance(loaded, np.ndarray):
+        arr = loaded
+    else:
+        with loaded:
+            keys = list(loaded.keys())
+            try:  # .npz members are read here, lazily: their errors too
+                if "images" in keys:
+                    arr = loaded["images"]
+                    labels = loaded["labels"] if "labels" in keys else None
+                elif len(keys) == 1:
+                    arr = loaded[keys[0]]
+                else:
+                    raise DataError(f"{where}: expected a key 'images' or a single array, found keys {keys}")
+            except DataError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a damaged member, or an object array
+                if "Object arrays" in str(e):
+                    raise DataError(f"{where}: {ragged}") from e
+                raise DataError(f"{where}: cannot read {path!r} ({type(e).__name__}: {e})") from e
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    if arr.ndim != 4:
+        raise DataError(f"{where}: images must have shape (N, H, W) or (N, H, W, C), got {arr.shape}")
+    if arr.shape[0] == 0:
+        raise DataError(f"{where}: the array holds 0 images")
+    if arr.shape[-1] != channels:
+        raise DataError(f"data.channels={channels} but {where} has {arr.shape[-1]} channel(s) "
+                        f"(shape {arr.shape}); set data.channels={arr.shape[-1]}")
+    if labels is not None and (labels.shape != (arr.shape[0],) or not np.issubdtype(labels.dtype, np.integer)):
+        raise DataError(f"{where}: 'labels' must be integers of shape ({arr.shape[0]},), got "
+                        f"{labels.dtype} {labels.shape}")
+    images = _resize_all(_to_uint8(arr, where), image_size)
+    return ArraySource(images, labels, f"npz:{path}")
+
+# ----------------------------------------------------------------------------------------------------------
+# tfds
+
+
+def _tfds_hint(name: str, data_dir: Optional[str]) -> str:
+    dd = f", data_dir={data_dir!r}" if data_dir else ""
+    return (f"prepare it once in the array_record format (needs TensorFlow, e.g. pip install tensorflow-cpu, and "
+            f"network):\n  python -c \"import tensorflow_datasets as tfds; tfds.builder({name!r}{dd}, "
+            f"file_format='array_record').download_and_prepare()\"\nor set data.download=True to let tfds do that "
+            "on first use (also needs TensorFlow and network for most catalog data sets)")
+
+
+def _load_tfds(spec: SourceSpec, split: str, image_size: int, channels: int, download: bool,
+               field: str) -> TfdsSource:
+    import tensorflow_datasets as tfds  # lazy: ~0.3 s and only needed here
+
+    name, data_dir = spec.target, spec.options.get("data_dir") or None
+    where = f"{field}='tfds:{name}' (split {split!r})"
+    try:
+        ds = tfds.data_source(name, split=split, data_dir=data_dir, download=download,
+                              builder_kwargs={"file_format": "array_record"})
+    except tfds.core.registered.DatasetNotFoundError as e:
+        raise DataError(f"{where}: tfds knows no data set {name!r}") from e
+    except Exception as e:  # noqa: BLE001 — tfds raises KeyError/NotImplementedError/… for unprepared data
+        try:
+            builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+            prepared, location = builder.is_prepared(), builder.data_dir
+        except Exception:  # noqa: BLE001
+            prepared, location = False, data_dir or "the default tfds data_dir"
+        if not prepared:
+            raise DataError(f"{where}: the data set is not prepared at {location} and data.download="
+                            f"{download}; {_tfds_hint(name, data_dir)}\n(tfds said: {type(e).__name__}: {e})"
+                            ) from e
+        raise DataError(f"{where}: tfds could not open it ({type(e).__name__}: {e})") from e
+
+    features = ds.dataset_info.features
+    if "image" not in features:
+        raise DataError(f"{where}: no 'image' feature; features are {list(features.keys())}")
+    shape = tuple(features["image"].shape)
+    data_c = shape[-1] if len(shape) == 3 else (1 if len(shape) == 2 else None)
+    if data_c is not None and data_c != channels:
+        raise DataError(f"data.channels={channels} but {where} has {data_c} channel(s); "
+                        f"set data.channels={data_c}")
+    has_labels = "label" in features and tuple(getattr(features["label"], "shape", ())) == ()
+    return TfdsSource(ds, name=f"tfds:{name}:{split}", image_size=image_size, channels=channels,
+                      has_labels=has_labels, field=field)
+
+# ----------------------------------------------------------------------------------------------------------
+# entry points
+
+
+def _check_int(name: str, value, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise ValueError(f"{name}={value!r}: expected an integer >= {lo}")
+    return int(value)
+
+
+def load_source(source: str, *, split: str, image_size: int, channels: int, download: bool = False,
+                field: str = "data.source") -> Source:
+    """Opens a source string as uint8 images (N, S, S, C) (+ int32 labels when known).
+
+    Source strings (trailing ``key=value`` options; ``classes=0-4`` / ``1,3,7`` keeps those labels)::
+
+        digits[:split][:classes=…]           scikit-learn's 1797 8×8 digits; train = a fixed 90 %, test, all
+        tfds:<name>[:version][:split][:classes=…][:data_dir=…]   ``tfds.data_source``, read lazily by index
+        folder:<path>[:classes=…]            PNG/JPEG files, recursively; <path>/<split> if it exists; labels
+                                             from the first directory level (integer names, else sorted order)
+        npz:<path>[:classes=…]               key 'images' (+ optional 'labels') or the only array; or an .npy
+
+    A split in the string wins over ``split``. Images are resized bilinearly (shorter side → S, center crop).
+    Channels must equal C, except that folder files are converted (grey → RGB by repetition, RGB → grey by
+    ITU-R 601-2 luma, alpha dropped). npz floats must lie in [0, 1] or [−1, 1] (1e-3 tolerance), then are
+    quantised to uint8.
+
+    Args:
+      source: e.g. ``"digits"``, ``"tfds:mnist"``, ``"folder:/data/mnist"``.
+      split: used when the source string names none (``"train"``, ``config.data.eval_split``).
+      image_size: S (``data.image_size``); channels: C (``data.channels``).
+      download: tfds only: let tfds download and prepare a missing data set (``data.download``).
+      field: the config field the string came from, for error messages.
+
+    Returns an :class:`ArraySource` (digits, folder, npz) or a lazily read :class:`TfdsSource`.
+    Raises :class:`DataError` (a ValueError) for every problem with the data.
+    """
+    image_size = _check_int("data.image_size", image_size, 1)
+    channels = _check_int("data.channels", channels, 1)
+    spec = parse_source(source, field)
+    split = spec.split or split
+    if not split or not isinstance(split, str):
+        raise DataError(f"{field}={source!r}: no split given (split={split!r})")
+    if spec.split and spec.split != split:
+        logging.info("%s=%r names split %r; it wins over the requested one", field, source, spec.split)
+    if spec.kind == "digits":
+        src = _load_digits(spec, split, image_size, channels, field)
+    elif spec.kind == "tfds":
+        src = _load_tfds(spec, split, image_size, channels, bool(download), field)
+    elif spec.kind == "folder":
+        src = _load_folder(spec, split, image_size, channels, field)
+    else:
+        src = _load_npz(spec, split, image_size, channels, field)
+    if "classes" in spec.options:
+        wanted = parse_classes(spec.options["classes"])
+        if src.labels is None:
+            raise DataError(f"{field}={source!r}: classes= needs labels and this source has none")
+        keep = np.flatnonzero(np.isin(src.labels, wanted))
+        if keep.size == 0:
+            raise DataError(f"{field}={source!r}: no example has a label in {list(wanted)}; labels present: "
+                            f"{np.unique(src.labels).tolist()}")
+        src = src.select(keep, name=f"{src.name}:classes={spec.options['classes']}")
+    return src
+
+
+def source_from_config(config, *, split: str = "train", field: str = "data.source") -> Source:
+    """:func:`load_source` of the config field ``field`` ("data.source" or "data.end_source") with
+    ``config.data.{image_size, channels, download}``."""
+    d = config.data
+    source = d[field.split(".", 1)[1]]
+    return load_source(source, split=split, image_size=int(d.image_size), channels=int(d.channels),
+                       download=bool(d.get("download", False)), field=field)
+
+
+def load_images(config, *, split: str, field: str = "data.source", num: Optional[int] = None,
+                seed: Optional[int] = None) -> np.ndarray:
+    """Images of a config's source as float32 (N, H, W, C) in [−1, 1]: the one way library code reads data.
+
+    ``num`` (None: all) images: the first ``num`` when ``seed`` is None, else a sorted random subset drawn
+    with ``numpy.random.default_rng(seed)``. ``field``: "data.source" or "data.end_source".
+    """
+    src = source_from_config(config, split=split, field=field)
+    n = len(src) if num is None else min(int(num), len(src))
+    if seed is None or n == len(src):
+        idx = np.arange(n)
+    else:
+        idx = np.sort(np.random.default_rng(int(seed)).choice(len(src), n, replace=False))
+    return normalize(src.get(idx))
