@@ -52,12 +52,13 @@ def _setup(tiny: bool = False):
 def sequential_blur_degradation(T, image_size, kernel_size=11, std=7.0, routine="constant", padding="circular"):
     """The published F_t: t per-step depthwise convolutions re-applied on every call (a fori_loop of t steps).
 
-    All examples of a batch must share t (true inside a sampler). Matches jaxdiff.degradations.blur_sequential.
+    All examples of a batch must share t (true inside a sampler). Matches tests/references.py blur_sequential.
     """
     import jax
     import jax.numpy as jnp
 
-    from jaxdiff.degradations import Degradation, _gauss1d, blur_sigmas
+    from jaxdiff.degradations import Degradation, blur_sigmas
+    from jaxdiff.degradations.blur import _gauss1d
 
     sig = blur_sigmas(T, std=std, routine=routine)
     kern = jnp.asarray(np.stack([np.outer(_gauss1d(s, kernel_size), _gauss1d(s, kernel_size)) for s in sig]), jnp.float32)
@@ -131,7 +132,8 @@ def cold_vs_sequential(quick, Ts=None, tiny=False, repeats=None):
     import jax.numpy as jnp
 
     from jaxdiff import sampling
-    from jaxdiff.degradations import blur_sequential, make_degradation
+    from jaxdiff.degradations import make_degradation
+    from tests.references import blur_sequential
     from jaxdiff.forward import ColdProcess
 
     cfg, denoiser, params, (s, c) = _setup(tiny)

@@ -9,34 +9,16 @@ import numpy as np
 import pytest
 from absl.testing import parameterized
 
+import degradation_cases as cases
+from degradation_cases import CASE_IDS, N
 from jaxdiff import degradations as D
+from references import blur_sequential
 
-N = 16  # image size of every test
 B = 4
-
-# (case id, registry name, T, params): small settings, one or more per built-in degradation.
-CASES = [
-    ("decolor", "decolor", 4, {}),
-    ("blur_reflect", "blur", 5, dict(kernel_size=5, std=1.0, routine="incremental", padding="reflect")),
-    ("blur_circular_mean", "blur", 4, dict(kernel_size=5, std=0.8, routine="constant", to_mean=True)),
-    ("inpaint_random", "inpaint", 5, dict(kernel_std=0.5, initial_mask=1.0)),
-    ("inpaint_centered", "inpaint", 4, dict(kernel_std=0.5, initial_mask=1.0, centered=True)),
-    ("fade_random", "fade", 5, dict(kernel_std=0.5, initial_mask=1.0, centered=False)),
-    ("fade_centered", "fade", 4, dict(kernel_std=1.0, initial_mask=2.0)),
-    ("superres_area", "superres", 3, {}),
-    ("superres_bicubic", "superres", 3, dict(method="bicubic")),
-    ("snow", "snow", 6, dict(thr_end=0.6, sigma_end=4.0)),
-    ("interpolate", "interpolate", 6, {}),
-]
-CASE_IDS = [c[0] for c in CASES]
-_BUILT = {}
 
 
 def build(case_id):
-    if case_id not in _BUILT:
-        _, name, T, params = next(c for c in CASES if c[0] == case_id)
-        _BUILT[case_id] = D.make_degradation(name, T=T, image_size=N, channels=3, **params)
-    return _BUILT[case_id]
+    return cases.build(case_id)
 
 
 def images(seed=0, b=B, c=3, n=N):
@@ -48,8 +30,18 @@ def aux_for(deg, x0, seed=1):
 
 
 def test_every_builtin_degradation_has_a_case():
-    builtin = {k for k, b in D.DEGRADATIONS.items() if b.builder.__module__ == D.__name__}
-    assert builtin == {c[1] for c in CASES}
+    assert cases.builtin_names() == {c.name for c in cases.CASES}
+    cases.check_table()  # every row's parameters are declared by its builder
+
+
+def test_case_table_check_fails_on_a_missing_row_or_an_unknown_parameter(monkeypatch):
+    full = list(cases.CASES)
+    monkeypatch.setattr(cases, "CASES", [c for c in full if c.name != "snow"])
+    with pytest.raises(AssertionError, match="snow"):
+        cases.check_table()
+    monkeypatch.setattr(cases, "CASES", full + [cases.Case("blur_bad", "blur", 3, {"sigma": 1.0})])
+    with pytest.raises(AssertionError, match="sigma"):
+        cases.check_table()
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,7 +212,7 @@ def test_blur_sequential_reference_against_numpy(padding):
         r = np.arange(-2, 3, dtype=np.float64)
         g = np.exp(-(r**2) / (2 * sig[i] ** 2))
         ref = _numpy_blur_step(ref, g / g.sum(), padding)
-    got = D.blur_sequential(jnp.asarray(x, jnp.float32), 3, kernel_size=5, std=0.5, routine="incremental", padding=padding)
+    got = blur_sequential(jnp.asarray(x, jnp.float32), 3, kernel_size=5, std=0.5, routine="incremental", padding=padding)
     np.testing.assert_allclose(got, ref, atol=2e-6)
 
 
@@ -243,7 +235,7 @@ def test_blur_o1_equals_sequential(p, padding):
     ts = jnp.repeat(jnp.arange(T + 1), 2)
     fast = jax.jit(deg.apply)(jnp.tile(x0, (T + 1, 1, 1, 1)), ts)
     for t in range(T + 1):
-        ref = D.blur_sequential(x0, t, padding=padding, T=T, **p)
+        ref = blur_sequential(x0, t, padding=padding, T=T, **p)
         np.testing.assert_allclose(fast[2 * t : 2 * t + 2], ref, atol=1e-5, err_msg=f"t={t}")
     if p.get("to_mean"):
         last = np.asarray(fast[-2:])
@@ -258,7 +250,7 @@ def test_blur_kernel_wider_than_image_wraps_around():
     x0 = images(11, b=2, c=1, n=6)
     f = jax.jit(deg.apply)
     for t in range(4):
-        ref = D.blur_sequential(x0, t, kernel_size=21, std=3.0)
+        ref = blur_sequential(x0, t, kernel_size=21, std=3.0)
         np.testing.assert_allclose(f(x0, t), ref, atol=1e-5)
 
 
@@ -494,4 +486,94 @@ def test_bad_inputs_raise_while_tracing():
     with pytest.raises(ValueError, match="NHWC"):
         deg.apply(x0[0], 1)
     with pytest.raises(ValueError, match="to_mean needs T"):
-        D.blur_sequential(x0, 2, kernel_size=3, std=1.0, to_mean=True)
+        blur_sequential(x0, 2, kernel_size=3, std=1.0, to_mean=True)
+
+
+# --------------------------------------------------------------------------------------------
+# the facts a degradation carries
+# --------------------------------------------------------------------------------------------
+
+# name -> (generation prior kind or None, fit_on, color_only, needs_end_source), as documented per family
+FACTS = {
+    "blur": ("blur_mean", "source", False, False),
+    "superres": ("superres", "source", False, False),
+    "fade": ("color", "none", False, False),
+    "interpolate": ("dataset", "end_source", False, True),
+    "inpaint": (None, None, False, False),
+    "decolor": (None, None, True, False),
+    "snow": (None, None, True, False),
+}
+
+
+@pytest.mark.parametrize("case_id", CASE_IDS)
+def test_facts_are_declared_at_registration(case_id):
+    deg = build(case_id)
+    kind, fit_on, color_only, needs_end = FACTS[deg.name]
+    entry = D.DEGRADATIONS[deg.name]
+    assert (entry.color_only, entry.needs_end_source) == (color_only, needs_end)
+    assert (deg.color_only, deg.needs_end_source) == (color_only, needs_end)
+    assert (deg.generation.kind, deg.generation.fit_on) == (kind, fit_on) if kind else deg.generation is None
+    desc = deg.describe()
+    assert desc.startswith(f"{deg.name}(") and desc.endswith(f"T={deg.T}")
+    for k, v in next(c for c in cases.CASES if c.id == case_id).params.items():
+        assert f"{k}={v}" in desc
+
+
+def test_blur_generation_takes_the_prior_noise():
+    assert build("blur_reflect").generation.prior_noise
+    assert not build("fade_random").generation.prior_noise
+
+
+def test_superres_end_state_is_F_T_and_constant_on_blocks():
+    deg = build("superres_bicubic")
+    x0 = images(30)
+    end = deg.generation.end_state(np.asarray(x0, np.float64))
+    assert end.dtype == np.float64 and end.shape == x0.shape
+    small = jax.image.resize(x0, (B, 2, 2, 3), "cubic", antialias=True)  # N / 2^3 = 2
+    np.testing.assert_allclose(end[:, ::8, ::8], small, atol=1e-5)
+    np.testing.assert_array_equal(end, np.repeat(np.repeat(end[:, ::8, ::8], 8, 1), 8, 2))
+    assert deg.generation.fit_params == {"T": 3}
+
+
+def test_fade_generation_aux_reads_the_color_of_x_T():
+    for case_id in ("fade_random", "fade_centered"):
+        deg = build(case_id)
+        x0 = images(31)
+        aux = deg.sample_aux(jax.random.PRNGKey(2), x0)
+        x_T = deg.apply(x0, deg.T, aux)  # the solid colour of aux
+        got = deg.generation.aux(x_T, jax.random.PRNGKey(3))
+        want = aux["color"] if isinstance(aux, dict) else aux
+        # a float32 mean over N×N equal pixels: exact up to rounding
+        np.testing.assert_allclose(got["color"] if isinstance(got, dict) else got, want, atol=1e-5)
+        np.testing.assert_allclose(deg.apply(x0, deg.T, got), x_T, atol=1e-5)
+        assert deg.generation.fit_params == {"low": -0.5, "high": 0.5}
+
+
+def test_interpolate_aux_of_generation_and_restoration():
+    deg = build("interpolate")
+    x0, z = images(32), images(33, b=3)
+    np.testing.assert_array_equal(deg.generation.aux(x0, jax.random.PRNGKey(0)), x0)
+    aux = deg.restoration_aux(jax.random.PRNGKey(0), x0, np.asarray(z))
+    np.testing.assert_array_equal(aux, np.asarray(z)[[0, 1, 2, 0]])  # end images repeated to the batch
+    noise = deg.restoration_aux(jax.random.PRNGKey(0), x0, None)  # no end images: its own Gaussian draw
+    np.testing.assert_array_equal(noise, deg.sample_aux(jax.random.PRNGKey(0), x0))
+    with pytest.raises(ValueError, match="end_images"):
+        deg.restoration_aux(jax.random.PRNGKey(0), x0, np.zeros((2, 8, 8, 3), np.float32))
+
+
+def test_superres_size_message_names_the_config_fields():
+    with pytest.raises(ValueError, match=r"diffusion\.T=5 must be <= 4 .*data\.image_size=16"):
+        D.make_degradation("superres", T=5, image_size=16, channels=3)
+    with pytest.raises(ValueError, match=r"diffusion\.T=2 must be <= 1 .*data\.image_size=6"):
+        D.make_degradation("superres", T=2, image_size=6, channels=3)
+
+
+def test_a_duplicate_degradation_name_is_refused():
+    with pytest.raises(ValueError, match="'blur' is already registered"):
+        D.register_degradation("blur")(lambda *, T, **_: (lambda x0, t: x0))
+    assert D.DEGRADATIONS["blur"].builder is D.blur  # the first stays
+
+
+def test_generation_prior_rejects_an_unknown_fit_on():
+    with pytest.raises(ValueError, match="fit_on"):
+        D.GenerationPrior(kind="color", fit_on="images")

@@ -1,6 +1,4 @@
 """Samplers: timestep sequences, correctors against closed forms, oracle recoveries, the jitted loop."""
-import inspect
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -8,6 +6,7 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+import degradation_cases as cases
 from jaxdiff import degradations, sampling, schedules
 from jaxdiff.forward import ColdProcess, GaussianProcess
 
@@ -42,27 +41,8 @@ def rand_img(seed, shape=(4, 8, 8, 3)):
     return jax.random.uniform(jax.random.key(seed), shape, minval=-1.0, maxval=1.0)
 
 
-# Small test parameters per known degradation: (T, params). Parameters a builder does not declare are
-# dropped, so a renamed option falls back to the builder's default instead of failing the test.
-DEG_TEST_PARAMS = {
-    "decolor": (10, {}),
-    "blur": (10, {"kernel_size": 5, "std": 1.0, "routine": "constant", "padding": "circular"}),
-    "inpaint": (10, {"kernel_std": 0.1, "initial_mask": 1, "centered": False}),
-    "fade": (10, {"centered": False}),
-    "superres": (3, {}),
-    "snow": (10, {}),
-    "interpolate": (10, {}),
-}
-IMG = 16
-
-
-def build_degradation(name):
-    if name not in DEG_TEST_PARAMS:
-        pytest.skip(f"no test parameters for degradation {name!r}")
-    T, params = DEG_TEST_PARAMS[name]
-    sig = inspect.signature(degradations.DEGRADATIONS[name].builder).parameters
-    declared = {k: v for k, v in params.items() if k in sig}
-    return degradations.make_degradation(name, T=T, image_size=IMG, channels=3, **declared)
+# The degradations come from the one case table, tests/degradation_cases.py (shared with test_degradations.py).
+IMG = cases.N
 
 
 def counting(fn):
@@ -426,9 +406,9 @@ def _cold_oracle(params, x_t, t):
     return params
 
 
-@pytest.mark.parametrize("name", sorted(degradations.DEGRADATIONS))
-def test_cold_improved_recovers_every_degradation(name):
-    deg = build_degradation(name)
+@pytest.mark.parametrize("case_id", cases.CASE_IDS)
+def test_cold_improved_recovers_every_degradation(case_id):
+    deg = cases.build(case_id)
     proc = ColdProcess(deg)
     T = deg.T
     x0 = rand_img(20, (2, IMG, IMG, 3))
@@ -442,7 +422,7 @@ def test_cold_improved_recovers_every_degradation(name):
     # every intermediate state is F_t(x0): Algorithm 2 with an exact x̂0 walks the degradation path backwards
     for j, t in enumerate(np.asarray(traj["t"])):
         ref = proc.mean(x0, jnp.full((2,), t, jnp.int32), aux)
-        np.testing.assert_allclose(traj["x_t"][j], ref, atol=2e-5, err_msg=f"{name} t={t}")
+        np.testing.assert_allclose(traj["x_t"][j], ref, atol=2e-5, err_msg=f"{case_id} t={t}")
     # the naive sampler ends at x0 as well, through F_t(x0) (strided: every other step)
     ts = np.concatenate([np.arange(T, 0, -2), [0]])
     out, traj = sampling.sample(_cold_oracle, x0, jax.random.key(0), x_T, process=proc, corrector="cold_naive",
