@@ -11,13 +11,17 @@ current step with a checkpoint.
 Exit codes (docs/RELIABILITY.md): 0 finished, or stopped by SIGTERM/SIGINT with a checkpoint of the step
 reached; 2 bad config or data (one message, nothing built); 3 too many consecutive non-finite steps
 (train.max_consecutive_nonfinite; nothing saved after them); 4 a checkpoint problem (none of the saved
-steps restores, or the final one could not be written; the older ones are kept).
+steps restores, or the final one could not be written; the older ones are kept). A --config that cannot
+be loaded, or an override of a field that does not exist or with a value of the wrong type, is one line
+and exit code 2 as well.
 """
 import os
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from jaxdiff.config.overrides import parse_flags
 
 # Heavy imports (jax, orbax, tfds) wait until main() so that --help is fast.
 
@@ -34,9 +38,10 @@ def main(argv):
     logging.set_verbosity(logging.INFO)
     _quiet_orbax()
     from jaxdiff.train.checkpoints import CheckpointError
-    from jaxdiff.config.validation import ConfigError, default_workdir
+    from jaxdiff.config import ConfigError, default_workdir
     from jaxdiff.cpu.devices import CpuDevicesError
     from jaxdiff.cpu.xla_options import XlaOptionsError
+    from jaxdiff.train.lock import WorkdirBusyError
 
     workdir = FLAGS.workdir or default_workdir(config_flags.get_config_filename(FLAGS["config"]))
     from jaxdiff.data import DataError
@@ -45,7 +50,7 @@ def main(argv):
     # The expected failures end with one message and a documented code; anything else keeps its traceback.
     try:
         train_and_evaluate(_CONFIG.value, workdir)
-    except (ConfigError, DataError, CpuDevicesError, XlaOptionsError) as e:
+    except (ConfigError, DataError, CpuDevicesError, XlaOptionsError, WorkdirBusyError) as e:
         _fail(e, 2)
     except FloatingPointError as e:
         _fail(e, 3)
@@ -72,4 +77,4 @@ def _quiet_orbax():
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -9,9 +9,13 @@ Data set variants (``--config=configs/x.py:<variant>``); tfds sources never down
     "mnist"     tfds:mnist at 32x32 (28x28 padded/resized), grey
     "cifar10"   tfds:cifar10, 32x32 RGB
     "celeb_a"   tfds:celeb_a at 128x128 (centre crop + resize), RGB
+
+Every config is returned locked (ml_collections): an unknown or mistyped field is an error naming it.
 """
 import pathlib
 import runpy
+
+from jaxdiff.config import degradation_params
 
 _HERE = pathlib.Path(__file__).resolve().parent
 
@@ -58,29 +62,11 @@ def set_cold_published(c):
     Their UNet: base width 64, multipliers (1, 2, 4, 8), two blocks per resolution, linear attention at
     every resolution; here full attention at the two lowest resolutions instead.
     """
-    t = c.train
-    t.learning_rate = 2e-5
-    t.weight_decay = 0.0
-    t.warmup_steps = 0
-    t.grad_clip_norm = 0.0
-    t.batch_size = 64
-    t.num_steps = 700_000
-    t.ema_decay = 0.995
-    t.ema_every = 10
-    t.ema_start = 2000
-    t.ema_warmup = False
-    t.log_every = 100
-    t.checkpoint_every = 10_000
-
-    m = c.model
-    m.ch = 64
-    m.ch_mult = (1, 2, 4, 8)
-    m.num_res_blocks = 2
+    set_train(c, learning_rate=2e-5, weight_decay=0.0, warmup_steps=0, grad_clip_norm=0.0, batch_size=64,
+              num_steps=700_000, ema_decay=0.995, ema_every=10, ema_start=2000)
     n = c.data.image_size
-    m.attn_resolutions = (n // 4, n // 8)
-    m.dropout = 0.0
-    m.num_groups = 32
-    return c
+    return set_model(c, ch=64, ch_mult=(1, 2, 4, 8), num_res_blocks=2, attn_resolutions=(n // 4, n // 8),
+                     dropout=0.0, num_groups=32)
 
 
 def cold_config(name: str, variant: str, *, degradation: str, T: int, params: dict):
@@ -96,7 +82,7 @@ def cold_config(name: str, variant: str, *, degradation: str, T: int, params: di
     f.kind = "cold"
     f.T = T
     f.degradation = degradation
-    f.degradation_params = dict(params)
+    f.degradation_params = degradation_params(degradation, params)  # every declared parameter, overridable
     f.noise_std = 0.0
     f.prediction = "x0"
     f.loss = "l1"
@@ -105,4 +91,55 @@ def cold_config(name: str, variant: str, *, degradation: str, T: int, params: di
     c.sample.steps = 0
     if variant:
         set_cold_published(c)
+    c.lock()
+    return c
+
+
+def gaussian_config(name: str, variant: str, *, schedule: str, schedule_params: dict, loss: str, corrector: str,
+                    steps: int, eta: float, recipe=None):
+    """A Gaussian (DDPM/DDIM) experiment: T=1000, ε-prediction, no loss weighting, x̂0 clipped to [−1, 1].
+
+    ``variant`` picks the data set (DATASETS); when not the embedded digits, ``recipe(c, variant)`` sets
+    the published network and optimiser.
+    """
+    check_variant(name, variant)
+    c = base_config()
+    set_data(c, variant or "digits")
+    f = c.diffusion
+    f.kind = "gaussian"
+    f.T = 1000
+    f.schedule = schedule
+    f.schedule_params = dict(schedule_params)
+    f.prediction = "eps"
+    f.loss = loss
+    f.loss_weighting = "none"
+    f.noise_std = 0.0
+    s = c.sample
+    s.corrector = corrector
+    s.steps = steps
+    s.eta = eta
+    s.clip = 1.0
+    if variant and recipe is not None:
+        recipe(c, variant)
+    c.lock()
+    return c
+
+
+def set_train(c, *, learning_rate, weight_decay, warmup_steps, grad_clip_norm, batch_size, num_steps, ema_decay,
+              ema_every=1, ema_start=0):
+    """A published training recipe: the optimiser, batch, length and EMA (no EMA warm-up); logs every 100
+    steps, checkpoints every 10k."""
+    t = c.train
+    t.learning_rate, t.weight_decay, t.warmup_steps = learning_rate, weight_decay, warmup_steps
+    t.grad_clip_norm, t.batch_size, t.num_steps = grad_clip_norm, batch_size, num_steps
+    t.ema_decay, t.ema_every, t.ema_start, t.ema_warmup = ema_decay, ema_every, ema_start, False
+    t.log_every, t.checkpoint_every = 100, 10_000
+    return c
+
+
+def set_model(c, *, ch, ch_mult, num_res_blocks, attn_resolutions, dropout, num_groups):
+    """A published UNet size."""
+    m = c.model
+    m.ch, m.ch_mult, m.num_res_blocks = ch, tuple(ch_mult), num_res_blocks
+    m.attn_resolutions, m.dropout, m.num_groups = tuple(attn_resolutions), dropout, num_groups
     return c

@@ -17,45 +17,15 @@ _common = runpy.run_path(str(pathlib.Path(__file__).resolve().with_name("_common
 
 
 def _ddpm_recipe(c, variant):
-    t, m = c.train, c.model
-    m.ch = 128
-    m.ch_mult = (1, 2, 2, 2) if variant != "celeb_a" else (1, 1, 2, 2, 4)
-    m.num_res_blocks = 2
-    m.attn_resolutions = (16,)
-    m.dropout = 0.1
-    m.num_groups = 32
-    t.learning_rate = 2e-4 if variant != "celeb_a" else 2e-5
-    t.warmup_steps = 5000
-    t.weight_decay = 0.0
-    t.grad_clip_norm = 1.0
-    t.batch_size = 128 if variant != "celeb_a" else 64
-    t.num_steps = 800_000 if variant != "celeb_a" else 500_000
-    t.ema_decay = 0.9999
-    t.ema_every = 1
-    t.ema_start = 0
-    t.ema_warmup = False
-    t.log_every = 100
-    t.checkpoint_every = 10_000
+    celeb = variant == "celeb_a"
+    _common["set_model"](c, ch=128, ch_mult=(1, 1, 2, 2, 4) if celeb else (1, 2, 2, 2), num_res_blocks=2,
+                         attn_resolutions=(16,), dropout=0.1, num_groups=32)
+    _common["set_train"](c, learning_rate=2e-5 if celeb else 2e-4, weight_decay=0.0, warmup_steps=5000,
+                         grad_clip_norm=1.0, batch_size=64 if celeb else 128,
+                         num_steps=500_000 if celeb else 800_000, ema_decay=0.9999)
 
 
 def get_config(variant: str = ""):
-    _common["check_variant"]("ddpm", variant)
-    c = _common["base_config"]()
-    _common["set_data"](c, variant or "digits")
-    f = c.diffusion
-    f.kind = "gaussian"
-    f.T = 1000
-    f.schedule = "linear"
-    f.schedule_params = dict(beta_start=1e-4, beta_end=2e-2)
-    f.prediction = "eps"
-    f.loss = "l2"
-    f.loss_weighting = "none"
-    f.noise_std = 0.0
-    s = c.sample
-    s.corrector = "ddpm"
-    s.steps = 0
-    s.eta = 1.0
-    s.clip = 1.0
-    if variant:
-        _ddpm_recipe(c, variant)
-    return c
+    return _common["gaussian_config"]("ddpm", variant, schedule="linear",
+                                      schedule_params=dict(beta_start=1e-4, beta_end=2e-2), loss="l2",
+                                      corrector="ddpm", steps=0, eta=1.0, recipe=_ddpm_recipe)

@@ -7,15 +7,15 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from jaxdiff.config import validation as cv
-from jaxdiff.config.validation import ConfigError, validate_config
+import jaxdiff.config as cv
+from jaxdiff.config import ConfigError, validate_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def cfg(name="cold_blur", variant=""):
     path = os.path.join(ROOT, "configs", f"{name}.py")
-    return cv.load_config(f"{path}:{variant}" if variant else path)
+    return cv.load_config_file(f"{path}:{variant}" if variant else path)
 
 
 def override(config, dotted, value):
@@ -23,7 +23,7 @@ def override(config, dotted, value):
     node = config
     for h in head:
         node = node[h]
-    with config.ignore_type():
+    with config.unlocked(), config.ignore_type():  # a test may add a key the locked config refuses
         node[last] = value
     return config
 
@@ -40,12 +40,12 @@ def leaf_paths(node, prefix=""):
 
 
 def test_fields_cover_exactly_the_default_layout():
-    default = cv.load_config(os.path.join(ROOT, "configs", "default.py"))
+    default = cv.load_config_file(os.path.join(ROOT, "configs", "default.py"))
     assert leaf_paths(default) == set(cv.FIELDS)
 
 
 def test_default_config_is_valid():
-    validate_config(cv.load_config(os.path.join(ROOT, "configs", "default.py")), num_devices=8)
+    validate_config(cv.load_config_file(os.path.join(ROOT, "configs", "default.py")), num_devices=8)
 
 
 # (config file, field, bad value, a piece of the "allowed" text); the error must name exactly that field.
@@ -81,8 +81,8 @@ BAD = [
     ("cold_blur", "train.distributed", "yes", "True or False"),
     ("cold_blur", "data.channels", 2, "1 (grey) or 3 (RGB)"),
     ("cold_blur", "data.channels", 3, "1 for data.source='digits'"),
-    ("cold_decolor", "data.channels", 1, "needs colour images"),
-    ("cold_snow", "data.channels", 1, "needs colour images"),
+    ("cold_decolor", "data.channels", 1, "needs color images"),
+    ("cold_snow", "data.channels", 1, "needs color images"),
     ("cold_blur", "data.source", "imagenet", "'digits' or 'tfds:<name>'"),
     ("cold_animorph", "data.source", "digits:classes=3-11", "labels in 0..9"),
     ("cold_animorph", "data.end_source", "", "required by diffusion.degradation='interpolate'"),
@@ -221,7 +221,7 @@ def test_parse_flags_turns_a_typo_into_one_line(capsys, override_arg, needle):
     path = os.path.join(ROOT, "configs", "cold_blur.py")
     with pytest.raises(SystemExit) as info:
         _parse(["prog", f"--config={path}", override_arg])
-    assert info.value.code == 1
+    assert info.value.code == 2  # a bad config: train.py's exit code 2 (docs/RELIABILITY.md)
     err = capsys.readouterr().err
     assert err.startswith("FATAL Flags parsing error: ") and needle in err
     assert "Traceback" not in err
@@ -237,3 +237,135 @@ def test_parse_flags_bad_variant_and_missing_file(capsys):
         _parse(["prog", f"--config={path[:-6]}blr.py"])
     err = capsys.readouterr().err
     assert "no such file; did you mean" in err and "cold_blur.py" in err
+
+
+# --- locked configs, overrides of every declared parameter, old keys ------------------------------------------
+
+
+def test_configs_are_locked_with_ml_collections_did_you_mean():
+    config = cfg()
+    with pytest.raises(AttributeError, match="num_steps"):
+        config.train.num_step = 10
+    with pytest.raises(TypeError):
+        config.train.num_steps = "ten"
+
+
+def test_an_undeclared_blur_parameter_is_overridable(capsys):
+    """The reported bug: to_mean is a documented blur parameter the config file does not name."""
+    path = os.path.join(ROOT, "configs", "cold_blur.py")
+    fv = _parse(["prog", f"--config={path}", "--config.diffusion.degradation_params.to_mean=True"])
+    assert fv.config.diffusion.degradation_params.to_mean is True
+    assert fv.config.diffusion.degradation_params.kernel_size == 5  # the file's value is kept
+    validate_config(fv.config, num_devices=8)
+
+
+@pytest.mark.parametrize(
+    "override_arg,needle",
+    [
+        ("--config.sample.sampler=ddim", "'sample.sampler' was renamed to 'sample.corrector'"),
+        ("--config.sample.prior=gmm", "'sample.prior' was removed"),
+        ("--config.data.shuffle_buffer=10", "'data.shuffle_buffer' was removed"),
+        ("--config.train.num_steps=ten", "--config.train.num_steps=ten"),
+        ("--config.diffusion.degradation_params.to_mena=True", "did you mean 'diffusion.degradation_params.to_mean'?"),
+    ],
+)
+def test_old_unknown_or_mistyped_overrides_are_one_line_and_exit_2(capsys, override_arg, needle):
+    path = os.path.join(ROOT, "configs", "cold_blur.py")
+    with pytest.raises(SystemExit) as info:
+        _parse(["prog", f"--config={path}", override_arg])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("FATAL Flags parsing error: ") and needle in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_flag_that_is_not_about_the_config_keeps_absls_usage_status(capsys):
+    fv = flags.FlagValues()
+    argv = ["prog", f"--config={os.path.join(ROOT, 'configs', 'cold_blur.py')}", "--workdri=x"]
+    config_flags.DEFINE_config_file("config", None, flag_values=fv, sys_argv=argv)
+    with pytest.raises(SystemExit) as info:
+        cv.parse_flags(argv, flag_values=fv)
+    assert info.value.code == 1 and "workdri" in capsys.readouterr().err
+
+
+def test_old_keys_in_a_config_name_their_new_home():
+    raw = cfg().to_dict()
+    raw["sample"]["sampler"] = raw["sample"].pop("corrector")
+    with pytest.raises(ConfigError) as info:
+        validate_config(raw, num_devices=8)
+    assert set(info.value.fields) == {"sample.sampler", "sample.corrector"}
+    assert "sample.sampler='cold_improved' is invalid; allowed: renamed to 'sample.corrector'" in str(info.value)
+
+
+def test_train_py_refuses_a_typo_in_one_line_with_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    wd = tmp_path / "w"
+    r = subprocess.run([sys.executable, "train.py", "--config=configs/cold_blur.py",
+                        "--config.diffusion.degradation_params.stdd=1.0", f"--workdir={wd}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines() == [
+        "FATAL Flags parsing error: --config.diffusion.degradation_params.stdd=1.0: unknown config field "
+        "'diffusion.degradation_params.stdd'; did you mean 'diffusion.degradation_params.std'? (fields of "
+        "diffusion.degradation_params: kernel_size, padding, routine, std, std_increment, to_mean)"]
+    assert not wd.exists()
+
+
+# --- names and facts come from the registries ---------------------------------------------------------------
+
+
+@pytest.fixture
+def toy_degradation():
+    """A degradation registered here only: color-only, needing an end data set, with one parameter."""
+    from jaxdiff.degradations import DEGRADATIONS, register_degradation
+
+    @register_degradation("toy_h3", color_only=True, needs_end_source=True)
+    def toy(*, T, image_size=32, channels=3, strength=0.5):
+        if not 0 < strength <= 1:
+            raise ValueError(f"degradation 'toy_h3': strength must be in (0, 1], got {strength!r}")
+        return lambda x0, t, aux=None: x0
+
+    yield "toy_h3"
+    DEGRADATIONS.unregister("toy_h3")
+
+
+def _toy_config(**data):
+    c = cfg()
+    with c.unlocked(), c.ignore_type():
+        c.diffusion.degradation = "toy_h3"
+        c.diffusion.degradation_params = cv.degradation_params("toy_h3")
+        for k, v in data.items():
+            c.data[k] = v
+    return c
+
+
+def test_a_newly_registered_degradation_is_accepted_with_its_declared_params(toy_degradation):
+    c = _toy_config(source="npz:/x/rgb.npz", channels=3, end_source="npz:/x/other.npz")
+    assert c.diffusion.degradation_params.to_dict() == {"strength": 0.5}
+    validate_config(c, num_devices=8)
+
+
+def test_a_newly_registered_degradation_brings_its_facts(toy_degradation):
+    with pytest.raises(ConfigError) as info:
+        validate_config(_toy_config(), num_devices=8)  # grey digits, no end source
+    assert sorted(info.value.fields) == ["data.channels", "data.end_source"]
+    msg = str(info.value)
+    assert "3 for diffusion.degradation='toy_h3', which needs color images" in msg
+    assert "required by diffusion.degradation='toy_h3'" in msg
+
+
+def test_a_newly_registered_degradation_judges_its_own_params(toy_degradation):
+    c = _toy_config(source="npz:/x/rgb.npz", channels=3, end_source="npz:/x/other.npz")
+    with c.unlocked():
+        c.diffusion.degradation_params.strength = 2.0
+    with pytest.raises(ConfigError) as info:
+        validate_config(c, num_devices=8)
+    assert info.value.fields == ["diffusion.degradation_params.strength"]
+    assert "strength must be in (0, 1], got 2.0" in str(info.value)
+
+
+def test_an_unknown_degradation_lists_the_registered_ones(toy_degradation):
+    with pytest.raises(ConfigError, match=r"diffusion.degradation='toyh3' is invalid; allowed: one of .*'toy_h3'"):
+        validate_config(override(cfg(), "diffusion.degradation", "toyh3"), num_devices=8)

@@ -9,8 +9,10 @@ import os
 import numpy as np
 import pytest
 
-from jaxdiff.config import validation as cv
-from jaxdiff.config.validation import ConfigError, validate_config
+import jaxdiff.config as cv
+from jaxdiff.config import ConfigError, validate_config
+from jaxdiff.data import parse_source
+from jaxdiff.degradations import DEGRADATIONS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENTS = ("cold_blur", "cold_inpaint", "cold_superres", "cold_decolor", "cold_snow", "cold_animorph", "ddpm", "ddim")
@@ -22,7 +24,7 @@ GREY = ("", "mnist")  # digits and MNIST
 
 def load(name, variant=""):
     path = os.path.join(ROOT, "configs", f"{name}.py")
-    return cv.load_config(f"{path}:{variant}" if variant else path)
+    return cv.load_config_file(f"{path}:{variant}" if variant else path)
 
 
 def test_the_experiment_files_are_exactly_these():
@@ -39,7 +41,7 @@ def test_every_config_and_variant_validates(name, variant):
         with pytest.raises(ConfigError) as info:
             validate_config(config, num_devices=8)
         assert info.value.fields == ["data.channels"]
-        assert "needs colour images" in str(info.value)
+        assert "needs color images" in str(info.value)
         return
     validate_config(config, num_devices=8)
     # every variant keeps the offline guarantee
@@ -75,7 +77,8 @@ def test_variant_data_sources(name):
         "celeb_a": ("celeb_a", 128, 3),
     }.items():
         d = load(name, variant).data
-        assert cv.parse_source(d.source).key == f"tfds:{tfds_name}"
+        spec = parse_source(d.source, "data.source")
+        assert (spec.kind, spec.target.split(":")[0]) == ("tfds", tfds_name)
         assert (d.image_size, d.channels, d.download) == (size, channels, False)
 
 
@@ -83,8 +86,28 @@ def test_variant_data_sources(name):
 
 
 def _diff(name, variant):
+    """T, the degradation and the parameters the config file sets; every other declared parameter of the
+    degradation is in the config too, at the builder's default."""
     f = load(name, variant).diffusion
-    return f.T, f.degradation, f.degradation_params.to_dict()
+    params = f.degradation_params.to_dict()
+    defaults = DEGRADATIONS[f.degradation].declared_params()
+    named = _SET[name, variant]
+    assert set(params) == set(defaults)
+    assert all(params[k] == defaults[k] for k in set(params) - set(named))
+    return f.T, f.degradation, {k: params[k] for k in named}
+
+
+#: the parameters each config file names (some equal the builder's default)
+_SET = {
+    ("cold_blur", "mnist"): ("kernel_size", "std", "routine", "padding"),
+    ("cold_blur", "cifar10"): ("kernel_size", "std", "std_increment", "routine", "padding"),
+    ("cold_blur", "celeb_a"): ("kernel_size", "std", "routine", "padding"),
+    ("cold_inpaint", "mnist"): ("kernel_std", "initial_mask", "centered"),
+    ("cold_inpaint", "cifar10"): ("kernel_std", "initial_mask", "centered"),
+    ("cold_inpaint", "celeb_a"): ("kernel_std", "initial_mask", "centered"),
+    ("cold_snow", "cifar10"): ("seed", "thr_start", "thr_end", "sigma_start", "sigma_end"),
+    **{("cold_decolor", v): () for v in ("", "mnist", "cifar10", "celeb_a")},
+}
 
 
 def test_blur_published():
@@ -182,3 +205,19 @@ def test_ddim_keras_example():
     assert widths == (32, 64, 96, 128) and c.model.num_res_blocks == 2 and tuple(c.model.attn_resolutions) == ()
     t = c.train
     assert (t.batch_size, t.learning_rate, t.weight_decay, t.ema_decay) == (64, 1e-3, 1e-4, 0.999)
+
+
+@pytest.mark.parametrize("name", COLD)
+def test_every_declared_degradation_parameter_is_in_the_config(name):
+    """So that ``--config.diffusion.degradation_params.<any declared parameter>=…`` is accepted."""
+    for variant in VARIANTS:
+        f = load(name, variant).diffusion
+        assert set(f.degradation_params) == set(DEGRADATIONS[f.degradation].declared_params())
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_configs_are_locked(name):
+    c = load(name)
+    assert c.is_locked
+    with pytest.raises(AttributeError):
+        c.sample.sampler = "ddim"

@@ -19,8 +19,11 @@ __all__ = ["upgrade_stored_config", "RENAMED", "REMOVED"]
 
 #: old dotted key → today's
 RENAMED = {"sample.sampler": "sample.corrector"}
-#: keys that no longer exist
-REMOVED = ("data.shuffle_buffer", "sample.prior")
+#: keys that no longer exist → why
+REMOVED = {
+    "data.shuffle_buffer": "every epoch shuffles the whole source",
+    "sample.prior": "the prior comes from the degradation",
+}
 _FREE_FORM = ("diffusion.degradation_params", "diffusion.schedule_params")
 
 

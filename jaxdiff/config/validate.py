@@ -1,0 +1,601 @@
+"""One check of a whole experiment config, before anything is built or compiled.
+
+``validate_config(config, num_devices=8)`` checks the range of every field of ``configs/default.py``'s layout
+(:data:`FIELDS`), then the rules between fields. Names come from the registries (degradations, schedules,
+correctors, predictions, losses, weightings; data sources through ``jaxdiff.data.parse_source``); a
+degradation's facts (color-only, needs an end data set) from its registered entry; which predictions and
+correctors a kind allows from its process class. The degradation and the schedule are built once, so their
+builders judge their parameters (and the sizes only they know); the ``model`` section goes to
+``jaxdiff.models.unet.validate_unet_config``. All problems end in ONE :class:`ConfigError` (a ValueError)::
+
+    invalid config: train.ema_decay=1.5 is invalid; allowed: a number in [0, 1)
+
+A locked ConfigDict refuses unknown and mistyped keys where they are set; a config read from JSON or an
+unlocked one gets that check here (unknown and missing fields, with a did-you-mean).
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+import math
+import numbers
+import re
+from collections.abc import Mapping
+from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
+
+from jaxdiff.config.upgrade import REMOVED, RENAMED
+
+__all__ = ["ConfigError", "Problem", "validate_config", "FIELDS", "OPTIONAL_FIELDS", "FREE_FORM"]
+
+#: sections of keyword arguments, judged by the builder they are passed to
+FREE_FORM = ("diffusion.degradation_params", "diffusion.schedule_params")
+#: channel counts of the data sets whose images are known (others are not checked)
+SOURCE_CHANNELS = {
+    "digits": 1, "tfds:mnist": 1, "tfds:fashion_mnist": 1, "tfds:kmnist": 1, "tfds:emnist": 1,
+    "tfds:cifar10": 3, "tfds:cifar100": 3, "tfds:celeb_a": 3, "tfds:svhn_cropped": 3, "tfds:oxford_flowers102": 3,
+}
+#: number of classes of the labelled data sets whose labels are known
+SOURCE_NUM_CLASSES = {
+    "digits": 10, "tfds:mnist": 10, "tfds:fashion_mnist": 10, "tfds:kmnist": 10, "tfds:cifar10": 10,
+    "tfds:cifar100": 100, "tfds:svhn_cropped": 10,
+}
+_SOURCE_FORMS = (
+    "'digits' or 'tfds:<name>' (each optionally ':<split>' and ':classes=<list>', e.g. 'digits:classes=0-4'), "
+    "'folder:<path>' or 'npz:<path>'"
+)
+
+
+# --- errors ---------------------------------------------------------------------------------------
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+MISSING = _Missing()
+
+
+class Problem(NamedTuple):
+    """One invalid field: its dotted path, its value and a description of the allowed values."""
+
+    field: str
+    value: Any
+    allowed: str
+
+    def __str__(self) -> str:
+        return f"{self.field}={_short_repr(self.value)} is invalid; allowed: {self.allowed}"
+
+
+class ConfigError(ValueError):
+    """Every problem found in a config; ``problems`` lists them, ``field`` is the first one's path."""
+
+    def __init__(self, problems: Sequence[Problem]):
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            msg = f"invalid config: {self.problems[0]}"
+        else:
+            msg = f"invalid config ({len(self.problems)} problems):\n" + "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(msg)
+
+    @property
+    def field(self) -> str:
+        return self.problems[0].field
+
+    @property
+    def fields(self) -> list:
+        return [p.field for p in self.problems]
+
+
+def _short_repr(value: Any) -> str:
+    r = repr(_as_dict(value) if _is_section(value) else value)
+    return r if len(r) <= 120 else r[:117] + "..."
+
+
+# --- values ---------------------------------------------------------------------------------------
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def _is_section(v) -> bool:
+    return isinstance(v, Mapping) or hasattr(v, "to_dict")  # a ConfigDict is not a Mapping
+
+
+def _as_dict(v) -> dict:
+    if hasattr(v, "to_dict"):
+        return v.to_dict()
+    return {k: (_as_dict(x) if _is_section(x) else x) for k, x in dict(v).items()}
+
+
+def _one_of(names: Iterable) -> str:
+    return "one of " + ", ".join(repr(n) for n in names)
+
+
+# --- field specs ----------------------------------------------------------------------------------
+class Spec(NamedTuple):
+    """What one field may hold: ``check(value) -> bool`` and the text of the allowed values (or a function)."""
+
+    check: Callable[[Any], bool]
+    text: Callable[[], str] | str
+
+    @property
+    def allowed(self) -> str:
+        return self.text() if callable(self.text) else self.text
+
+
+def Int(lo: Optional[int] = None, hi: Optional[int] = None) -> Spec:  # noqa: N802
+    text = (("an integer" if lo is None else f"an integer >= {lo}") if hi is None else f"an integer in [{lo}, {hi}]")
+    return Spec(lambda v: _is_int(v) and (lo is None or v >= lo) and (hi is None or v <= hi), text)
+
+
+def Real(lo: float, hi: Optional[float] = None, *, lo_open: bool = False, hi_open: bool = False) -> Spec:  # noqa: N802
+    def check(v):
+        if not _is_real(v):
+            return False
+        v = float(v)
+        return (v > lo if lo_open else v >= lo) and (hi is None or (v < hi if hi_open else v <= hi))
+
+    if hi is None:
+        text = f"a finite number {'>' if lo_open else '>='} {lo:g}"
+    else:
+        text = f"a number in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    return Spec(check, text)
+
+
+def Bool() -> Spec:  # noqa: N802
+    return Spec(lambda v: isinstance(v, bool), "True or False")
+
+
+def Str(*, nonempty: bool = True) -> Spec:  # noqa: N802
+    return Spec(lambda v: isinstance(v, str) and (bool(v.strip()) or not nonempty),
+                "a non-empty string" if nonempty else "a string")
+
+
+def Choice(names: Callable[[], Iterable]) -> Spec:  # noqa: N802
+    """One of ``names()``, read when checked (a registry filled at import time, or by a plugin later)."""
+    return Spec(lambda v: isinstance(v, str) and v in tuple(names()), lambda: _one_of(names()))
+
+
+def IntSeq(lo: int = 1, *, nonempty: bool = True) -> Spec:  # noqa: N802
+    return Spec(lambda v: isinstance(v, (tuple, list)) and (len(v) > 0 or not nonempty) and all(_is_int(x) and x >= lo for x in v),
+                f"a {'non-empty ' if nonempty else ''}tuple of integers >= {lo}")
+
+
+def Section() -> Spec:  # noqa: N802
+    return Spec(_is_section, "a ConfigDict of keyword arguments")
+
+
+# --- names, from the registries (imported when first needed: they load jax) -----------------------
+def _process_classes() -> dict:
+    """diffusion.kind → the process class it builds (jaxdiff.experiment.build_process)."""
+    from jaxdiff.forward import ColdProcess, GaussianProcess  # noqa: PLC0415
+
+    return {"cold": ColdProcess, "gaussian": GaussianProcess}
+
+
+def _degradations():
+    from jaxdiff.degradations import DEGRADATIONS  # noqa: PLC0415
+
+    return DEGRADATIONS
+
+
+def _schedules():
+    from jaxdiff.schedules import SCHEDULES  # noqa: PLC0415
+
+    return SCHEDULES
+
+
+def _correctors():
+    from jaxdiff.sampling import CORRECTORS  # noqa: PLC0415
+
+    return CORRECTORS
+
+
+def _predictions():
+    from jaxdiff.parameterization import PREDICTIONS  # noqa: PLC0415
+
+    return PREDICTIONS
+
+
+def _loss_kinds():
+    from jaxdiff.losses import LOSS_KINDS  # noqa: PLC0415
+
+    return LOSS_KINDS
+
+
+def _weightings():
+    from jaxdiff.losses import WEIGHTINGS  # noqa: PLC0415
+
+    return WEIGHTINGS
+
+
+def _dtypes():
+    from jaxdiff.models.unet import DTYPES  # noqa: PLC0415
+
+    return DTYPES
+
+
+def _model_fields() -> tuple:
+    from jaxdiff.models.unet import MODEL_FIELDS  # noqa: PLC0415
+
+    return tuple(f"model.{k}" for k in MODEL_FIELDS)
+
+
+# --- the layout of configs/default.py, one spec per field -----------------------------------------
+FIELDS: dict = {
+    "seed": Int(0, 2**32 - 1),
+    # data
+    "data.source": Str(),
+    "data.eval_split": Str(),
+    "data.image_size": Int(2),
+    "data.channels": Spec(lambda v: _is_int(v) and v in (1, 3), "1 (grey) or 3 (RGB)"),
+    "data.random_flip": Bool(),
+    "data.download": Bool(),
+    "data.end_source": Str(nonempty=False),
+    # diffusion
+    "diffusion.kind": Choice(lambda: tuple(_process_classes())),
+    "diffusion.T": Int(1),
+    "diffusion.degradation": Str(nonempty=False),
+    "diffusion.degradation_params": Section(),
+    "diffusion.noise_std": Real(0.0),
+    "diffusion.schedule": Choice(lambda: tuple(_schedules())),
+    "diffusion.schedule_params": Section(),
+    "diffusion.prediction": Choice(_predictions),
+    "diffusion.loss": Choice(_loss_kinds),
+    "diffusion.loss_weighting": Choice(_weightings),
+    # model
+    "model.ch": Int(1),
+    "model.ch_mult": IntSeq(1),
+    "model.num_res_blocks": Int(1),
+    "model.attn_resolutions": IntSeq(1, nonempty=False),
+    "model.dropout": Real(0.0, 1.0, hi_open=True),
+    "model.num_groups": Int(1),
+    "model.dtype": Choice(lambda: tuple(_dtypes())),
+    # train
+    "train.batch_size": Int(1),
+    "train.num_steps": Int(1),
+    "train.learning_rate": Real(0.0, lo_open=True),
+    "train.warmup_steps": Int(0),
+    "train.weight_decay": Real(0.0),
+    "train.grad_clip_norm": Real(0.0),
+    "train.ema_decay": Real(0.0, 1.0, hi_open=True),
+    "train.ema_every": Int(1),
+    "train.ema_start": Int(0),
+    "train.ema_warmup": Bool(),
+    "train.log_every": Int(1),
+    "train.checkpoint_every": Int(1),
+    "train.keep_checkpoints": Int(1),
+    "train.num_sample_images": Int(0),
+    "train.max_consecutive_nonfinite": Int(1),
+    "train.distributed": Bool(),
+    # sample
+    "sample.corrector": Choice(lambda: tuple(_correctors())),
+    "sample.steps": Int(0),
+    "sample.eta": Real(0.0, 1.0),
+    "sample.clip": Real(0.0),
+    "sample.prior_noise": Real(0.0),
+}
+
+#: fields that may be absent (their consumer has a default); checked when present
+OPTIONAL_FIELDS: dict = {
+    "model.num_heads": Int(1),
+    "model.mid_attention": Bool(),
+    # jaxdiff.train.state.make_optimizer: after the warm-up, "constant" (default) or a cosine decay to
+    # min_learning_rate over the remaining steps
+    "train.lr_schedule": Choice(lambda: ("constant", "cosine")),
+    "train.min_learning_rate": Real(0.0),
+}
+
+
+def _unknown_field(path: str) -> Optional[str]:
+    """What to say about a key that moved or went away; None for any other key."""
+    if path in RENAMED:
+        return f"renamed to {RENAMED[path]!r}"
+    if path in REMOVED:
+        return f"removed ({REMOVED[path]})"
+    return None
+
+
+def _flatten(config) -> tuple[dict, list]:
+    """{dotted path: value} over the known layout, and the problems of unknown and missing fields."""
+    known = set(FIELDS) | set(OPTIONAL_FIELDS) | set(_model_fields())
+    sections = {p.rsplit(".", 1)[0] for p in FIELDS if "." in p}
+    values: dict = {}
+    problems: list = []
+
+    def walk(node, prefix: str):
+        for key, v in list(node.items()):
+            path = f"{prefix}{key}"
+            if path in known:
+                values[path] = v
+            elif path in sections and _is_section(v):
+                walk(v, path + ".")
+            else:
+                why = _unknown_field(path)
+                if why is None:
+                    siblings = sorted({p[len(prefix):].split(".")[0] for p in known | sections if p.startswith(prefix)})
+                    close = difflib.get_close_matches(str(key), siblings, n=1)
+                    hint = f"did you mean {prefix + close[0]!r}? " if close else ""
+                    why = (f"no such field ({hint}fields of {prefix[:-1] or 'the config'}: {', '.join(siblings)}); "
+                           "a new field must be added to configs/default.py and to jaxdiff.config.validate.FIELDS")
+                problems.append(Problem(path, v, why))
+
+    walk(config, "")
+    for path in FIELDS:
+        if path not in values:
+            problems.append(Problem(path, MISSING, f"{FIELDS[path].allowed} (the field is required; see configs/default.py)"))
+    return values, problems
+
+
+# --- data sources ---------------------------------------------------------------------------------
+def _check_source(field: str, source: str, channels: Optional[int]) -> list:
+    from jaxdiff.data import parse_classes, parse_source  # noqa: PLC0415
+
+    try:
+        spec = parse_source(source, field)
+    except ValueError as e:
+        return [Problem(field, source, f"{_SOURCE_FORMS} ({e})")]
+    key = f"tfds:{spec.target.split(':')[0]}" if spec.kind == "tfds" else spec.kind
+    out = []
+    if "classes" in spec.options:
+        n = SOURCE_NUM_CLASSES.get(key)
+        try:
+            classes = parse_classes(spec.options["classes"])
+            if n is not None and max(classes) >= n:
+                raise ValueError
+        except ValueError:
+            rng = f" in 0..{n - 1}" if n is not None else ""
+            out.append(Problem(field, source, f"classes=<list> of labels{rng}, written like '0-4', '3' or '0,2,5-7'"))
+    expected = SOURCE_CHANNELS.get(key)
+    if expected is not None and channels is not None and channels != expected:
+        if field == "data.source":
+            kind = "grey" if expected == 1 else "RGB"
+            out.append(Problem("data.channels", channels, f"{expected} for data.source={source!r} ({kind} images)"))
+        else:
+            out.append(Problem(field, source, f"a source of data.channels={channels} images ({source!r} has {expected})"))
+    return out
+
+
+# --- builders judge their own parameters ----------------------------------------------------------
+def _describe(e: Exception) -> str:
+    return str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+
+
+def _mentions(name: str, message: str) -> bool:
+    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", message) is not None
+
+
+def _unknown_params(prefix: str, what: str, params: dict, fn: Callable, skip: Sequence[str]) -> list:
+    """Problems of keys ``fn`` does not take (none when it takes ``**kwargs``)."""
+    sig = inspect.signature(fn)
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return []
+    allowed = sorted(k for k in sig.parameters if k not in skip)
+    return [Problem(f"{prefix}.{k}", params[k], f"a parameter of {what}: {_one_of(allowed)}")
+            for k in params if k not in allowed]
+
+
+def _blame(prefix: str, params: dict, message: str, allowed: str, T: Optional[Problem] = None) -> Problem:
+    """The one parameter the builder's message names; else ``T`` (when given and named); else the section."""
+    named = [k for k in params if _mentions(k, message)]
+    if len(named) == 1:
+        return Problem(f"{prefix}.{named[0]}", params[named[0]], allowed)
+    if not named and T is not None and _mentions("T", message):
+        return T
+    return Problem(prefix, {k: params[k] for k in named} if named else params, allowed)
+
+
+def _degradation_problems(name: str, params: dict, *, T: int, image_size: int, channels: int) -> list:
+    from jaxdiff.degradations import make_degradation  # noqa: PLC0415
+
+    prefix = "diffusion.degradation_params"
+    entry = _degradations()[name]
+    unknown = _unknown_params(prefix, repr(name), params, entry.builder, ("T", "image_size", "channels"))
+    if unknown:
+        return unknown
+
+    def build(steps: int):
+        make_degradation(name, T=steps, image_size=image_size, channels=channels, **params)
+
+    try:
+        build(T)
+    except Exception as e:  # noqa: BLE001  (any failure to build is this config's problem; say which)
+        where = f"diffusion.degradation={name!r} with data.image_size={image_size}, data.channels={channels}"
+        limit = _largest_accepted(build, T) if _mentions("T", str(e)) else None
+        bound = f"<= {limit} for {where}" if limit and f"<= {limit}" not in str(e) else f"what {where} accepts"
+        t_problem = Problem("diffusion.T", T, f"{bound} ({_describe(e)})")
+        return [_blame(prefix, params, str(e), f"what the {name!r} builder accepts: {_describe(e)}", t_problem)]
+    return []
+
+
+def _largest_accepted(build: Callable[[int], None], T: int) -> Optional[int]:
+    """The largest t < T that ``build(t)`` accepts (acceptance falls with t), or None (not even t = 1)."""
+
+    def accepts(t):
+        try:
+            build(t)
+            return True
+        except Exception:  # noqa: BLE001
+            return False
+
+    if T <= 1 or not accepts(1):
+        return None
+    lo, hi = 1, T  # build(lo) accepted, build(hi) refused
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if accepts(mid) else (lo, mid)
+    return lo
+
+
+def _schedule_problems(name: str, params: dict, T: int) -> list:
+    prefix = "diffusion.schedule_params"
+    fn = _schedules()[name]
+    unknown = _unknown_params(prefix, f"schedule {name!r}", params, fn, ("T",))
+    if unknown:
+        return unknown
+    try:
+        fn(T, **params)
+    except Exception as e:  # noqa: BLE001
+        return [_blame(prefix, params, str(e), f"what schedule {name!r} accepts: {_describe(e)}")]
+    return []
+
+
+# --- the check ------------------------------------------------------------------------------------
+def validate_config(config, *, num_devices: Optional[int] = None, process_count: int = 1) -> None:
+    """Raises one :class:`ConfigError` listing every invalid field of ``config``; returns None if it is valid.
+
+    ``config``: a ConfigDict (or nested mappings, e.g. a config read from JSON) with the layout of
+    ``configs/default.py``. ``num_devices``: the global device count the batch is split over (default
+    ``jax.device_count()``); ``process_count``: the number of hosts, each loading its share of the batch.
+    Builds the degradation / schedule once (cheap NumPy work, no compilation).
+    """
+    if num_devices is None:
+        import jax  # noqa: PLC0415
+
+        num_devices = jax.device_count()
+    for arg, val in (("num_devices", num_devices), ("process_count", process_count)):
+        if not _is_int(val) or val < 1:
+            raise ValueError(f"validate_config: {arg}={val!r} is invalid; allowed: an integer >= 1")
+    if not _is_section(config):
+        raise ConfigError([Problem("config", config, "a ConfigDict with the layout of configs/default.py")])
+
+    values, problems = _flatten(config)
+    bad = {p.field for p in problems}
+    for path, val in values.items():
+        spec = FIELDS.get(path) or OPTIONAL_FIELDS.get(path)
+        if spec is not None and not spec.check(val):
+            problems.append(Problem(path, val, spec.allowed))
+            bad.add(path)
+
+    def ok(*paths):
+        return all(p in values and p not in bad for p in paths)
+
+    def add(field, value, allowed):
+        problems.append(Problem(field, value, allowed))
+        bad.add(field)
+
+    v = values.get
+    channels = v("data.channels") if ok("data.channels") else None
+
+    # --- data sources and channels
+    if ok("data.source"):
+        for p in _check_source("data.source", v("data.source"), channels):
+            add(*p)
+    if ok("data.end_source") and v("data.end_source"):
+        for p in _check_source("data.end_source", v("data.end_source"), channels):
+            add(*p)
+
+    # --- what the kind's process allows
+    if ok("diffusion.kind"):
+        kind = v("diffusion.kind")
+        classes = _process_classes()
+        process = classes[kind]
+        if ok("diffusion.prediction") and v("diffusion.prediction") not in process.predictions:
+            pred = v("diffusion.prediction")
+            others = [k for k, c in classes.items() if pred in c.predictions]
+            add("diffusion.prediction", pred, f"{_one_of(process.predictions)} for diffusion.kind={kind!r}"
+                + (f" ({pred!r} needs diffusion.kind={others[0]!r})" if others else ""))
+        if ok("sample.corrector"):
+            name = v("sample.corrector")
+            correctors = _correctors()
+            if not issubclass(process, correctors[name].requires):
+                fits = [n for n, c in correctors.items() if issubclass(process, c.requires)]
+                add("sample.corrector", name, f"{_one_of(fits)} for diffusion.kind={kind!r} ({name!r} needs a "
+                    f"{correctors[name].requires.__name__})")
+        from jaxdiff.forward import GaussianProcess  # noqa: PLC0415
+
+        if ok("diffusion.loss_weighting") and v("diffusion.loss_weighting") != "none" and not issubclass(process, GaussianProcess):
+            add("diffusion.loss_weighting", v("diffusion.loss_weighting"),
+                f"'none' for diffusion.kind={kind!r} (SNR weightings need a Gaussian schedule)")
+
+        if kind == "cold":
+            _check_degradation(values, ok, add)
+        elif ok("data.end_source") and v("data.end_source"):
+            add("data.end_source", v("data.end_source"),
+                f"'' for diffusion.kind={kind!r} (only a cold degradation that needs an end data set uses one)")
+        if kind == "gaussian" and ok("diffusion.schedule", "diffusion.schedule_params", "diffusion.T"):
+            for p in _schedule_problems(v("diffusion.schedule"), _as_dict(v("diffusion.schedule_params")), int(v("diffusion.T"))):
+                add(*p)
+
+    if ok("sample.steps", "diffusion.T") and v("sample.steps") > v("diffusion.T"):
+        add("sample.steps", v("sample.steps"), f"an integer in [0, diffusion.T={v('diffusion.T')}] (0: every timestep)")
+
+    _check_model(config, values, ok, add)
+
+    # --- the batch over devices and hosts
+    if ok("train.batch_size"):
+        b = v("train.batch_size")
+        if b % num_devices:
+            add("train.batch_size", b, f"a multiple of the number of devices ({num_devices}): the global batch is split over them")
+        elif b % process_count:
+            add("train.batch_size", b, f"a multiple of the number of processes ({process_count}): each loads an equal share")
+
+    if problems:
+        raise ConfigError(problems)
+
+
+def _check_degradation(values: dict, ok, add) -> None:
+    """A cold process: the degradation's name, its registered facts, then its builder."""
+    v = values.get
+    if not ok("diffusion.degradation"):
+        return
+    name = v("diffusion.degradation")
+    registry = _degradations()
+    if name not in registry:
+        add("diffusion.degradation", name, f"{_one_of(registry)} (diffusion.kind='cold')")
+        return
+    entry = registry[name]
+    if entry.color_only and ok("data.channels") and v("data.channels") != 3:
+        add("data.channels", v("data.channels"),
+            f"3 for diffusion.degradation={name!r}, which needs color images (data.source={v('data.source')!r}); "
+            "use a color variant of the config (e.g. ':cifar10') or an RGB source: "
+            "--config.data.source=<rgb source> --config.data.channels=3")
+    if ok("data.end_source"):
+        end = v("data.end_source")
+        if entry.needs_end_source and not end:
+            add("data.end_source", end, f"the data source the degradation moves toward (e.g. 'digits:classes=5-9'); "
+                f"required by diffusion.degradation={name!r}")
+        elif end and not entry.needs_end_source:
+            users = " or ".join(repr(n) for n, e in registry.items() if e.needs_end_source) or "a degradation that needs one"
+            add("data.end_source", end, f"'' unless diffusion.degradation={users} (only those use a second data source)")
+    if ok("diffusion.degradation_params", "diffusion.T", "data.image_size", "data.channels"):
+        for p in _degradation_problems(name, _as_dict(v("diffusion.degradation_params")), T=int(v("diffusion.T")),
+                                       image_size=int(v("data.image_size")), channels=int(v("data.channels"))):
+            add(*p)
+
+
+def _check_model(config, values: dict, ok, add) -> None:
+    """The UNet: what the image size and widths must satisfy together, then the UNet's own check."""
+    v = values.get
+    if ok("data.image_size", "model.ch_mult"):
+        n, levels = v("data.image_size"), len(v("model.ch_mult"))
+        factor = 2 ** (levels - 1)
+        if n % factor != 0:
+            add("data.image_size", n,
+                f"a multiple of 2**(len(model.ch_mult)-1) = {factor}: the UNet halves the image {levels - 1} "
+                f"times (model.ch_mult={tuple(v('model.ch_mult'))}); or use a shorter model.ch_mult")
+    if ok("model.num_groups", "model.ch", "model.ch_mult"):
+        widths = sorted({v("model.ch")} | {v("model.ch") * m for m in v("model.ch_mult")})
+        if any(w % v("model.num_groups") for w in widths):
+            add("model.num_groups", v("model.num_groups"),
+                f"a divisor of every UNet width {widths} (model.ch x model.ch_mult) for GroupNorm")
+    if ok("model.attn_resolutions", "data.image_size", "model.ch_mult"):
+        res = [v("data.image_size") // 2**i for i in range(len(v("model.ch_mult")))]
+        if any(r not in res for r in v("model.attn_resolutions")):
+            add("model.attn_resolutions", tuple(v("model.attn_resolutions")),
+                f"a subset of the UNet's resolutions {tuple(res)} (data.image_size / 2**i, i < len(model.ch_mult))")
+
+    model_paths = [p for p in values if p.startswith("model.")]
+    required = [p for p in FIELDS if p.startswith("model.")]
+    if ok(*required, *model_paths, "data.image_size", "data.channels"):
+        from jaxdiff.models.unet import validate_unet_config  # noqa: PLC0415
+
+        try:
+            validate_unet_config(**{p.split(".", 1)[1]: v(p) for p in model_paths}, image_size=v("data.image_size"),
+                                 in_channels=v("data.channels"), out_channels=v("data.channels"))
+        except ValueError as e:  # its message names the field
+            m = re.search(r"(model\.[A-Za-z_]+)", str(e))
+            field = m.group(1) if m and m.group(1) in values else "model"
+            add(field, v(field) if field in values else _as_dict(config["model"]), f"what the UNet accepts: {e}")
