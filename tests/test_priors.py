@@ -1,16 +1,26 @@
-"""Generation priors: shapes, statistics against the fitted parameters, EM, serialisation, config mapping."""
+"""Generation priors: shapes, statistics against the fitted parameters, the mixture fit, serialisation, and the
+prior a run generates from (chosen by its degradation, fitted and stored by jaxdiff.priors.store)."""
+import runpy
+
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
 from scipy import stats
+from scipy.special import logsumexp
 
 from jaxdiff import priors as P
+from jaxdiff.degradations import make_degradation
+from jaxdiff.experiment import build_process
+from jaxdiff.forward import ColdProcess, GaussianProcess
+from jaxdiff.priors import store
+from jaxdiff.schedules import make_schedule
 
 KEY = jax.random.PRNGKey(0)
 
 
-def _coloured_images(rng, n, h, w, mean, cov):
+def _colored_images(rng, n, h, w, mean, cov):
     """Images whose per-channel spatial means are exactly draws from N(mean, cov), plus zero-mean texture."""
     m = rng.multivariate_normal(mean, cov, size=n)
     tex = rng.normal(0.0, 0.1, (n, h, w, len(mean)))
@@ -23,7 +33,7 @@ def rgb_images():
     rng = np.random.default_rng(1)
     mean = np.array([0.1, -0.2, 0.3])
     cov = np.array([[0.04, 0.02, -0.01], [0.02, 0.05, 0.0], [-0.01, 0.0, 0.03]])
-    x = _coloured_images(rng, 3000, 8, 8, mean, cov)
+    x = _colored_images(rng, 3000, 8, 8, mean, cov)
     return x.astype(np.float32)
 
 
@@ -89,7 +99,7 @@ def test_blur_mean_without_noise_is_exactly_flat(rgb_images):
 
 def test_blur_mean_one_channel_is_a_1d_gaussian():
     rng = np.random.default_rng(2)
-    x = _coloured_images(rng, 2000, 6, 6, np.array([-0.3]), np.array([[0.02]])).astype(np.float32)
+    x = _colored_images(rng, 2000, 6, 6, np.array([-0.3]), np.array([[0.02]])).astype(np.float32)
     p = P.fit_prior("blur_mean", x, noise=0.0)
     assert p.arrays["covs"].shape == (1, 1, 1)
     s = np.asarray(p.sample(KEY, 20000))[:, 0, 0, 0].astype(np.float64)
@@ -99,10 +109,10 @@ def test_blur_mean_one_channel_is_a_1d_gaussian():
     assert stats.kstest(s, stats.norm(mu, np.sqrt(var)).cdf).pvalue > 1e-3
 
 
-def test_blur_mean_mixture_separates_two_colour_clusters():
+def test_blur_mean_mixture_separates_two_color_clusters():
     rng = np.random.default_rng(3)
-    a = _coloured_images(rng, 600, 4, 4, np.array([-0.6, 0.5]), 0.001 * np.eye(2))
-    b = _coloured_images(rng, 1400, 4, 4, np.array([0.4, -0.3]), 0.002 * np.eye(2))
+    a = _colored_images(rng, 600, 4, 4, np.array([-0.6, 0.5]), 0.001 * np.eye(2))
+    b = _colored_images(rng, 1400, 4, 4, np.array([0.4, -0.3]), 0.002 * np.eye(2))
     p = P.fit_prior("blur_mean", np.concatenate([a, b]).astype(np.float32), n_components=2, seed=0)
     order = np.argsort(p.arrays["weights"])
     np.testing.assert_allclose(p.arrays["weights"][order], [0.3, 0.7], atol=0.01)
@@ -110,11 +120,11 @@ def test_blur_mean_mixture_separates_two_colour_clusters():
 
 
 # ------------------------------------------------------------------------------------------------
-# colour
+# color
 
 
-def test_colour_is_flat_and_uniform():
-    p = P.fit_prior("colour", shape=(5, 5, 3))
+def test_color_is_flat_and_uniform():
+    p = P.fit_prior("color", shape=(5, 5, 3))
     x = np.asarray(p.sample(KEY, 5000), np.float64)
     assert x.shape == (5000, 5, 5, 3)
     assert np.array_equal(x, np.broadcast_to(x[:, :1, :1, :], x.shape))
@@ -194,7 +204,13 @@ def test_dataset_samples_are_bank_images():
 
 
 # ------------------------------------------------------------------------------------------------
-# EM
+# the mixture fit (scikit-learn's EM)
+
+
+def _mixture_loglik64(x, w, mu, cov):
+    """Mean log-likelihood of a mixture in float64, by scipy (independent of the fit)."""
+    lp = np.stack([stats.multivariate_normal(mu[k], cov[k]).logpdf(x) for k in range(len(w))], axis=1)
+    return float(np.mean(logsumexp(lp + np.log(w), axis=1)))
 
 
 def test_em_recovers_two_component_1d_mixture():
@@ -207,9 +223,42 @@ def test_em_recovers_two_component_1d_mixture():
     np.testing.assert_allclose(w[o], [0.3, 0.7], atol=0.015)
     np.testing.assert_allclose(mu[o, 0], [-3.0, 2.0], atol=0.05)
     np.testing.assert_allclose(np.sqrt(cov[o, 0, 0]), [0.5, 1.0], atol=0.04)
-    # the mixture explains the data better than one Gaussian
+    # the mixture explains the data better than one Gaussian, and about as well as the true mixture
     one = P.fit_gmm(x, 1)
-    assert P.gmm_log_likelihood(x, w, mu, cov) > P.gmm_log_likelihood(x, *one) + 0.1
+    ll = _mixture_loglik64(x, w, mu, cov)
+    assert ll > _mixture_loglik64(x, *one) + 0.1
+    true = _mixture_loglik64(x, np.array([0.3, 0.7]), np.array([[-3.0], [2.0]]), np.array([[[0.25]], [[1.0]]]))
+    assert ll >= true - 1e-3  # maximum likelihood: at least the generating parameters' likelihood
+
+
+def test_em_recovers_a_known_2d_full_covariance_mixture():
+    rng = np.random.default_rng(10)
+    means = np.array([[-1.0, 0.5], [1.5, -0.5]])
+    covs = np.array([[[0.2, 0.08], [0.08, 0.1]], [[0.05, -0.02], [-0.02, 0.15]]])
+    n = 20000
+    z = rng.random(n) < 0.4
+    x = np.where(z[:, None], rng.multivariate_normal(means[0], covs[0], n), rng.multivariate_normal(means[1], covs[1], n))
+    w, mu, cov = P.fit_gmm(x, 2, rng=np.random.default_rng(1))
+    o = np.argsort(mu[:, 0])
+    np.testing.assert_allclose(w[o], [0.4, 0.6], atol=0.01)
+    np.testing.assert_allclose(mu[o], means, atol=0.02)
+    np.testing.assert_allclose(cov[o], covs, atol=0.01)
+    # the stored Cholesky factors reproduce the covariances, and sampling in JAX follows the mixture
+    arrays = P.gmm.gmm_arrays(w, mu, cov)
+    np.testing.assert_allclose(arrays["chol"] @ np.swapaxes(arrays["chol"], 1, 2), cov, atol=1e-12)
+    s = np.asarray(P.gmm.sample_gmm(arrays, jax.random.PRNGKey(0), 40000), np.float64)
+    m = w @ mu
+    np.testing.assert_allclose(s.mean(0), m, atol=0.02)
+    total = sum(w[k] * (cov[k] + np.outer(mu[k] - m, mu[k] - m)) for k in range(2))
+    np.testing.assert_allclose(np.cov(s.T), total, atol=0.03)
+
+
+def test_em_diag_fits_per_dimension_variances():
+    rng = np.random.default_rng(11)
+    x = rng.normal([0.3, -0.2, 0.1], [0.5, 0.1, 0.2], (5000, 3))
+    w, mu, cov = P.fit_gmm(x, 1, covariance="diag", reg=0.0)
+    np.testing.assert_allclose(mu[0], x.mean(0), atol=1e-12)
+    np.testing.assert_allclose(cov[0], np.diag(x.var(0)), atol=1e-12)  # the biased sample variances, off-diagonal 0
 
 
 def test_em_is_seeded():
@@ -218,6 +267,13 @@ def test_em_is_seeded():
     b = P.fit_gmm(x, 3, rng=np.random.default_rng(1))
     for u, v in zip(a, b):
         np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("kw, match", [(dict(n_components=0), "n_components"), (dict(covariance="spherical"), "covariance"),
+                                       (dict(n_components=5), "exceeds"), (dict(reg=-1.0), "reg")])
+def test_em_rejects_bad_arguments(kw, match):
+    with pytest.raises(ValueError, match=match):
+        P.fit_gmm(np.zeros((4, 2)), **{"n_components": 1, **kw})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -230,7 +286,7 @@ def fitted(rgb_images):
     return [
         P.fit_prior("gaussian", x),
         P.fit_prior("blur_mean", x, n_components=2),
-        P.fit_prior("colour", x, noise=0.01),
+        P.fit_prior("color", x, noise=0.01),
         P.fit_prior("superres", x, T=2, n_components=2),
         P.fit_prior("dataset", x, max_images=50),
     ]
@@ -287,7 +343,7 @@ def test_fit_seed_and_key_are_reproducible(rgb_images):
         ("blur_mean", np.zeros((2, 4, 4, 1), np.float32), {"noise": -0.1}, "noise"),
         ("blur_mean", np.zeros((2, 4, 4, 1), np.float32), {"n_components": 0}, "n_components"),
         ("blur_mean", None, {}, "required"),
-        ("colour", np.zeros((2, 4, 4, 1), np.float32), {"low": 0.5, "high": 0.2}, "low"),
+        ("color", np.zeros((2, 4, 4, 1), np.float32), {"low": 0.5, "high": 0.2}, "low"),
         ("superres", np.zeros((2, 4, 4, 1), np.float32), {"T": 0}, "T must"),
     ],
 )
@@ -301,32 +357,72 @@ def test_sample_rejects_bad_n():
         P.fit_prior("gaussian", shape=(2, 2, 1)).sample(KEY, 0)
 
 
-def _cfg(kind="cold", degradation="blur", end_source="", **sample):
-    return ml_collections.ConfigDict(
-        {
-            "diffusion": {"kind": kind, "degradation": degradation, "T": 3},
-            "data": {"end_source": end_source},
-            "sample": {"prior_noise": 0.002, **sample},
-        }
-    )
+# ------------------------------------------------------------------------------------------------
+# registry and stored files
 
 
-def test_default_prior_kind():
+def test_a_duplicate_prior_kind_is_refused():
+    with pytest.raises(ValueError, match="'gaussian' is already registered"):
+        P.register_prior("gaussian", sample=lambda arrays, key, n: None, keys=())(lambda x, *, shape, rng: {})
+    assert P.fit_prior("gaussian", shape=(2, 2, 1)).sample(KEY, 3).shape == (3, 2, 2, 1)  # the first stays
+
+
+def test_a_stored_colour_prior_loads_as_color(tmp_path):
+    # a prior.npz written before the rename: kind "colour", the arrays of today's "color"
+    np.savez(tmp_path / "prior.npz", kind=np.asarray("colour"), shape=np.asarray([4, 4, 3], np.int64),
+             low=np.asarray(-0.5), high=np.asarray(0.5), noise=np.asarray(0.0))
+    p = store.load_prior(str(tmp_path))
+    assert p.kind == "color" and p.shape == (4, 4, 3)
+    x = np.asarray(p.sample(KEY, 200))
+    assert np.array_equal(x, np.broadcast_to(x[:, :1, :1, :], x.shape)) and np.abs(x).max() <= 0.5
+    q = P.Prior.from_json(p.to_json().replace('"kind": "color"', '"kind": "colour"'))
+    np.testing.assert_array_equal(q.sample(KEY, 5), p.sample(KEY, 5))
+    assert "colour" not in P.PRIORS
+
+
+def test_a_stored_mixture_prior_loads_and_samples_the_same(tmp_path):
+    # the arrays a mixture prior has stored since before scikit-learn: weights, means, covs, chol, noise
+    cov = np.array([[[0.04, 0.01], [0.01, 0.02]]])
+    np.savez(tmp_path / "prior.npz", kind=np.asarray("blur_mean"), shape=np.asarray([3, 3, 2], np.int64),
+             weights=np.array([1.0]), means=np.array([[0.1, -0.2]]), covs=cov, chol=np.linalg.cholesky(cov),
+             noise=np.asarray(0.0))
+    p = store.load_prior(str(tmp_path))
+    x = np.asarray(p.sample(KEY, 20000), np.float64)[:, 0, 0, :]
+    _within(x.mean(0), [0.1, -0.2], np.sqrt(np.diag(cov[0]) / x.shape[0]))
+    _within(np.cov(x.T), cov[0], np.sqrt((np.outer(np.diag(cov[0]), np.diag(cov[0])) + cov[0] ** 2) / x.shape[0]))
+
+
+# ------------------------------------------------------------------------------------------------
+# the prior a run generates from (jaxdiff.priors.store)
+
+
+def _config(degradation="blur", T=3, kind="cold", end_source="", image_size=8, **params):
+    c = runpy.run_path("configs/default.py")["get_config"]()
+    c.diffusion.kind = kind
+    c.diffusion.degradation = degradation
+    c.diffusion.T = T
+    c.diffusion.degradation_params = ml_collections.ConfigDict(params)
+    c.data.image_size = image_size
+    c.data.end_source = end_source
+    return c
+
+
+def test_prior_kind_comes_from_the_degradation():
     from configs.default import get_config
 
-    assert P.default_prior_kind(get_config()) == "blur_mean"
-    assert P.default_prior_params(get_config()) == {"noise": 0.002}
-    assert P.default_prior_kind(_cfg(kind="gaussian")) == "gaussian"
-    assert P.default_prior_kind(_cfg(degradation="superres")) == "superres"
-    assert P.default_prior_params(_cfg(degradation="superres")) == {"T": 3}
-    assert P.default_prior_kind(_cfg(degradation="fade")) == "colour"
-    assert P.default_prior_kind(_cfg(degradation="interpolate", end_source="npz:/x.npz")) == "dataset"
-    assert P.default_prior_kind(_cfg(degradation="interpolate")) == "gaussian"  # toward N(0, I) noise
-    assert P.default_prior_kind(_cfg(degradation="decolor", prior="colour")) == "colour"
+    assert store.prior_kind_for(build_process(get_config())) == "blur_mean"
+    assert store.fit_params_for(get_config(), build_process(get_config())) == {"noise": 0.002}
+    assert store.prior_kind_for(GaussianProcess(make_schedule("linear", 10))) == "gaussian"
+    sr = build_process(_config("superres"))
+    assert store.prior_kind_for(sr) == "superres"
+    assert store.fit_params_for(_config("superres"), sr) == {"T": 3}
+    assert store.prior_kind_for(build_process(_config("fade"))) == "color"
+    assert store.prior_kind_for(build_process(_config("interpolate", end_source="digits"))) == "dataset"
     for restoration_only in ("decolor", "inpaint", "snow"):
-        with pytest.raises(ValueError, match="diffusion.degradation"):
-            P.default_prior_kind(_cfg(degradation=restoration_only))
-
+        proc = ColdProcess(make_degradation(restoration_only, T=3, image_size=8, channels=3))
+        assert not store.can_generate(proc)
+        with pytest.raises(ValueError, match=f"diffusion.degradation='{restoration_only}' has no generation prior.*--mode=restore"):
+            store.prior_kind_for(proc)
 
 
 @pytest.mark.parametrize(
@@ -342,20 +438,98 @@ def test_default_prior_kind():
         ("cold_snow", None),
     ],
 )
-def test_default_prior_kind_of_shipped_configs(module, expected):
+def test_prior_kind_of_shipped_configs(module, expected):
     import importlib
 
     from jaxdiff.degradations import DEGRADATIONS
 
     cfg = importlib.import_module(f"configs.{module}").get_config()
     if cfg.diffusion.kind == "cold":
-        assert cfg.diffusion.degradation in DEGRADATIONS  # the names mapped here are the registered ones
+        assert cfg.diffusion.degradation in DEGRADATIONS  # the names used here are the registered ones
+    process = build_process(cfg)
+    assert store.can_generate(process) == (expected is not None)
     if expected is None:
         with pytest.raises(ValueError, match="no generation prior"):
-            P.default_prior_kind(cfg)
+            store.prior_kind_for(process)
     else:
-        assert P.default_prior_kind(cfg) == expected
+        assert store.prior_kind_for(process) == expected
     with pytest.raises(ValueError, match="diffusion.kind"):
-        P.default_prior_kind(_cfg(kind="warm"))
-    with pytest.raises(ValueError, match="sample.prior"):
-        P.default_prior_kind(_cfg(prior="nope"))
+        build_process(_config(kind="warm"))
+
+
+def test_an_unregistered_prior_kind_of_a_degradation_is_named():
+    deg = make_degradation("fade", T=3, image_size=8, channels=1)
+    import dataclasses
+
+    from jaxdiff.degradations import GenerationPrior
+
+    bad = ColdProcess(dataclasses.replace(deg, generation=GenerationPrior(kind="nope", fit_on="none")))
+    with pytest.raises(ValueError, match=r"'nope'.*allowed prior kinds"):
+        store.prior_kind_for(bad)
+
+
+def test_fit_for_run_of_a_data_free_prior_and_the_store(tmp_path, monkeypatch):
+    cfg = _config("fade", T=4, kernel_std=0.5, initial_mask=1.0, centered=False)
+    process = build_process(cfg)
+    prior = store.load_or_fit_prior(cfg, str(tmp_path), process=process)
+    assert prior.kind == "color" and prior.shape == (8, 8, 1) and (tmp_path / "prior.npz").exists()
+    assert float(prior.arrays["low"]) == -0.5 and float(prior.arrays["high"]) == 0.5
+
+    def boom(*a, **k):
+        raise AssertionError("refitted although a matching prior is stored")
+
+    monkeypatch.setattr(store, "fit_prior_for_run", boom)
+    again = store.load_or_fit_prior(cfg, str(tmp_path), process=process)
+    for k, v in prior.arrays.items():
+        np.testing.assert_array_equal(again.arrays[k], v)
+    monkeypatch.undo()
+    # generation aux from a prior draw: the fade ends exactly at x_T
+    x_T = prior.sample(KEY, 4)
+    aux = store.generation_aux(process, x_T, jax.random.PRNGKey(1))
+    x0 = jax.random.uniform(KEY, x_T.shape, minval=-1, maxval=1)
+    np.testing.assert_allclose(process.mean(x0, 4, aux), x_T, atol=1e-5)
+    # another process is asked for: refit and overwrite
+    gcfg = _config(kind="gaussian")
+    assert store.load_or_fit_prior(gcfg, str(tmp_path), process=GaussianProcess(make_schedule("linear", 5))).kind == "gaussian"
+    assert store.load_prior(str(tmp_path)).kind == "gaussian"
+
+
+def test_fit_for_run_of_superres_is_on_its_end_state():
+    from jaxdiff.data import load_images
+
+    cfg = _config("superres", T=2, method="bicubic")
+    process = build_process(cfg)
+    prior = store.fit_prior_for_run(cfg, process, max_images=300)
+    x = load_images(cfg, split="train", num=300, seed=int(cfg.seed))
+    # independent: the antialiased cubic resize straight to 2×2, as jax.image.resize computes it
+    low = np.asarray(jax.image.resize(jnp.asarray(x), (x.shape[0], 2, 2, 1), "cubic", antialias=True), np.float64)
+    w, mu = prior.arrays["weights"], prior.arrays["means"]
+    np.testing.assert_allclose((w[:, None] * mu).sum(0), low.reshape(x.shape[0], -1).mean(0), atol=1e-5)
+    assert int(prior.arrays["factor"]) == 4
+
+
+def test_fit_for_run_of_blur_takes_the_prior_noise():
+    from jaxdiff.data import load_images
+
+    cfg = _config("blur", T=3, kernel_size=3, std=1.0)
+    cfg.sample.prior_noise = 0.01
+    prior = store.fit_prior_for_run(cfg, build_process(cfg), max_images=200)
+    x = load_images(cfg, split="train", num=200, seed=int(cfg.seed)).astype(np.float64)
+    np.testing.assert_allclose(prior.arrays["means"][0], x.mean(axis=(1, 2)).mean(0), rtol=1e-6)
+    assert float(prior.arrays["noise"]) == 0.01
+
+
+def test_fit_for_run_on_the_end_source_and_restoration_aux():
+    cfg = _config("interpolate", T=5, end_source="digits:classes=5-9")
+    process = build_process(cfg)
+    prior = store.fit_prior_for_run(cfg, process, max_images=50)
+    assert prior.kind == "dataset" and prior.arrays["bank"].shape == (50, 8, 8, 1)
+    x_T = prior.sample(KEY, 3)
+    np.testing.assert_array_equal(store.generation_aux(process, x_T, KEY), x_T)
+    x0 = jnp.zeros((3, 8, 8, 1))
+    end = np.asarray(prior.arrays["bank"][:2])
+    np.testing.assert_array_equal(store.restoration_aux(process, x0, KEY, end_images=end), end[[0, 1, 0]])
+    assert store.restoration_aux(process, x0, KEY).shape == x0.shape  # no end images: Gaussian noise
+    cfg.data.end_source = ""
+    with pytest.raises(ValueError, match="data.end_source"):
+        store.fit_prior_for_run(cfg, process)
