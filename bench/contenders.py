@@ -20,13 +20,31 @@ def default_config():
     return runpy.run_path(str(ROOT / "configs" / "default.py"))["get_config"]()
 
 
+# diffusers UNet2DModel(sample_size=32, in/out_channels=3, block_out_channels=(64, 128, 128), layers_per_block=2,
+# Down/AttnDown/Down, Up/AttnUp/Up, norm_num_groups=32): the reference model's parameter count.
+BENCH32_DIFFUSERS_PARAMS = 6_472_195
+
+
+def bench32_config():
+    """``model`` section matching the bench32 reference (diffusers UNet2DModel, 32×32 RGB).
+
+    ``make_unet(bench32_config(), image_size=32, in_channels=3, out_channels=3)`` has 6,472,195 parameters, equal to
+    diffusers' ``UNet2DModel(block_out_channels=(64, 128, 128), layers_per_block=2, down_block_types=(Down, AttnDown,
+    Down), up_block_types=(Up, AttnUp, Up), norm_num_groups=32)``. diffusers' default ``attention_head_dim=8`` means
+    16 heads at width 128; this config uses one head (diffusers: ``attention_head_dim=None``).
+    """
+    import ml_collections
+
+    return ml_collections.ConfigDict(dict(ch=64, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(16,),
+                                          dropout=0.0, num_groups=32, num_heads=1, mid_attention=True,
+                                          dtype="float32"))
+
+
 def bench32_train_config():
     """bench32 as a jaxdiff config: DDPM (linear β, T = 1000), ε-prediction, L2, AdamW, EMA 0.999, no clipping.
 
     The PyTorch side does exactly the same per step (see ``torch_train_step``).
     """
-    from jaxdiff.models.unet import bench32_config
-
     c = default_config()
     c.data.image_size, c.data.channels = 32, 3
     c.diffusion.kind, c.diffusion.T = "gaussian", 1000

@@ -174,7 +174,9 @@ def test_restoration_table_equals_direct_metrics(table_inputs, tmp_path):
 
 
 def test_generation_metrics_equal_direct_metrics():
-    fn = metrics.make_random_projection((IMG, IMG, 1), 16, seed=3)
+    import fake_features  # the network-free test features (tests/fake_features.py)
+
+    fn = fake_features.make_random_projection((IMG, IMG, 1), 16, seed=3)
     real, samples = digits("test", 60), digits("train", 50)
     g = evaluation.generation_metrics(samples, real, fn, feature_net="proj", floor_images=digits("train", 80), seed=1)
     fs, fr = np.asarray(fn(samples)), np.asarray(fn(real))

@@ -5,6 +5,7 @@ import scipy.linalg
 from scipy.ndimage import gaussian_filter
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
+import fake_features as FF
 from jaxdiff.evaluation import metrics as M
 
 
@@ -123,7 +124,7 @@ def test_bad_inputs_raise_clear_errors():
 def test_batched_features_pads_and_compiles_once():
     rng = np.random.default_rng(3)
     x = rng.uniform(-1, 1, (37, 16, 16, 1)).astype(np.float32)
-    fn = M.make_random_projection((16, 16, 1), dim=12, seed=0)
+    fn = FF.make_random_projection((16, 16, 1), dim=12, seed=0)
     traces = []
 
     def counted(images):
@@ -146,7 +147,7 @@ def test_batched_features_pads_and_compiles_once():
 def test_frechet_self_zero_and_grows_with_blur():
     rng = np.random.default_rng(4)
     u = smooth_images(rng, (600, 16, 16, 1), sigma=1.0)
-    fn = M.make_random_projection((16, 16, 1), dim=32, seed=1)
+    fn = FF.make_random_projection((16, 16, 1), dim=32, seed=1)
     feats = lambda imgs: M.batched_features(fn, 2 * imgs - 1, batch_size=256)  # noqa: E731
     f0 = feats(u)
     assert abs(M.frechet_distance(f0, f0)) < 1e-8
@@ -154,8 +155,8 @@ def test_frechet_self_zero_and_grows_with_blur():
     d = [M.frechet_distance(f0, feats(gaussian_filter(u, sigma=(0, s, s, 0)))) for s in (0.5, 1.0, 2.0)]
     assert 0 < d[0] < d[1] < d[2]
     # Pixel features give the same ordering.
-    p0 = M.pixel_features(2 * u - 1)
-    pd = [M.frechet_distance(p0, M.pixel_features(2 * gaussian_filter(u, sigma=(0, s, s, 0)) - 1)) for s in (0.5, 2.0)]
+    p0 = FF.pixel_features(2 * u - 1)
+    pd = [M.frechet_distance(p0, FF.pixel_features(2 * gaussian_filter(u, sigma=(0, s, s, 0)) - 1)) for s in (0.5, 2.0)]
     assert 0 < pd[0] < pd[1]
 
 
@@ -268,7 +269,7 @@ def test_evaluate_pairs_consistent_with_parts():
     u = smooth_images(rng, (10, 16, 16, 1))
     v = noisy(rng, u, 0.15)
     a, b = (2 * u - 1).astype(np.float32), (2 * v - 1).astype(np.float32)
-    fn = M.make_random_projection((16, 16, 1), dim=4, seed=2)
+    fn = FF.make_random_projection((16, 16, 1), dim=4, seed=2)
     out = M.evaluate_pairs(a, b, fn, batch_size=4, kid_subsets=5)
     assert out["num_images"] == 10
     assert out["ssim"] == pytest.approx(sk_ssim(u, v).mean(), abs=1e-4)
@@ -284,7 +285,7 @@ def test_evaluate_pairs_consistent_with_parts():
 def test_real_floor_reports_counts_and_is_below_a_real_gap():
     rng = np.random.default_rng(12)
     u = smooth_images(rng, (401, 16, 16, 1))
-    fn = M.make_random_projection((16, 16, 1), dim=8, seed=3)
+    fn = FF.make_random_projection((16, 16, 1), dim=8, seed=3)
     floor = M.real_floor(2 * u - 1, fn, kid_subsets=20)
     assert (floor["num_a"], floor["num_b"], floor["feature_dim"]) == (200, 200, 8)
     assert floor["kid_subset_size"] == 200 and floor["kid_num_subsets"] == 20

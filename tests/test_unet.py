@@ -7,11 +7,10 @@ import ml_collections
 import numpy as np
 import pytest
 
+from bench.contenders import BENCH32_DIFFUSERS_PARAMS, bench32_config
 from configs.default import get_config
 from jaxdiff.models import (
-    BENCH32_DIFFUSERS_PARAMS,
     UNet,
-    bench32_config,
     make_unet,
     param_count,
     timestep_embedding,

@@ -39,7 +39,7 @@ import contextlib
 import functools
 import math
 import warnings
-from typing import Any, Callable, NamedTuple, Optional, Protocol, Sequence, runtime_checkable
+from typing import Any, NamedTuple, Optional, Protocol, Sequence, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -58,8 +58,6 @@ __all__ = [
     "frechet_distance_from_stats",
     "kid",
     "batched_features",
-    "pixel_features",
-    "make_random_projection",
     "evaluate_pairs",
     "real_floor",
 ]
@@ -289,40 +287,11 @@ def rmse(a, b, *, reduction: str = "global", in_range: InRange = (-1.0, 1.0)):
 class FeatureNet(Protocol):
     """Any function ``images (N, H, W, C) in [−1, 1] -> features (N, D)``, jittable.
 
-    A small classifier trained on the same data is the intended choice (TF-GAN's approach for MNIST);
-    :func:`pixel_features` and :func:`make_random_projection` are network-free stand-ins for tests.
+    A small classifier trained on the same data is the intended choice (TF-GAN's approach for MNIST), e.g.
+    :func:`jaxdiff.evaluation.features.load_digits_feature_fn`.
     """
 
     def __call__(self, images: jax.Array) -> jax.Array: ...
-
-
-def pixel_features(images) -> jax.Array:
-    """Raw pixels as features: (N, H, W, C) → (N, H·W·C) float32."""
-    x = jnp.asarray(images, jnp.float32)
-    return x.reshape(x.shape[0], -1)
-
-
-def make_random_projection(input_shape: Sequence[int], dim: int = 64, *, seed: int = 0) -> Callable:
-    """A fixed Gaussian random projection (N, H, W, C) → (N, dim): f(x) = flatten(x) · P/√(H·W·C).
-
-    Not a perceptual feature space: a deterministic, network-free feature function for tests and smoke runs.
-    """
-    shape = tuple(int(s) for s in input_shape)
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"make_random_projection: input_shape must be (H, W, C) with positive sizes, got {input_shape!r}")
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-        raise ValueError(f"make_random_projection: dim must be a positive integer, got {dim!r}")
-    n_in = int(np.prod(shape))
-    proj = np.random.default_rng(seed).standard_normal((n_in, int(dim))).astype(np.float32) / np.sqrt(n_in)
-    proj = jnp.asarray(proj)
-
-    def features(images):
-        x = jnp.asarray(images, jnp.float32)
-        if x.shape[1:] != shape:
-            raise ValueError(f"random projection built for images {shape}, got {x.shape[1:]}")
-        return x.reshape(x.shape[0], -1) @ proj
-
-    return features
 
 
 def batched_features(

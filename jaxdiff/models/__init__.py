@@ -1,6 +1,5 @@
 """Score / denoiser networks. ``make_unet(config.model, image_size=…, in_channels=…, out_channels=…)``."""
 from jaxdiff.models.unet import (
-    BENCH32_DIFFUSERS_PARAMS,
     DTYPES,
     MODEL_FIELDS,
     AttnBlock,
@@ -8,7 +7,6 @@ from jaxdiff.models.unet import (
     ResBlock,
     UNet,
     Upsample,
-    bench32_config,
     make_unet,
     param_count,
     timestep_embedding,
@@ -16,7 +14,6 @@ from jaxdiff.models.unet import (
 )
 
 __all__ = [
-    "BENCH32_DIFFUSERS_PARAMS",
     "DTYPES",
     "MODEL_FIELDS",
     "AttnBlock",
@@ -24,7 +21,6 @@ __all__ = [
     "ResBlock",
     "UNet",
     "Upsample",
-    "bench32_config",
     "make_unet",
     "param_count",
     "timestep_embedding",

@@ -15,8 +15,8 @@ Layout, with L = len(ch_mult) levels at spatial sizes S, S/2, …, S/2^(L−1) (
     AttnBlock(x)     = x + Proj(softmax(q kᵀ / √d) v),  q, k, v = Dense(GN(x)) over the S² positions
 
 This is the same layer inventory as diffusers' ``UNet2DModel`` (down blocks with ``layers_per_block`` resnets,
-up blocks with one more, a resnet/attention/resnet mid block, a 64 → 256 → 256 time MLP), so at
-:func:`bench32_config` the parameter count equals diffusers' 6,472,195 exactly (see ``BENCH32_DIFFUSERS_PARAMS``).
+up blocks with one more, a resnet/attention/resnet mid block, a 64 → 256 → 256 time MLP), so at the benchmark's
+bench32 widths (``bench.contenders.bench32_config``) the parameter count equals diffusers' 6,472,195 exactly.
 
 Initialisation follows DDPM: the last conv of every ResBlock and the output projection of every AttnBlock start at
 zero, so each residual branch starts as the identity. A freshly initialised model therefore ignores t and dropout
@@ -47,12 +47,10 @@ __all__ = [
     "Upsample",
     "DTYPES",
     "MODEL_FIELDS",
-    "BENCH32_DIFFUSERS_PARAMS",
     "timestep_embedding",
     "validate_unet_config",
     "make_unet",
     "param_count",
-    "bench32_config",
 ]
 
 DTYPES: dict[str, Any] = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -69,10 +67,6 @@ MODEL_FIELDS = (
     "mid_attention",
     "dtype",
 )
-
-# diffusers UNet2DModel(sample_size=32, in/out_channels=3, block_out_channels=(64, 128, 128), layers_per_block=2,
-# Down/AttnDown/Down, Up/AttnUp/Up, norm_num_groups=32): the reference the CPU benchmark compares against.
-BENCH32_DIFFUSERS_PARAMS = 6_472_195
 
 _GN_EPS = 1e-5  # PyTorch/diffusers GroupNorm default, so benchmarks compare like with like
 
@@ -459,25 +453,3 @@ def make_unet(model_cfg, *, image_size: int, in_channels: int, out_channels: int
 def param_count(params) -> int:
     """Total number of scalars in a pytree of arrays (params, variables or jax.eval_shape output)."""
     return int(sum(int(np.prod(np.shape(leaf))) for leaf in jax.tree_util.tree_leaves(params)))
-
-
-def bench32_config() -> ml_collections.ConfigDict:
-    """``model`` section matching the bench32 reference (diffusers UNet2DModel, 32×32 RGB).
-
-    Use as ``make_unet(bench32_config(), image_size=32, in_channels=3, out_channels=3)``: 6,472,195 parameters,
-    equal to diffusers' ``UNet2DModel(block_out_channels=(64, 128, 128), layers_per_block=2,
-    down_block_types=(Down, AttnDown, Down), up_block_types=(Up, AttnUp, Up), norm_num_groups=32)``.
-    Note diffusers' default ``attention_head_dim=8`` means 16 heads at width 128; this config uses one head
-    (diffusers: ``attention_head_dim=None``). Set ``num_heads=16`` to mirror the diffusers default instead.
-    """
-    m = ml_collections.ConfigDict()
-    m.ch = 64
-    m.ch_mult = (1, 2, 2)
-    m.num_res_blocks = 2
-    m.attn_resolutions = (16,)
-    m.dropout = 0.0
-    m.num_groups = 32
-    m.num_heads = 1
-    m.mid_attention = True
-    m.dtype = "float32"
-    return m
