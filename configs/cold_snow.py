@@ -5,7 +5,7 @@
 
 x̃ = (x0+1)/2, F_t = clip(x̃ + S_t + rot180(S_t), 0, 1)·2 − 1, S_t a fixed random snow layer (drawn once from
 ``seed``) thresholded at thr_t (thr_start → thr_end) and motion-blurred with σ_t (sigma_start → sigma_end).
-Colour only, like decolor: the grey default (embedded digits) and ``mnist`` variant load but are refused by
+Color only, like decolor: the grey default (embedded digits) and ``mnist`` variant load but are refused by
 ``validate_config`` (data.channels must be 3); put in an RGB source with
 --config.data.source=… --config.data.channels=3.
 """

@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENTS = ("cold_blur", "cold_inpaint", "cold_superres", "cold_decolor", "cold_snow", "cold_animorph", "ddpm", "ddim")
 COLD = EXPERIMENTS[:6]
 VARIANTS = ("", "mnist", "cifar10", "celeb_a")
-COLOUR_ONLY = ("cold_decolor", "cold_snow")
+COLOR_ONLY = ("cold_decolor", "cold_snow")
 GREY = ("", "mnist")  # digits and MNIST
 
 
@@ -36,8 +36,8 @@ def test_the_experiment_files_are_exactly_these():
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_config_and_variant_validates(name, variant):
     config = load(name, variant)
-    if name in COLOUR_ONLY and variant in GREY:
-        # The documented decision: grey data are refused for colour-only degradations, naming data.channels.
+    if name in COLOR_ONLY and variant in GREY:
+        # The documented decision: grey data are refused for color-only degradations, naming data.channels.
         with pytest.raises(ConfigError) as info:
             validate_config(config, num_devices=8)
         assert info.value.fields == ["data.channels"]
@@ -48,8 +48,8 @@ def test_every_config_and_variant_validates(name, variant):
     assert config.data.download is False
 
 
-@pytest.mark.parametrize("name", COLOUR_ONLY)
-def test_colour_only_configs_run_once_given_rgb_data(name):
+@pytest.mark.parametrize("name", COLOR_ONLY)
+def test_color_only_configs_run_once_given_rgb_data(name):
     config = load(name)
     with config.ignore_type():
         config.data.source = "npz:/some/rgb_images.npz"
