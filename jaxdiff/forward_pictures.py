@@ -17,9 +17,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdiff.forward import ColdProcess, ForwardProcess
+from jaxdiff.forward import ForwardProcess
 
-__all__ = ["column_timesteps", "is_noisy", "forward_rows", "save_forward_strip", "forward_strip_for_config"]
+__all__ = ["column_timesteps", "forward_rows", "save_forward_strip", "forward_strip_for_config"]
+
+#: the end images of a strip are a subset drawn with NumPy seed ``seed + END_IMAGES_SEED_OFFSET``
+END_IMAGES_SEED_OFFSET = 1
 
 
 def column_timesteps(T: int, num_columns: int) -> np.ndarray:
@@ -27,11 +30,6 @@ def column_timesteps(T: int, num_columns: int) -> np.ndarray:
     if isinstance(num_columns, bool) or not isinstance(num_columns, (int, np.integer)) or num_columns < 2:
         raise ValueError(f"num_columns must be an integer >= 2 (t = 0 and t = T at least), got {num_columns!r}")
     return np.unique(np.rint(np.linspace(0, int(T), min(int(num_columns), int(T) + 1))).astype(np.int32))
-
-
-def is_noisy(process: ForwardProcess) -> bool:
-    """Whether σ_t > 0 for some t (then x_t is random given x0)."""
-    return bool(np.any(np.asarray(process.std(jnp.arange(process.T + 1))) > 0))
 
 
 def _repeat_aux(aux, reps: int):
@@ -49,7 +47,7 @@ def forward_rows(
 ) -> tuple[list[np.ndarray], list[str], np.ndarray]:
     """x_t of each image of x0 (N, H, W, C) at :func:`column_timesteps`: (rows, row labels, ts).
 
-    rows: N·draws arrays (K, H, W, C), K = len(ts); ``draws`` defaults to 3 for noisy processes, else 1.
+    rows: N·draws arrays (K, H, W, C), K = len(ts); ``draws`` defaults to 1 for noise-free processes, else 3.
     ``aux`` (leading dim N) is the per-example randomness; None draws it with ``process.sample_aux``.
     Computed in one jitted call of ``process.sample`` over the N·draws·K examples.
     """
@@ -58,7 +56,7 @@ def forward_rows(
         raise ValueError(f"x0 must be (N, H, W, C), got shape {x0.shape}")
     ts = column_timesteps(process.T, num_columns)
     if draws is None:
-        draws = 3 if is_noisy(process) else 1
+        draws = 1 if process.noise_free else 3
     if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
         raise ValueError(f"draws must be an integer >= 1, got {draws!r}")
     n, k = x0.shape[0], len(ts)
@@ -94,19 +92,11 @@ def save_forward_strip(
     return visualize.save_strip(path, rows, labels, column_labels=[f"t={int(t)}" for t in ts], title=title)
 
 
-def _describe(config) -> str:
-    f = config.diffusion
-    if f.kind == "gaussian":
-        return f"gaussian ({f.schedule}), T={int(f.T)}"
-    params = ", ".join(f"{k}={v}" for k, v in sorted(dict(f.degradation_params).items()))
-    noise = f", noise_std={float(f.noise_std)}" if float(f.noise_std) > 0 else ""
-    return f"{f.degradation}({params}), T={int(f.T)}{noise}"
-
-
 def forward_strip_for_config(
     config,
     path,
     *,
+    process: Optional[ForwardProcess] = None,
     num_images: int = 3,
     num_columns: int = 8,
     draws: Optional[int] = None,
@@ -116,30 +106,30 @@ def forward_strip_for_config(
     split: Optional[str] = None,
     title: Optional[str] = None,
 ) -> str:
-    """The forward strip of ``config``'s process on ``num_images`` images of its eval split (or ``images``).
+    """The forward strip of ``config``'s process (or ``process``, built from it) on ``num_images`` images of
+    its eval split (a seeded subset; or ``images``).
 
-    For interpolation configs the end images come from ``data.end_source`` (or ``end_images``).
+    Degradations that need an end data set take their end images from ``data.end_source`` (or ``end_images``).
     """
-    from jaxdiff import data as data_lib
-    from jaxdiff.experiment import build_process
+    from jaxdiff.data import load_images
+    from jaxdiff.experiment import build_process, describe_process
+    from jaxdiff.priors.store import restoration_aux
 
-    process = build_process(config)
-    d = config.data
-    split = split or d.eval_split
+    process = build_process(config) if process is None else process
+    split = split or str(config.data.eval_split)
     if images is None:
-        src = data_lib.load_source(d.source, split=split, image_size=int(d.image_size), channels=int(d.channels),
-                                   download=bool(d.download), field="data.source")
-        idx = np.random.default_rng(seed).choice(len(src), min(num_images, len(src)), replace=False)
-        images = data_lib.normalize(src.get(np.sort(idx)))
+        images = load_images(config, split=split, num=num_images, seed=seed)
     images = np.asarray(images, np.float32)[:num_images]
+    n = images.shape[0]
+    key = jax.random.PRNGKey(seed)
     aux = None
-    if isinstance(process, ColdProcess) and process.degradation.name == "interpolate":
-        if end_images is None and d.get("end_source", ""):
-            end = data_lib.load_source(d.end_source, split=split, image_size=int(d.image_size),
-                                       channels=int(d.channels), download=bool(d.download), field="data.end_source")
-            idx = np.random.default_rng(seed + 1).choice(len(end), images.shape[0], replace=len(end) < images.shape[0])
-            end_images = data_lib.normalize(end.get(idx))
-        aux = None if end_images is None else jnp.asarray(np.asarray(end_images, np.float32)[: images.shape[0]])
-    return save_forward_strip(path, process, images, key=jax.random.PRNGKey(seed), num_columns=num_columns,
-                              draws=draws, aux=aux, title=title if title is not None else _describe(config))
-
+    degradation = getattr(process, "degradation", None)
+    if degradation is not None and degradation.needs_end_source:
+        if end_images is None and config.data.get("end_source", ""):
+            end_images = load_images(config, split=split, field="data.end_source", num=n, seed=seed + END_IMAGES_SEED_OFFSET)
+        if end_images is not None:
+            end_images = np.asarray(end_images, np.float32)[np.arange(n) % len(end_images)]
+        # the same key forward_rows would draw the aux from
+        aux = restoration_aux(process, jnp.asarray(images), jax.random.split(key)[0], end_images=end_images)
+    return save_forward_strip(path, process, images, key=key, num_columns=num_columns, draws=draws, aux=aux,
+                              title=title if title is not None else describe_process(process))

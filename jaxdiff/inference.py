@@ -1,6 +1,6 @@
-"""A trained model ready to sample: restored EMA parameters, the config's process, batches over every device.
+"""A loaded run ready to sample: batches over every device, generation, restoration, degradation.
 
-    inf = Inference.from_workdir("workdirs/cold_blur")          # the newest valid checkpoint
+    inf = Inference(load_run("workdirs/cold_blur"))             # or Inference.from_workdir(...)
     x0 = inf.generate(key, num=64, prior=prior).x0              # (64, H, W, C) NumPy
     out = inf.restore(degraded, key=key, severity=inf.process.T)
 
@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import math
-import os
 from typing import Any, Callable, Optional, Sequence
 
 import jax
@@ -25,32 +23,11 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxdiff import sampling
-from jaxdiff.sampling import restoration
+from jaxdiff.experiment import NoCheckpointError, Run, load_run
 from jaxdiff.forward import ForwardProcess
+from jaxdiff.sampling import restoration
 
-__all__ = [
-    "NoCheckpointError",
-    "Inference",
-    "GenerateResult",
-    "list_checkpoint_steps",
-    "load_config",
-    "restore_ema_params",
-    "pad_to",
-]
-
-log = logging.getLogger(__name__)
-
-
-class NoCheckpointError(FileNotFoundError):
-    """The workdir holds no checkpoint to sample from."""
-
-
-def list_checkpoint_steps(workdir: str) -> list[int]:
-    """The saved steps under <workdir>/checkpoints (orbax step directories), without importing orbax."""
-    d = os.path.join(os.path.abspath(os.fspath(workdir)), "checkpoints")
-    if not os.path.isdir(d):
-        return []
-    return sorted(int(n) for n in os.listdir(d) if n.isdigit() and os.path.isdir(os.path.join(d, n)))
+__all__ = ["Inference", "GenerateResult", "pad_to", "NoCheckpointError"]
 
 
 def pad_to(x, size: int):
@@ -78,47 +55,38 @@ class GenerateResult:
 
 @dataclasses.dataclass(eq=False)
 class Inference:
-    """config (ConfigDict), model (flax Module), process, params (EMA, replicated), mesh, step (checkpoint)."""
+    """Batched sampling over a loaded :class:`jaxdiff.experiment.Run` (its config, model, process, params)."""
 
-    config: Any
-    model: Any
-    process: ForwardProcess
-    params: Any
-    mesh: jax.sharding.Mesh
-    step: Optional[int] = None
+    run: Run
 
-    # --- construction --------------------------------------------------------------------
     @classmethod
     def from_workdir(cls, workdir: str, *, step: Optional[int] = None, mesh=None) -> "Inference":
-        """Restores the EMA parameters and the config of ``step`` (default: the newest one that restores).
+        """``Inference(load_run(workdir, step, mesh=mesh))``: see :func:`jaxdiff.experiment.load_run`."""
+        return cls(load_run(workdir, step, mesh=mesh))
 
-        Only ``ema_params`` are read (orbax partial restore of the checkpoint's ``state`` item): no optimizer
-        is built and its moments never leave the disk. Raises :class:`NoCheckpointError` when the workdir has
-        no checkpoint, ValueError for an unknown ``step``, CheckpointError when none restores.
-        """
-        from jaxdiff import experiment as training
+    @property
+    def config(self):
+        return self.run.config
 
-        steps = list_checkpoint_steps(workdir)
-        if not steps:
-            raise NoCheckpointError(_no_checkpoint_message(workdir))
-        if step is not None and step not in steps:
-            raise ValueError(f"--step={step}: no such checkpoint in {workdir}; saved steps: {steps}")
-        mesh = training.make_mesh() if mesh is None else mesh
-        failures = []
-        for s in ([int(step)] if step is not None else steps[::-1]):
-            try:
-                config, _, _ = load_config(workdir, step=s)
-                model = training.build_model(config)
-                params = restore_ema_params(workdir, s, model, config, mesh)
-            except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many types; reported below
-                failures.append(f"step {s}: {type(e).__name__}: {str(e)[:300]}")
-                log.warning("checkpoint step %d of %s does not restore (%s); trying an older one", s, workdir, e)
-                continue
-            return cls(config=config, model=model, process=training.build_process(config), params=params,
-                       mesh=mesh, step=s)
-        from jaxdiff.train.checkpoints import CheckpointError
+    @property
+    def model(self):
+        return self.run.model
 
-        raise CheckpointError(None, f"no checkpoint in {workdir} restores:\n  " + "\n  ".join(failures))
+    @property
+    def process(self) -> ForwardProcess:
+        return self.run.process
+
+    @property
+    def params(self):
+        return self.run.params
+
+    @property
+    def mesh(self) -> jax.sharding.Mesh:
+        return self.run.mesh
+
+    @property
+    def step(self) -> int:
+        return self.run.step
 
     # --- pieces --------------------------------------------------------------------------
     @functools.cached_property
@@ -137,8 +105,7 @@ class Inference:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        d = self.config.data
-        return int(d.image_size), int(d.image_size), int(d.channels)
+        return self.run.image_shape
 
     @property
     def prediction(self) -> str:
@@ -337,68 +304,3 @@ def _trim(tree, k: int):
         return a[:k] if a.ndim else a
 
     return jax.tree_util.tree_map_with_path(one, tree)
-
-
-def load_config(workdir: str, *, step: Optional[int] = None):
-    """(config ConfigDict, meta dict, step) of checkpoint ``step`` (default: the newest whose files are intact).
-
-    Only the JSON items are read (after the integrity manifest is checked). Raises :class:`NoCheckpointError`
-    when there is no checkpoint, ValueError for an unknown ``step``, CheckpointError when none is readable.
-    """
-    import ml_collections
-
-    from jaxdiff.train.checkpoints import CheckpointError, Checkpointer
-
-    steps = list_checkpoint_steps(workdir)
-    if not steps:
-        raise NoCheckpointError(_no_checkpoint_message(workdir))
-    if step is not None and step not in steps:
-        raise ValueError(f"--step={step}: no such checkpoint in {workdir}; saved steps: {steps}")
-    ckpt = Checkpointer(os.path.join(os.path.abspath(workdir), "checkpoints"), max_to_keep=None)
-    failures = []
-    try:
-        for s in ([int(step)] if step is not None else steps[::-1]):
-            try:
-                cfg, meta = ckpt.read_json(s)
-            except CheckpointError as e:
-                if step is not None:
-                    raise
-                failures.append(str(e))
-                log.warning("%s; trying an older checkpoint", e)
-                continue
-            return ml_collections.ConfigDict(cfg), meta, s
-    finally:
-        ckpt.close()
-    raise CheckpointError(None, f"no checkpoint in {workdir} is readable:\n  " + "\n  ".join(failures))
-
-
-def _no_checkpoint_message(workdir: str) -> str:
-    return (f"no checkpoint in {os.path.join(os.path.abspath(workdir), 'checkpoints')}: train first "
-            f"(python train.py --config=<config> --workdir={workdir}) or point --workdir at a trained run")
-
-
-def restore_ema_params(workdir: str, step: int, model, config, mesh: jax.sharding.Mesh):
-    """The ``ema_params`` of checkpoint ``step``, replicated over ``mesh`` (orbax partial restore).
-
-    The target shapes come from ``model.init`` traced abstractly (nothing is computed); orbax checks every
-    stored shape and dtype against them. The step's files are checked against its integrity manifest
-    first (:func:`jaxdiff.train.checkpoints.verify_checkpoint`): a flipped byte in an array chunk is not noticed
-    by tensorstore, so without this a damaged checkpoint would restore silently wrong weights.
-    """
-    import orbax.checkpoint as ocp  # heavy: only when a checkpoint is read
-
-    from jaxdiff.train.checkpoints import verify_checkpoint
-
-    verify_checkpoint(os.path.join(os.path.abspath(os.fspath(workdir)), "checkpoints", str(int(step))), int(step))
-    s, c = int(config.data.image_size), int(config.data.channels)
-    abstract = jax.eval_shape(
-        lambda: model.init({"params": jax.random.PRNGKey(0)}, jnp.zeros((1, s, s, c), jnp.float32),
-                           jnp.zeros((1,), jnp.int32), train=False)["params"]
-    )
-    repl = NamedSharding(mesh, P())
-    target = {"ema_params": jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=repl), abstract)}
-    path = os.path.join(os.path.abspath(os.fspath(workdir)), "checkpoints", str(int(step)), "state")
-    args = ocp.args.PyTreeRestore(target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
-                                  partial_restore=True)
-    with ocp.PyTreeCheckpointer() as ckptr:
-        return ckptr.restore(path, args=args)["ema_params"]

@@ -5,7 +5,7 @@
     .venv/bin/python scripts/forward_pictures.py --configs cold_blur,ddpm --out /tmp/pics
 
 Every experiment config of configs/ (its default variant) on held-out scikit-learn digits, no network and
-no training involved. The colour-only degradations (decolor, snow) use 32×32 patches of the two
+no training involved. The color-only degradations (decolor, snow) use 32×32 patches of the two
 photographs that ship with scikit-learn instead (grey digits would show nothing). Where σ_t > 0 (ddpm,
 ddim) each image gets three rows with independent noise. Deterministic: the same command gives the same
 pictures.
@@ -21,7 +21,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 CONFIGS = ("cold_blur", "cold_inpaint", "cold_superres", "cold_decolor", "cold_snow", "cold_animorph", "ddpm", "ddim")
-COLOUR_ONLY = ("cold_decolor", "cold_snow")
+
+
+def color_only(config) -> bool:
+    """Whether the config's degradation needs 3-channel images (declared where it is registered)."""
+    from jaxdiff.degradations import DEGRADATIONS
+
+    f = config.diffusion
+    return f.kind == "cold" and DEGRADATIONS.get_or_raise(str(f.degradation)).color_only
 
 
 def photo_patches(size: int = 32):
@@ -58,7 +65,7 @@ def main(argv=None) -> int:
     for name in names:
         config = runpy.run_path(os.path.join(REPO, "configs", name + ".py"))["get_config"]()
         images = None
-        if name in COLOUR_ONLY:
+        if color_only(config):
             config.data.channels, config.data.image_size = 3, 32
             images = photo_patches(32)[: args.num_images]
         path = os.path.join(args.out, f"forward_{name}.png")

@@ -18,6 +18,7 @@ from jaxdiff.priors import store as prior_store
 from jaxdiff.sampling import restoration
 from jaxdiff.data import load_source, normalize
 from jaxdiff.degradations import make_degradation
+from jaxdiff.experiment import build_process
 from jaxdiff.forward import ColdProcess, GaussianProcess
 from jaxdiff.schedules import make_schedule
 
@@ -200,7 +201,7 @@ def test_prior_check_separates_a_matching_prior_from_a_wrong_one():
     assert (good["num_prior"], good["num_end"]) == (60, 60)
 
 
-def test_steps_sweep_and_parse_steps():
+def test_steps_sweep():
     calls = []
 
     def run(n):
@@ -212,10 +213,6 @@ def test_steps_sweep_and_parse_steps():
     assert [(r["steps"], r["seconds"], r["frechet"], r["images_per_sec"]) for r in out["rows"]] == [
         (2, 1.0, 6.0, 3.0), (4, 2.0, 12.0, 1.5)]
     assert "| 4 |" in evaluation.report_markdown({"steps_sweep": out})
-    assert evaluation.parse_steps("5, 10,20", 50) == [5, 10, 20]
-    for bad, match in (("5,x", "integers"), ("5,60", r"\[0, T=50\]"), ("5,5", "repeated"), ("", "no step")):
-        with pytest.raises(ValueError, match=match):
-            evaluation.parse_steps(bad, 50)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,7 +313,7 @@ def test_prior_store_fit_load_and_refit(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("refitted although a matching prior is stored")
 
-    monkeypatch.setattr(prior_store, "fit_prior_for_config", boom)
+    monkeypatch.setattr(prior_store, "fit_prior_for_run", boom)
     again = prior_store.load_or_fit_prior(cfg, str(tmp_path))
     for k, v in prior.arrays.items():
         np.testing.assert_array_equal(again.arrays[k], v)
@@ -329,7 +326,7 @@ def test_prior_store_fit_load_and_refit(tmp_path, monkeypatch):
 def test_superres_prior_matches_the_end_state():
     cfg = small_config("superres", 3, method="bicubic")
     process = ColdProcess(make_degradation("superres", T=3, image_size=IMG, channels=1, method="bicubic"))
-    prior = prior_store.fit_prior_for_config(cfg, process=process)
+    prior = prior_store.fit_prior_for_run(cfg, process)
     train = load_source("digits", split="train", image_size=IMG, channels=1)
     x = jnp.asarray(normalize(train.get(np.arange(len(train)))))
     low = np.asarray(process.mean(x, 3), np.float64)[:, ::8, ::8].reshape(len(train), -1)
@@ -341,7 +338,8 @@ def test_superres_prior_matches_the_end_state():
 
 def test_restoration_only_configs_have_no_prior(tmp_path):
     cfg = small_config("inpaint", 5)
-    assert not prior_store.can_generate(cfg)
+    assert not prior_store.can_generate(build_process(cfg))
+    assert prior_store.can_generate(build_process(small_config("blur", 5)))
     assert prior_store.fit_and_store_prior(cfg, str(tmp_path)) is None
     with pytest.raises(ValueError, match="inpaint"):
         prior_store.load_or_fit_prior(cfg, str(tmp_path))

@@ -1,4 +1,4 @@
-"""sample.py end to end on a tiny trained checkpoint, in every mode; and its failure messages."""
+"""sample.py's modes (jaxdiff.cli) end to end on a tiny trained checkpoint; its options and failure messages."""
 import json
 import os
 import runpy
@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from jaxdiff import cli
+from jaxdiff.experiment import NoCheckpointError
 
-import sample  # noqa: E402  (the CLI module at the repository root)
-from jaxdiff.inference import NoCheckpointError  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny(config_file: str, **diffusion):
@@ -44,7 +43,7 @@ def blur_workdir(trained_blur):
 
 def test_no_checkpoint_is_one_clear_message(tmp_path):
     with pytest.raises(NoCheckpointError, match="no checkpoint in"):
-        sample.run(workdir=str(tmp_path))
+        cli.run(workdir=str(tmp_path))
     r = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={tmp_path}"],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 2
@@ -53,18 +52,90 @@ def test_no_checkpoint_is_one_clear_message(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+def test_parse_step_counts():
+    assert cli.parse_step_counts("5, 10,20", 50) == (5, 10, 20)
+    assert cli.parse_step_counts(7) == (7,) and cli.parse_step_counts([0, 3], 3) == (0, 3)
+    for bad, match in (("5,x", "integers"), ("5,60", r"\[0, T=50\]"), ("5,5", "repeated"), ("", "no step"),
+                       ("-1", ">= 0"), ([2.5], "integers")):
+        with pytest.raises(ValueError, match=match):
+            cli.parse_step_counts(bad, 50 if bad != "-1" else None)
+
+
+def test_options_refuse_bad_values_before_anything_is_loaded(tmp_path):
+    """Each bad value is one UsageError naming the flag; the workdir is never read (it does not exist)."""
+    wd = str(tmp_path / "missing")
+    for kw, match in (
+        (dict(mode="bogus"), r"--mode='bogus': allowed \['generate'"),
+        (dict(num=-1), "--num=-1: must be an integer >= 0"),
+        (dict(batch=2.5), "--batch=2.5"),
+        (dict(eta=float("nan")), "--eta=nan: must be a finite number >= 0"),
+        (dict(prior_noise=-0.1), "--prior_noise=-0.1"),
+        (dict(steps="2,3"), "only for --mode=evaluate"),
+        (dict(steps="2,x", mode="evaluate"), "--steps='2,x': expected integers"),
+        (dict(severity=0), "--severity=0"),
+        (dict(input="folder:/x"), "--input is for --mode=restore"),
+        (dict(mode="restore", input="png:/x"), "expected folder:<path> or npz:<path>"),
+        (dict(sweep="both"), "--sweep='both': allowed auto, generation, restoration"),
+    ):
+        with pytest.raises(cli.UsageError, match=match):
+            cli.SampleOptions(workdir=wd, **kw)
+    with pytest.raises(cli.UsageError, match="--workdir is required"):
+        cli.SampleOptions(workdir="")
+    assert not os.path.exists(wd)
+    o = cli.SampleOptions(workdir=wd, mode="evaluate", steps="1,2")
+    assert o.step_counts == (1, 2) and o.corrector is None
+
+
+def test_sampler_flag_is_a_deprecated_spelling_of_corrector(tmp_path, caplog):
+    import types
+
+    names = [f.name for f in __import__("dataclasses").fields(cli.SampleOptions)]
+    flags = dict({n: None for n in names}, workdir=str(tmp_path), mode="generate", num=0, seed=0, batch=0,
+                 refit_prior=False, sweep="auto", frames=10)
+    with caplog.at_level("WARNING"):
+        o = cli.SampleOptions.from_flags(types.SimpleNamespace(**flags, sampler="cold_naive"))
+    assert o.corrector == "cold_naive"
+    assert "--sampler is deprecated: use --corrector=cold_naive" in caplog.text
+    assert cli.SampleOptions.from_flags(types.SimpleNamespace(**flags, sampler=None)).corrector is None
+    with pytest.raises(cli.UsageError, match="disagree"):
+        cli.SampleOptions.from_flags(types.SimpleNamespace(**dict(flags, corrector="ddim"), sampler="cold_naive"))
+    # the CLI itself: one warning line naming --corrector, then the usual one-line failure (no checkpoint)
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={tmp_path}", "--sampler=ddim"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    warned = [ln for ln in r.stderr.splitlines() if "deprecated" in ln]
+    assert len(warned) == 1 and "--corrector=ddim" in warned[0]
+
+
+def test_describe_process_names_the_degradation_or_schedule():
+    from jaxdiff.degradations import make_degradation
+    from jaxdiff.experiment import build_process, describe_process
+    from jaxdiff.forward import ColdProcess, GaussianProcess
+    from jaxdiff.schedules import make_schedule
+
+    blur = make_degradation("blur", T=6, image_size=16, channels=1, kernel_size=5, std=1.5)
+    text = describe_process(ColdProcess(blur))
+    assert text.startswith("cold diffusion, blur(") and "kernel_size=5" in text and "std=1.5" in text
+    assert text.endswith("T=6")
+    assert describe_process(ColdProcess(blur, noise_std=0.01)).endswith("T=6, noise_std=0.01")
+    assert describe_process(GaussianProcess(make_schedule("linear", 1000))) == \
+        "gaussian diffusion, T=1000, betas 0.0001 to 0.02"  # the linear schedule's ends (Ho et al. 2020)
+    config = tiny("cold_blur.py", T=8)
+    assert describe_process(config) == describe_process(build_process(config))
+
+
 @pytest.mark.slow
 def test_bad_flags_fail_before_sampling(blur_workdir):
     for kw, match in (
         (dict(steps="2,3"), "only for --mode=evaluate"),
         (dict(steps="9"), r"\[0, T=8\]"),
-        (dict(sampler="ddim"), "GaussianProcess"),
+        (dict(corrector="ddim"), "GaussianProcess"),
         (dict(mode="restore", severity=9), "--severity=9"),
         (dict(mode="generate", input="folder:/x"), "--input is for --mode=restore"),
         (dict(step=7), "--step=7"),
     ):
         with pytest.raises(ValueError, match=match):
-            sample.run(workdir=blur_workdir, **kw)
+            cli.run(workdir=blur_workdir, **kw)
 
 
 @pytest.mark.slow
@@ -72,7 +143,7 @@ def test_every_mode_end_to_end(blur_workdir, tmp_path):
     wd = blur_workdir
     # generate: grid, npz, trajectory PNG + GIF; the prior is fitted once and stored
     # two batches of 8 (the second padded from 4), only the first one recording the trajectory
-    files = sample.run(workdir=wd, mode="generate", num=12, steps=3, frames=2, batch=8)
+    files = cli.run(workdir=wd, mode="generate", num=12, steps=3, frames=2, batch=8)
     x = np.load(files["npz"])
     assert x["samples"].shape == (12, 16, 16, 1) and x["x_T"].shape == (12, 16, 16, 1)
     assert np.all(np.abs(x["samples"]) <= 1.0)
@@ -83,11 +154,11 @@ def test_every_mode_end_to_end(blur_workdir, tmp_path):
     assert "step2" in files["grid"]  # the newest checkpoint
 
     # an older checkpoint on request
-    files1 = sample.run(workdir=wd, mode="generate", num=8, steps=2, step=1, frames=0)
+    files1 = cli.run(workdir=wd, mode="generate", num=8, steps=2, step=1, frames=0)
     assert "step1" in files1["grid"] and "trajectory_gif" not in files1
 
     # restore from held-out images at a chosen severity
-    files = sample.run(workdir=wd, mode="restore", num=10, severity=5, steps=2)
+    files = cli.run(workdir=wd, mode="restore", num=10, severity=5, steps=2)
     r = np.load(files["npz"])
     assert set(r.files) == {"degraded", "original", "direct", "cold_naive", "cold_improved"}
     assert r["degraded"].shape == (10, 16, 16, 1)
@@ -96,7 +167,7 @@ def test_every_mode_end_to_end(blur_workdir, tmp_path):
 
     # restore images that arrive degraded (an npz of them): no original row
     np.savez(tmp_path / "degraded.npz", images=r["degraded"])
-    files = sample.run(workdir=wd, mode="restore", input=f"npz:{tmp_path / 'degraded.npz'}", severity=5, steps=2,
+    files = cli.run(workdir=wd, mode="restore", input=f"npz:{tmp_path / 'degraded.npz'}", severity=5, steps=2,
                        out=str(tmp_path / "out"))
     r2 = np.load(files["npz"])
     assert "original" not in r2.files and r2["direct"].shape == (10, 16, 16, 1)
@@ -104,7 +175,7 @@ def test_every_mode_end_to_end(blur_workdir, tmp_path):
     np.testing.assert_allclose(r2["direct"], r["direct"], atol=0.1)
 
     # evaluate: the table, generation metrics and a steps sweep, as JSON and Markdown
-    files = sample.run(workdir=wd, mode="evaluate", num=24, steps="1,2")
+    files = cli.run(workdir=wd, mode="evaluate", num=24, steps="1,2")
     rep = json.load(open(files["json"]))
     rows = rep["restoration"]["rows"]
     assert set(rows) == {"Degraded", "Direct", "Sampled (naive, Alg. 1)", "Sampled (improved, Alg. 2)"}
@@ -119,10 +190,10 @@ def test_every_mode_end_to_end(blur_workdir, tmp_path):
     assert "| Degraded |" in md and "## Sampling steps" in md
 
     # interpolate between two prior draws, and the forward pictures
-    files = sample.run(workdir=wd, mode="interpolate", num=2, steps=2)
+    files = cli.run(workdir=wd, mode="interpolate", num=2, steps=2)
     it = np.load(files["npz"])
     assert it["x_T"].shape == (2, 9, 16, 16, 1) and it["samples"].shape == (2, 9, 16, 16, 1)
-    files = sample.run(workdir=wd, mode="forward", num=2)
+    files = cli.run(workdir=wd, mode="forward", num=2)
     assert os.path.exists(files["strip"])
 
 
@@ -157,23 +228,23 @@ def ddim_workdir(tmp_path_factory, trained_blur):
 @pytest.mark.slow
 def test_gaussian_generate_interpolate_evaluate(ddim_workdir):
     wd = ddim_workdir
-    files = sample.run(workdir=wd, mode="generate", num=8, steps=2, frames=0)
+    files = cli.run(workdir=wd, mode="generate", num=8, steps=2, frames=0)
     assert np.load(files["npz"])["samples"].shape == (8, 16, 16, 1)
     from jaxdiff.priors.store import load_prior
 
     assert load_prior(wd).kind == "gaussian"
-    files = sample.run(workdir=wd, mode="interpolate", num=2, steps=2)
+    files = cli.run(workdir=wd, mode="interpolate", num=2, steps=2)
     assert "spherical" in files["strip"]
     x_T = np.load(files["npz"])["x_T"]
     # the spherical path keeps the norm roughly (the two draws are nearly orthogonal in 256 dimensions)
     norms = np.linalg.norm(x_T.reshape(2, 9, -1), axis=2)
     assert np.all(np.abs(norms / norms[:, :1] - 1) < 0.2)
-    files = sample.run(workdir=wd, mode="evaluate", num=16, steps="1,2")
+    files = cli.run(workdir=wd, mode="evaluate", num=16, steps="1,2")
     rep = json.load(open(files["json"]))
     assert "restoration" not in rep and rep["generation"]["num_samples"] == 16
     assert rep["steps_sweep"]["info"]["task"].startswith("generation")
     assert [r["steps"] for r in rep["steps_sweep"]["rows"]] == [1, 2] and "kid_mean" in rep["steps_sweep"]["rows"][0]
     with pytest.raises(ValueError, match="--sweep=restoration needs a cold process"):
-        sample.run(workdir=wd, mode="evaluate", steps="1,2", sweep="restoration")
+        cli.run(workdir=wd, mode="evaluate", steps="1,2", sweep="restoration")
     with pytest.raises(ValueError, match="--input is for --mode=restore"):
-        sample.run(workdir=wd, mode="evaluate", input="npz:/x")
+        cli.run(workdir=wd, mode="evaluate", input="npz:/x")

@@ -28,7 +28,6 @@ from jaxdiff.evaluation import metrics
 
 __all__ = [
     "digits_feature_fn",
-    "parse_steps",
     "floor_metrics",
     "restoration_table",
     "generation_metrics",
@@ -37,30 +36,6 @@ __all__ = [
     "report_markdown",
     "write_report",
 ]
-
-
-def parse_steps(text, T: int, *, name: str = "--steps") -> list[int]:
-    """"5,10,20" (or an int, or a list) → [5, 10, 20]: integers in [0, T] (0 = every step), no repeats."""
-    if isinstance(text, (list, tuple)):
-        parts = list(text)
-    elif isinstance(text, (int, np.integer)) and not isinstance(text, bool):
-        parts = [int(text)]
-    else:
-        parts = [p.strip() for p in str(text).split(",") if p.strip()]
-    out = []
-    for p in parts:
-        try:
-            v = int(p)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name}={text!r}: expected integers separated by commas, e.g. 5,10,20,50") from None
-        if not 0 <= v <= T:
-            raise ValueError(f"{name}={text!r}: every entry must be in [0, T={T}] (0: all {T} steps), got {v}")
-        out.append(v)
-    if not out:
-        raise ValueError(f"{name}={text!r}: no step count given")
-    if len(set(out)) != len(out):
-        raise ValueError(f"{name}={text!r}: repeated entries")
-    return out
 
 
 def digits_feature_fn(path: Optional[str] = None) -> Callable:

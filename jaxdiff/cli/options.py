@@ -1,0 +1,213 @@
+"""sample.py's options as one typed value, checked before anything is loaded or compiled.
+
+:class:`SampleOptions` is what the user asked for (flags or keyword arguments); :meth:`SampleOptions.resolve`
+fills in the loaded run's defaults (corrector, η, steps, image count) and makes the checks that need the run
+(T, the process, a generation prior), giving the :class:`ModeSettings` every mode reads. A bad value is one
+:class:`UsageError` naming the flag, the value and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from typing import Any, Optional, Sequence, Union
+
+__all__ = ["MODES", "SWEEPS", "DEFAULT_NUM", "UsageError", "parse_step_counts", "SampleOptions", "ModeSettings"]
+
+log = logging.getLogger(__name__)
+
+MODES = ("generate", "restore", "evaluate", "interpolate", "forward")
+SWEEPS = ("auto", "generation", "restoration")
+#: images per mode when --num is 0 (interpolate: pairs; evaluate: at most this many held-out images)
+DEFAULT_NUM = {"generate": 64, "restore": 32, "interpolate": 4, "forward": 4, "evaluate": 2000}
+
+
+class UsageError(ValueError):
+    """A bad flag value, reported as one line and exit code 2."""
+
+
+def parse_step_counts(text: Union[str, int, Sequence[int]], T: Optional[int] = None, *,
+                      name: str = "--steps") -> tuple[int, ...]:
+    """"5,10,20" (or an int, or a list) → (5, 10, 20): integers ≥ 0 (0 = every step), in [0, T] when T is
+    given, no repeats. ValueError naming ``name`` and the text otherwise."""
+    if isinstance(text, (list, tuple)):
+        parts = list(text)
+    elif isinstance(text, int) and not isinstance(text, bool):
+        parts = [text]
+    else:
+        parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    out = []
+    for p in parts:
+        try:
+            if isinstance(p, (bool, float)):
+                raise TypeError
+            v = int(p)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}={text!r}: expected integers separated by commas, e.g. 5,10,20,50") from None
+        if v < 0 or (T is not None and v > T):
+            where = f"[0, T={T}] (0: all {T} steps)" if T is not None else ">= 0 (0: every step)"
+            raise ValueError(f"{name}={text!r}: every entry must be in {where}, got {v}")
+        out.append(v)
+    if not out:
+        raise ValueError(f"{name}={text!r}: no step count given")
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name}={text!r}: repeated entries")
+    return tuple(out)
+
+
+def _nonneg_int(name: str, value, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UsageError(f"--{name}={value!r}: must be an integer >= 0")
+
+
+def _nonneg_float(name: str, value) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+        raise UsageError(f"--{name}={value!r}: must be a finite number >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleOptions:
+    """What sample.py was asked to do (None: the run's own default). Checked on construction.
+
+    steps: "5,10,20", an int or a list of network-call counts (several: a sweep, evaluate only).
+    """
+
+    workdir: str
+    mode: str = "generate"
+    corrector: Optional[str] = None
+    steps: Any = None
+    eta: Optional[float] = None
+    num: int = 0
+    seed: int = 0
+    batch: int = 0
+    step: Optional[int] = None
+    severity: Optional[int] = None
+    input: Optional[str] = None  # noqa: A003 - the flag's name
+    prior_noise: Optional[float] = None
+    refit_prior: bool = False
+    sweep: str = "auto"
+    frames: int = 10
+    out: Optional[str] = None
+
+    def __post_init__(self):
+        if not self.workdir:
+            raise UsageError("--workdir is required")
+        if self.mode not in MODES:
+            raise UsageError(f"--mode={self.mode!r}: allowed {list(MODES)}")
+        for name in ("num", "batch", "frames"):
+            _nonneg_int(name, getattr(self, name))
+        _nonneg_int("step", self.step, optional=True)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise UsageError(f"--seed={self.seed!r}: must be an integer")
+        _nonneg_float("eta", self.eta)
+        _nonneg_float("prior_noise", self.prior_noise)
+        counts = self.step_counts
+        if counts is not None and len(counts) > 1 and self.mode != "evaluate":
+            raise UsageError(f"--steps={self.steps!r}: a list of step counts is a sweep, only for --mode=evaluate")
+        if self.severity is not None and (isinstance(self.severity, bool) or not isinstance(self.severity, int)
+                                          or self.severity < 1):
+            raise UsageError(f"--severity={self.severity!r}: must be an integer >= 1 (at most T)")
+        if self.input is not None:
+            if self.mode != "restore":
+                raise UsageError(f"--input is for --mode=restore (images that arrive degraded), not --mode={self.mode}")
+            if not (self.input.startswith("folder:") or self.input.startswith("npz:")):
+                raise UsageError(f"--input={self.input!r}: expected folder:<path> or npz:<path>")
+        if self.sweep not in SWEEPS:
+            raise UsageError(f"--sweep={self.sweep!r}: allowed {', '.join(SWEEPS)}")
+
+    @property
+    def step_counts(self) -> Optional[tuple[int, ...]]:
+        """``steps`` parsed (syntax only; the range needs T), or None."""
+        if self.steps is None:
+            return None
+        try:
+            return parse_step_counts(self.steps)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+
+    @classmethod
+    def from_flags(cls, flag_values) -> "SampleOptions":
+        """From sample.py's absl flags; the deprecated ``--sampler`` is read as ``--corrector`` with a warning."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        kw = {n: getattr(flag_values, n) for n in names}
+        old = getattr(flag_values, "sampler", None)
+        if old is not None:
+            log.warning("--sampler is deprecated: use --corrector=%s (the config key is sample.corrector)", old)
+            if kw["corrector"] is not None and kw["corrector"] != old:
+                raise UsageError(f"--sampler={old!r} and --corrector={kw['corrector']!r} disagree: "
+                                 "pass --corrector only")
+            kw["corrector"] = old
+        return cls(**kw)
+
+    def resolve(self, run) -> "ModeSettings":
+        """The settings of a mode on ``run`` (a :class:`jaxdiff.experiment.Run`). Raises UsageError."""
+        from jaxdiff import sampling
+        from jaxdiff.forward import ColdProcess
+        from jaxdiff.priors import store as prior_store
+
+        process, config = run.process, run.config
+        T = int(process.T)
+        corrector = self.corrector or str(config.sample.corrector)
+        if corrector not in sampling.CORRECTORS:
+            raise UsageError(f"--corrector={corrector!r}: allowed {sorted(sampling.CORRECTORS)}")
+        try:
+            sampling.check_corrector(corrector, process)
+        except ValueError as e:
+            raise UsageError(f"--corrector={corrector!r}: {e}") from None
+        counts = None
+        if self.steps is not None:
+            try:
+                counts = parse_step_counts(self.steps, T)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+        if self.severity is not None and self.severity > T:
+            raise UsageError(f"--severity={self.severity}: must be in [1, T={T}]")
+        cold = isinstance(process, ColdProcess)
+        sweep = self.sweep if self.sweep != "auto" else ("restoration" if cold else "generation")
+        if sweep == "generation" and not prior_store.can_generate(process):
+            raise UsageError("--sweep=generation: this run has no generation prior (use --sweep=restoration)")
+        if sweep == "restoration" and not cold:
+            raise UsageError("--sweep=restoration needs a cold process; Gaussian runs sweep generation")
+        if self.mode == "restore" and not cold and self.severity is None:
+            log.info("restore with a Gaussian process from t = T starts from (nearly) pure noise; "
+                     "pass --severity=t < T to denoise partially noised images")
+        default_steps = int(config.sample.steps)
+        return ModeSettings(
+            options=self, corrector=corrector, eta=float(config.sample.eta) if self.eta is None else float(self.eta),
+            steps=default_steps if counts is None or len(counts) > 1 else counts[0],
+            sweep_steps=counts if counts is not None and len(counts) > 1 else None,
+            sweep=sweep, num=self.num or DEFAULT_NUM[self.mode],
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ModeSettings:
+    """Options with the run's defaults filled in: what a mode reads.
+
+    steps: network calls of one run (0: every step); sweep_steps: the counts of a steps sweep (evaluate), or
+    None; sweep: what that sweep measures ("generation" or "restoration"); num: images (or pairs).
+    """
+
+    options: SampleOptions
+    corrector: str
+    eta: float
+    steps: int
+    sweep_steps: Optional[tuple[int, ...]]
+    sweep: str
+    num: int
+
+    @property
+    def seed(self) -> int:
+        return self.options.seed
+
+    @property
+    def batch(self) -> int:
+        return self.options.batch
+
+    @property
+    def mode(self) -> str:
+        return self.options.mode
