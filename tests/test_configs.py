@@ -1,7 +1,7 @@
 """Every experiment config loads with every variant, passes validate_config, and carries the published numbers.
 
 The published values (Bansal et al. 2022 "Cold Diffusion" and its code; Ho et al. 2020 DDPM; the Keras DDIM
-example) are spec values, stated here as such (see /work/shared/REFERENCES.md).
+example) are spec values, stated here as such (each next to its source).
 """
 import glob
 import os
