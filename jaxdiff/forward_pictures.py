@@ -6,7 +6,7 @@
 
 Row r shows one image at t = ts[0] = 0 (x0 itself), …, ts[-1] = T. Where σ_t > 0 (Gaussian diffusion,
 noisy cold processes) each image gets ``draws`` rows with independent noise, so the randomness is visible;
-per-example randomness fixed across t (a mask centre, a fade colour, an end image) is drawn once per image
+per-example randomness fixed across t (a mask centre, a fade color, an end image) is drawn once per image
 and shared by its rows and columns, as in training.
 """
 from __future__ import annotations

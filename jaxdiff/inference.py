@@ -17,7 +17,6 @@ import math
 from typing import Any, Callable, Optional, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -285,11 +284,6 @@ class Inference:
             return restoration.degrade(self.process, chunk["x"], s, jax.random.fold_in(key, i), chunk.get("aux"))
 
         return np.concatenate(self.map_batches(one, inputs, n, B, desc="degrade", progress=False))
-
-    def sample_aux(self, x0: np.ndarray, *, key: jax.Array) -> Any:
-        """The process's per-example randomness for images x0 (host arrays, or None)."""
-        aux = self.process.sample_aux(key, jnp.asarray(x0, jnp.float32))
-        return None if aux is None else jax.tree.map(np.asarray, aux)
 
 
 def _trim(tree, k: int):

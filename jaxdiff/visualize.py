@@ -151,7 +151,7 @@ def _fill(mode: str, v: int):
 
 
 def _ink(img: Image.Image, pad_value: int):
-    """Text colour that contrasts with the pad background."""
+    """Text color that contrasts with the pad background."""
     return _fill(img.mode, 0 if pad_value >= 128 else 255)
 
 
@@ -224,7 +224,7 @@ def save_grid(
     title: Optional[str] = None,
     in_range: Sequence[float] = (-1.0, 1.0),
 ) -> str:
-    """Writes :func:`make_grid` of ``images`` (N, H, W, C) as a PNG ("L" for grey, "RGB" for colour).
+    """Writes :func:`make_grid` of ``images`` (N, H, W, C) as a PNG ("L" for grey, "RGB" for color).
 
     ``upscale``: nearest-neighbour factor applied to the whole grid (None: enough for ≥ 64-pixel tiles, at
     most ×8). ``title``: an optional line of text above the grid. Returns the path.
@@ -353,7 +353,7 @@ def save_trajectory(
         for m in range(M):
             left = make_grid(xt[m], nrow, padding, pad_value)
             right = make_grid(xh[m], nrow, padding, pad_value)
-            # A one-pixel line in the text colour, set off by padding, separates the two grids.
+            # A one-pixel line in the text color, set off by padding, separates the two grids.
             gap = np.full((left.shape[0], 2 * padding + 1, c), pad_value, np.uint8)
             gap[:, padding] = 0 if pad_value >= 128 else 255
             arr = _upscale(np.concatenate([left, gap, right], axis=1), k)

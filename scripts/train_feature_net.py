@@ -9,7 +9,7 @@ sees only the train split; the test accuracy is printed and stored in the file's
 Augmentation: random shifts of up to ``--max-shift`` pixels (background filled with −1) and
 Gaussian pixel noise with a per-image σ ~ U(0, ``--max-noise``), so near-miss samples are still read.
 Fixed seed, no data-dependent host randomness: the same command gives the same weights on one
-machine (and the same bytes: the npz is written with fixed timestamps). About a minute on 2 CPU cores.
+machine (and the same bytes: the npz is written with fixed timestamps).
 """
 from __future__ import annotations
 

@@ -1,20 +1,14 @@
 """The numbers of a trained run: Cold Diffusion's restoration table, generation metrics, the steps sweep.
 
-Restoration table (Bansal et al. 2022, Tables 1–2): for N test images x0 and each method's outputs y
-(Degraded = x_T itself, Direct = R(x_T, T), Sampled = the reverse loop), against the *same* originals:
-
-    frechet   paired-set Fréchet distance between features of {x0_i} and of {y_i} (same i, same N)
-    ssim      mean per-image SSIM, 11×11 Gaussian window σ 1.5, data range 1 (images mapped to [0, 1])
-    rmse      √ mean over the whole (N, H, W, C) tensor of (u(x0) − u(y))², u = (x + 1)/2
-    psnr      mean per-image 10 log10(1/MSE) in dB
+Restoration table (Bansal et al. 2022, Tables 1–2): N test images x0 and each method's outputs y
+(Degraded = x_T, Direct = R(x_T, T), Sampled = the reverse loop), scored against the *same* originals:
+paired-set Fréchet distance of features, mean per-image SSIM (11×11 Gaussian window, σ 1.5, data range 1),
+RMSE over the whole tensor and mean per-image PSNR, all on images mapped to [0, 1] by u = (x + 1)/2.
 
 Generation: Fréchet distance and KID (unbiased, kernel (x·y/D + 1)³) of N samples against held-out real
-images. Distribution metrics depend on the feature network and on N (the Fréchet distance is biased
-upward at small N), so every report carries the feature network's name, the sample counts and the
-real-vs-real floor measured the same way: held-out images against as many training images, and
-(:func:`jaxdiff.evaluation.metrics.real_floor`) two disjoint halves of the held-out set.
-
-Reports are plain dicts, written as JSON and as a Markdown table (:func:`write_report`).
+images. Both depend on the feature network and on N, so every report carries the feature network, the
+counts and real-vs-real floors measured the same way. Reports are plain dicts, written as JSON and
+Markdown (:func:`write_report`).
 """
 from __future__ import annotations
 
