@@ -1,18 +1,13 @@
 """The one forward process of jaxdiff:  x_t = F_t(x0) + σ_t · ε,  t ∈ {0, …, T}, F_0 = identity.
 
-Two families implement it:
-
 * :class:`GaussianProcess` ("hot" diffusion): F_t(x0) = √ᾱ_t · x0, σ_t = √(1 − ᾱ_t).
-* :class:`ColdProcess` (Cold Diffusion): F_t is a deterministic degradation registered in
-  :mod:`jaxdiff.degradations`, σ_t a small constant (0 by default, and always 0 at t = 0).
+* :class:`ColdProcess` (Cold Diffusion): F_t a deterministic degradation from :mod:`jaxdiff.degradations`,
+  σ_t a small constant (0 by default, always 0 at t = 0).
 
-Shapes: images are NHWC ``(B, H, W, C)``; ``t`` is an int array of shape ``(B,)`` (each example
-may have its own t) or a scalar. ``aux`` is an optional per-example pytree (leading dim B) holding
-what a degradation draws once and keeps fixed across t: the center of a random inpainting mask,
-the color a fade ends at, the image an interpolation moves toward. ``sample_aux(key, x0)`` draws it.
-
-Processes are plain immutable Python objects that hash by identity, so they can be closed over or
-passed as static arguments to ``jax.jit``; their arrays become compile-time constants.
+Shapes: images NHWC (B, H, W, C); t int (B,) or a scalar. ``aux`` is an optional per-example pytree (leading
+dim B) of what a degradation draws once and keeps fixed across t (a mask center, the color a fade ends at, the
+image an interpolation moves toward); ``sample_aux(key, x0)`` draws it. Processes are immutable and hash by
+identity, so they can be closed over or passed as static arguments to ``jax.jit``.
 """
 from __future__ import annotations
 

@@ -1,29 +1,16 @@
 """Training losses: a per-pixel regression loss and per-t weights for Gaussian processes.
 
-The network output ``o`` (B, H, W, C) is regressed on its target ``y`` (ε, x0 or v; see
-:func:`jaxdiff.parameterization.target`)::
+    ℓ_b  = mean_{h,w,c} |o − y| ("l1")  or  mean_{h,w,c} (o − y)² ("l2"),    loss = (1/B) Σ_b w_b ℓ_b
 
-    ℓ_b   = mean_{h,w,c} |o − y|          (kind "l1")   or   mean_{h,w,c} (o − y)²   (kind "l2")
-    loss  = (1/B) Σ_b w_b ℓ_b               (w_b = 1 when no weights are given)
+for the network output o and its target y (ε, x0 or v), both (B, H, W, C); w_b = 1 without weights (they are not
+renormalized, so a weighting also changes the effective learning rate). Per-t weights are defined on the x0-space
+error λ(snr) with snr_t = ᾱ_t/(1 − ᾱ_t), and since ‖ε − ε̂‖² = snr ‖x0 − x̂0‖² and ‖v − v̂‖² = (1 + snr) ‖x0 − x̂0‖²,
+they become λ/snr (ε), λ (x0) or λ/(1 + snr) (v):
 
-The weights multiply rather than renormalise (the sum of w is not divided out), so a weighting
-changes the relative importance of timesteps *and* the effective learning rate, as in the papers
-that define them.
+    none  w = 1 · snr  λ = snr (ε: the DDPM "simple" loss) · min_snr  λ = min(snr, 5) (Hang et al. 2023)
+    truncated_snr  λ = max(snr, 1) (Salimans & Ho 2022)
 
-Per-t weights (Gaussian processes only) are defined on the x0-space error and converted to the space
-the network predicts in. With snr_t = ᾱ_t / (1 − ᾱ_t) = exp(log_snr_t), the squared errors relate as
-
-    ‖ε − ε̂‖² = snr · ‖x0 − x̂0‖²,     ‖v − v̂‖² = (1 + snr) · ‖x0 − x̂0‖²,
-
-so an x0-space weight λ(snr) becomes λ/snr (ε), λ (x0) or λ/(1 + snr) (v). The weightings:
-
-    none            w = 1 in the prediction space (whatever the prediction)
-    snr             λ = snr                  (ε-prediction: w = 1, the DDPM "simple" loss)
-    min_snr         λ = min(snr, γ), γ = 5   (Hang et al. 2023, "Min-SNR-γ")
-    truncated_snr   λ = max(snr, 1)          (Salimans & Ho 2022)
-
-For an L1 loss the same factors are applied (the relation is exact only for L2). Cold processes
-predict x0 with no SNR; they take weighting "none" (the Cold Diffusion loss is L1 on x0).
+The same factors apply to L1 (exact only for L2). Cold processes take "none" (Cold Diffusion: L1 on x0).
 """
 from __future__ import annotations
 

@@ -1,18 +1,14 @@
-"""Noise schedules for Gaussian ("hot") diffusion.
+"""Noise schedules for Gaussian ("hot") diffusion: pure functions ``(T, **params) -> Schedule``.
 
-Every schedule is a pure function ``(T, **params) -> Schedule``. All arrays have
-length ``T + 1`` and are indexed by the integer timestep ``t ∈ {0, …, T}``;
-index 0 is the clean data (ᾱ_0 = 1, β_0 = 0), so the same ``t`` indexes the
-schedule, the forward process and the degradations of cold diffusion.
+Arrays have length T + 1 and are indexed by t ∈ {0, …, T}; t = 0 is the clean data (ᾱ_0 = 1, β_0 = 0), so the
+same t indexes the schedule, the forward process and the degradations of cold diffusion.
 
-    β_t                 forward variance of step t−1 → t
-    α_t = 1 − β_t
-    ᾱ_t = ∏_{s≤t} α_s   so q(x_t | x0) = N(√ᾱ_t x0, (1 − ᾱ_t) I)
+    β_t forward variance of step t−1 → t,  α_t = 1 − β_t,  ᾱ_t = ∏_{s≤t} α_s:  q(x_t | x0) = N(√ᾱ_t x0, (1 − ᾱ_t) I)
     posterior q(x_{t−1} | x_t, x0) = N(c1_t x0 + c2_t x_t, β̃_t I),
         c1_t = β_t √ᾱ_{t−1} / (1 − ᾱ_t),   c2_t = (1 − ᾱ_{t−1}) √α_t / (1 − ᾱ_t),
         β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t), log clipped at t = 1 by using β̃_2.
 
-The arrays are computed in float64 with NumPy and stored as float32.
+Computed in float64 with NumPy, stored as float32.
 """
 from __future__ import annotations
 
@@ -146,7 +142,7 @@ def cosine(T: int, *, s: float = 0.008, max_beta: float = 0.999) -> Schedule:
 
 @register_schedule("offset_cosine")
 def offset_cosine(T: int, *, max_signal_rate: float = 0.95, min_signal_rate: float = 0.02) -> Schedule:
-    """The Keras DDIM example's schedule, discretised at diffusion time τ = t/T.
+    """The Keras DDIM example's schedule, discretized at diffusion time τ = t/T.
 
     angle(τ) = arccos(max_signal_rate) + τ (arccos(min_signal_rate) − arccos(max_signal_rate)),
     signal rate √ᾱ = cos(angle), noise rate √(1 − ᾱ) = sin(angle). t = 0 is the clean data
@@ -163,7 +159,7 @@ def offset_cosine(T: int, *, max_signal_rate: float = 0.95, min_signal_rate: flo
 
 @register_schedule("sigmoid")
 def sigmoid(T: int, *, start: float = -3.0, end: float = 3.0, tau: float = 1.0, max_beta: float = 0.999) -> Schedule:
-    """Sigmoid schedule (Jabri et al. 2022): ᾱ(τ) = (σ(−(τ(e − s) + s)/κ)… normalised to 1 at τ = 0, 0 at τ = 1."""
+    """Sigmoid schedule (Jabri et al. 2022): ᾱ(τ) = (σ(−(τ(e − s) + s)/κ)… normalized to 1 at τ = 0, 0 at τ = 1."""
     T = _check_T(T)
     sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
     t = np.arange(T + 1, dtype=np.float64) / T

@@ -1,7 +1,7 @@
 """jaxdiff.cpu.devices: when the host's cores become XLA devices, and when nothing is touched.
 
 Each case runs in a fresh interpreter (the choice must be made before JAX starts a backend; this test process
-already has 8 simulated devices from conftest.py, which is itself the "already initialised" case).
+already has 8 simulated devices from conftest.py, which is itself the "already initialized" case).
 """
 import json
 import os
@@ -78,7 +78,7 @@ def test_bad_environment_value_names_the_variable():
     assert "JAXDIFF_CPU_DEVICES='two' must be a positive integer" in r.stderr
 
 
-def test_accelerator_only_platforms_and_initialised_backends_are_left_alone(monkeypatch):
+def test_accelerator_only_platforms_and_initialized_backends_are_left_alone(monkeypatch):
     # This process: backends are up (8 devices from conftest) -> nothing may change.
     assert jax.device_count() == 8
     monkeypatch.delenv("XLA_FLAGS", raising=False)

@@ -182,7 +182,7 @@ def test_folder_source_converts_resizes_crops_and_skips_corrupt_files(tmp_path, 
     grey = np.full((20, 30), 90, np.uint8)  # grey, landscape
     rgb = np.zeros((24, 24, 3), np.uint8)
     rgb[...] = (200, 100, 50)
-    wide = np.zeros((16, 40, 3), np.uint8)  # white centre 16 columns, black margins: the crop keeps the centre
+    wide = np.zeros((16, 40, 3), np.uint8)  # white center 16 columns, black margins: the crop keeps the center
     wide[:, 12:28] = 255
     _png(tmp_path / "0" / "a.png", grey)
     _png(tmp_path / "1" / "b.png", rgb)
@@ -197,7 +197,7 @@ def test_folder_source_converts_resizes_crops_and_skips_corrupt_files(tmp_path, 
     np.testing.assert_array_equal(s3.labels, [0, 1, 1])
     assert np.all(s3.images[0] == 90)  # grey → RGB by repetition
     assert np.all(s3.images[1] == (200, 100, 50))
-    assert s3.images[2].min() >= 250  # centre crop of the wide image (JPEG ± a few levels)
+    assert s3.images[2].min() >= 250  # center crop of the wide image (JPEG ± a few levels)
 
     s1 = load_source(f"folder:{tmp_path}:classes=1", split="train", image_size=16, channels=1)
     assert s1.images.shape == (2, 16, 16, 1)

@@ -9,7 +9,7 @@ from jaxdiff.models.norm import GroupNorm, group_norm, resolve_impl
 
 
 def _reference(x, scale, bias, G, eps):
-    """Textbook GroupNorm in float64: normalise each (example, group) over positions and the group's channels."""
+    """Textbook GroupNorm in float64: normalize each (example, group) over positions and the group's channels."""
     x = np.asarray(x, np.float64)
     B, C = x.shape[0], x.shape[-1]
     xg = x.reshape(B, -1, G, C // G)

@@ -1,23 +1,12 @@
 """On a CPU-only host, present the cores as several XLA devices so that data parallelism splits each batch.
 
-XLA:CPU runs one program's operations with a shared intra-op thread pool; the small convolutions, reductions and
-elementwise fusions of a diffusion UNet at these sizes keep two cores only partly busy. Exposing the host as n
-devices (``jax_num_cpu_devices``) and sharding the batch over a ('data',) mesh of them — the same code path as
-several GPUs — runs n half-size programs side by side. Measured on this 2-core machine (BENCHMARKS.md, "What
-became the default"): the main job's train step is 1.25× faster with 2 devices than with 1, with the same numbers
-(tests/test_training.py checks that 1 and 8 devices agree).
-
-:func:`split_cpu_devices` must run before JAX initialises its backends; ``train.py`` calls it (through
-``train_and_evaluate``) and so does ``sample.py``. It changes nothing when:
-
-* the user already chose a CPU device count (``XLA_FLAGS=--xla_force_host_platform_device_count=…`` or
-  ``jax_num_cpu_devices``), or set ``JAXDIFF_CPU_DEVICES`` (its value is then the count, 1 = off);
-* ``JAX_PLATFORMS`` names platforms without ``cpu`` (an accelerator run: the CPU devices would be unused anyway);
-* JAX's backends are already initialised (e.g. a notebook that already ran JAX code);
-* the run is multi-process (``jax.distributed``): the hosts' own device layout is left to the user.
-
-With an accelerator present and ``JAX_PLATFORMS`` unset the extra CPU devices exist but ``jax.devices()`` (the
-default backend's) does not include them, so GPU/TPU runs are unaffected.
+Exposing the host as n devices (``jax_num_cpu_devices``) and sharding the batch over a ('data',) mesh of them — the
+same code path as several GPUs — runs n smaller programs side by side, with the same numbers; the measured gain
+is in BENCHMARKS.md, "What became the default", item 2. :func:`split_cpu_devices` must run before JAX initializes
+its backends (``train.py`` and ``sample.py`` call it). It changes nothing when the user chose a CPU device count
+(``XLA_FLAGS=--xla_force_host_platform_device_count=…``, ``jax_num_cpu_devices``, or ``JAXDIFF_CPU_DEVICES``:
+the count, 1 = off), when ``JAX_PLATFORMS`` excludes ``cpu``, when JAX's backends are already up, or in a
+multi-process (``jax.distributed``) run. On GPU/TPU hosts the extra CPU devices are not in ``jax.devices()``.
 """
 from __future__ import annotations
 
@@ -26,8 +15,8 @@ from typing import Optional
 
 import jax
 
-#: Upper bound on the automatic count: measured gains are for 2 devices on 2 cores; beyond 8 the per-device
-#: batch of typical configs gets too small to amortise a program launch.
+#: Upper bound on the automatic count: beyond 8 the per-device batch of typical configs gets too small to
+#: amortise a program launch.
 MAX_AUTO_DEVICES = 8
 ENV = "JAXDIFF_CPU_DEVICES"
 

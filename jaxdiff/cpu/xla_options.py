@@ -1,32 +1,13 @@
 """XLA:CPU compile options for the train step: convolutions by XLA's own kernels rather than YNNPACK's.
 
-XLA:CPU (jax 0.10–0.12) hands convolutions, dots and reductions to YNNPACK ("__ynn_fusion" in the compiled HLO).
-For a convolution's *weight gradient* that is a poor fit: XLA rewrites it as a convolution whose "kernel" is the
-whole output gradient (a 32×32 window giving a 3×3 result) with the batch as the contracted feature axis, and
-YNNPACK runs that 1.4–2.4× slower than XLA's own (Eigen) convolution at 32×32 and 16×16. Leaving convolutions out
-of the YNNPACK fusion set (dots and reductions stay: attention and the GroupNorm statistics are fast there;
-turning YNNPACK off altogether is slower) makes training steps of all but the smallest models faster.
-
-Measured train steps on the 2-core CPU of BENCHMARKS.md ("What became the default"), same run, interleaved,
-speed-up with the option (H·W·ch = values per image at the UNet's first level):
-
-    16×16, ch 16 (the main job)   4,096   0.86–0.91×   ← slower: left at XLA's default
-    16×16, ch 32                  8,192   0.99–1.11×
-    32×32, ch 16                 16,384   1.12–1.14×
-    32×32, ch 32                 32,768   1.15–1.17×
-    16×16, ch 64                 16,384   1.32–1.43×
-    bench32 (32×32, ch 64)       65,536   1.32–1.46×
-
-Forward-only programs (samplers) gained nothing measurable (bench32 forward 0.97×), so they keep XLA's defaults.
-
-The option is passed through ``jax.jit(..., compiler_options=...)`` — per program, not process-wide — and only when
-the program's devices are CPUs, so GPU/TPU programs are compiled exactly as before. It is left out when:
-
-* the model is small (first level below :data:`MIN_LEVEL_SIZE` values per image: the measured loss above);
-* ``JAXDIFF_XLA_CPU_OPTIONS=0`` (``1`` or unset: automatic; anything else is an error naming the variable);
-* the user's ``XLA_FLAGS`` sets ``xla_cpu_experimental_ynn_fusion_type`` themselves (their choice wins);
-* this jaxlib does not know the option (probed once by compiling a one-line program; the option is
-  experimental and may be renamed): programs then compile with XLA's defaults.
+XLA:CPU (jax 0.10–0.12) hands convolutions, dots and reductions to YNNPACK; a convolution's weight gradient
+becomes a convolution whose "kernel" is the whole output gradient, which YNNPACK runs slower than XLA's own
+(Eigen) convolution. :func:`train_compiler_options` returns ``{OPTION: VALUE}`` (the default YNNPACK fusion set
+without convolutions) for a train step on CPU devices whose UNet's first level holds at least
+:data:`MIN_LEVEL_SIZE` values per image, passed per program through ``jax.jit(..., compiler_options=...)``.
+Forward-only programs and GPU/TPU programs keep XLA's defaults. It is left out with ``JAXDIFF_XLA_CPU_OPTIONS=0``,
+when the user's ``XLA_FLAGS`` sets the option, or when this jaxlib rejects it (probed once).
+The measured speed-ups and the break-even size are in BENCHMARKS.md, "What became the default", item 3.
 """
 from __future__ import annotations
 
@@ -42,8 +23,8 @@ OPTION = "xla_cpu_experimental_ynn_fusion_type"
 #: XLA:CPU's default YNNPACK fusion set (dot, reduce, individual convolution) without the convolutions.
 VALUE = "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"
 ENV = "JAXDIFF_XLA_CPU_OPTIONS"
-#: Values per image at the UNet's first level (H·W·ch) from which the option is used: measured 0.86–0.91× at 4,096,
-#: break-even at 8,192, ≥ 1.12× from 16,384 up (table above).
+#: Values per image at the UNet's first level (H·W·ch) from which the option is used (the measured break-even:
+#: BENCHMARKS.md, "What became the default", item 3).
 MIN_LEVEL_SIZE = 16384
 
 _log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ _END_SOURCE_SALT = 0xE17D
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser: a bijective avalanche hash of uint64 values (vectorised)."""
+    """splitmix64 finalizer: a bijective avalanche hash of uint64 values (vectorized)."""
     x = np.asarray(x, dtype=np.uint64)
     with np.errstate(over="ignore"):
         x = x + np.uint64(0x9E3779B97F4A7C15)

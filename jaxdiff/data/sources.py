@@ -534,7 +534,7 @@ def load_source(source: str, *, split: str, image_size: int, channels: int, down
     A split in the string wins over ``split``. Images are resized bilinearly (shorter side → S, center crop).
     Channels must equal C, except that folder files are converted (grey → RGB by repetition, RGB → grey by
     ITU-R 601-2 luma, alpha dropped). npz floats must lie in [0, 1] or [−1, 1] (1e-3 tolerance), then are
-    quantised to uint8.
+    quantized to uint8.
 
     Args:
       source: e.g. ``"digits"``, ``"tfds:mnist"``, ``"folder:/data/mnist"``.

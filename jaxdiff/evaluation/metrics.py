@@ -1,37 +1,16 @@
 """Image-quality and distribution metrics: SSIM, PSNR, RMSE, Fréchet distance, KID.
 
-Conventions
------------
-* Images are NHWC ``(B, H, W, C)`` in ``in_range`` (default ``(-1, 1)``, the model's range). Every
-  pixel metric first maps them linearly to [0, 1], ``u = (x − lo)/(hi − lo)``, and reports on [0, 1]
-  as Cold Diffusion (Bansal et al. 2022) does; ``data_range`` is then the range *after* that mapping
-  (1 by default). Pass ``in_range=None`` for images already on the scale ``data_range`` refers to.
-* Per-image metrics are jitted and batched and return ``(B,)`` float32 ``jax.Array``s. Set-level
-  reductions are done on the host in float64 and return Python floats.
-* Distribution metrics (Fréchet distance, KID) work on features ``(N, D)`` of a feature network
-  (:class:`FeatureNet`) and are computed on the host in float64. Numbers depend on the feature network
-  and the sample count: always report them with both, and with the real-vs-real floor
-  (:func:`real_floor`). They are not comparable with Inception FIDs.
+Images are NHWC (B, H, W, C) in ``in_range`` (default (−1, 1)); pixel metrics first map them to [0, 1],
+u = (x − lo)/(hi − lo), as Cold Diffusion reports them (``in_range=None``: already on ``data_range``'s scale).
+Per-image metrics are jitted and return (B,) float32; set-level ones run on the host in float64.
 
-Definitions
------------
-SSIM (Wang et al. 2004, the setting of ``skimage.metrics.structural_similarity`` with
-``gaussian_weights=True, sigma=1.5, use_sample_covariance=False``): with G the 2-D Gaussian filter
-(σ = 1.5, radius ⌊3.5σ + 0.5⌋ = 5, i.e. 11 taps, half-sample-symmetric "reflect" borders),
+    SSIM  Wang et al. 2004 with skimage's gaussian_weights=True, σ = 1.5, use_sample_covariance=False (:func:`ssim`)
+    PSNR  10 log10(L²/MSE),  RMSE = √MSE,  MSE = mean((u_a − u_b)²)
+    FD    ‖μ_a − μ_b‖² + Tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^{1/2})  of Gaussians fitted to features (N, D)
+    KID   unbiased MMD² with k(x, y) = (x·y/D + 1)³ over random subsets (Bińkowski et al. 2018)
 
-    μ_x = G*x,  σ_x² = G*(x²) − μ_x²,  σ_xy = G*(xy) − μ_x μ_y,  C1 = (k1·L)², C2 = (k2·L)²,
-    S = (2 μ_x μ_y + C1)(2 σ_xy + C2) / ((μ_x² + μ_y² + C1)(σ_x² + σ_y² + C2)),
-
-averaged over the pixels left after cropping (win_size − 1)/2 from every border, then over channels.
-
-PSNR = 10 log10(L² / MSE); RMSE = √MSE, MSE = mean((u_a − u_b)²).
-
-Fréchet distance between N(μ_a, Σ_a) and N(μ_b, Σ_b) fitted to features:
-    ‖μ_a − μ_b‖² + Tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^{1/2}).
-
-KID (Bińkowski et al. 2018): the unbiased estimate of MMD² with the kernel k(x, y) = (x·y/D + 1)³,
-averaged over random subsets of size m drawn from each set:
-    MMD²_u = Σ_{i≠j} k(x_i, x_j)/(m(m−1)) + Σ_{i≠j} k(y_i, y_j)/(m(m−1)) − 2 Σ_{i,j} k(x_i, y_j)/m².
+FD and KID depend on the feature network and the sample count: report them with both and with the
+real-vs-real floor (:func:`real_floor`); they are not comparable with Inception FIDs.
 """
 from __future__ import annotations
 
@@ -182,7 +161,10 @@ def ssim(
 ) -> jax.Array:
     """Mean structural similarity per image, (B, H, W, C) × 2 → (B,) float32.
 
-    Matches ``skimage.metrics.structural_similarity(u_a, u_b, gaussian_weights=True, sigma=sigma,
+    With G the 2-D Gaussian filter (σ = 1.5: 11 taps, 'reflect' borders), C1 = (k1·L)², C2 = (k2·L)²:
+    μ_x = G*x, σ_x² = G*(x²) − μ_x², σ_xy = G*(xy) − μ_x μ_y and
+    S = (2 μ_x μ_y + C1)(2 σ_xy + C2) / ((μ_x² + μ_y² + C1)(σ_x² + σ_y² + C2)), averaged over the pixels left after
+    cropping (win_size − 1)/2 from every border, then over channels. Matches ``skimage.metrics.structural_similarity(u_a, u_b, gaussian_weights=True, sigma=sigma,
     use_sample_covariance=False, data_range=data_range, win_size=win_size, channel_axis=-1)`` on the
     [0, 1]-mapped images u. As in skimage, the Gaussian filter's size follows ``sigma`` (radius
     int(3.5σ + 0.5)); ``win_size`` only sets the border crop ((win_size − 1)//2 pixels per side) and the
@@ -384,7 +366,7 @@ def _check_feats(x, name: str, min_rows: int = 2) -> np.ndarray:
 
 
 def feature_stats(feats) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (D,) and covariance (D, D) (normalised by N − 1) of features (N, D), in float64."""
+    """Mean (D,) and covariance (D, D) (normalized by N − 1) of features (N, D), in float64."""
     x = _check_feats(feats, "feats")
     mu = x.mean(axis=0)
     xc = x - mu
@@ -476,6 +458,8 @@ def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
 
 def kid(feats_a, feats_b, *, num_subsets: int = 100, subset_size: Optional[int] = None, seed: int = 0) -> KIDResult:
     """Kernel Inception(-style) Distance: unbiased MMD², kernel k(x, y) = (x·y/D + 1)³, over random subsets.
+
+    MMD²_u = Σ_{i≠j} k(x_i, x_j)/(m(m−1)) + Σ_{i≠j} k(y_i, y_j)/(m(m−1)) − 2 Σ_{i,j} k(x_i, y_j)/m² for subsets of m.
 
     Each subset draws ``subset_size`` rows without replacement from each set (default min(1000, N_a, N_b)).
     When the subset is as large as both sets, every subset is the whole set: the std is then 0 and says

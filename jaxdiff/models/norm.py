@@ -1,24 +1,14 @@
-"""Group normalisation (Wu & He 2018) with statistics computed in the order XLA:CPU reduces fastest.
+"""Group normalization (Wu & He 2018) with statistics computed in the order XLA:CPU reduces fastest.
 
     x (B, *spatial, C), G groups of C/G channels, P = prod(spatial):
     μ_bg  = mean of x[b, :, c] over the P positions and the C/G channels c of group g
     σ²_bg = mean of x² over the same − μ_bg²                    (clipped at 0, as flax's ``use_fast_variance``)
-    y[b, p, c] = (x[b, p, c] − μ_bg) / √(σ²_bg + ε) · scale[c] + bias[c]
+    y[b, p, c] = (x[b, p, c] − μ_bg) / √(σ²_bg + ε) · scale[c] + bias[c]  =  x · a[b, c] + k[b, c]
 
-computed as y = x · a[b, c] + k[b, c] with a = scale / √(σ² + ε), k = bias − μ · a, so the normalisation and
-whatever elementwise op follows (SiLU) fuse into one pass over x.
-
-Two ways to reduce, the same numbers up to float32 summation order:
-
-* ``"two_stage"``: sum over the positions first, (B, P, C) → (B, C), then over the channels of each group,
-  (B, G, C/G) → (B, G). The large reduction runs over a major axis with the channel axis contiguous, which
-  XLA:CPU vectorises; on this CPU it is 2–4× faster forward and ~2× forward+backward than reducing over
-  (P, C/G) at once (``bench/group_norm.py``; figures in BENCHMARKS.md).
-* ``"grouped"``: one reduction of (B, P, G, C/G) over axes (P, C/G), the textbook form (flax's).
-
-``"auto"`` picks ``"two_stage"`` when tracing for the CPU backend and ``"grouped"`` anywhere else, so GPU/TPU
-programs are exactly what they were. Parameters are flax ``nn.GroupNorm``'s (``scale`` ones, ``bias`` zeros, both
-(C,) float32), so checkpoints do not depend on the choice.
+``impl``: ``"two_stage"`` sums over the positions first ((B, P, C) → (B, C), channels contiguous), then over each
+group's channels; ``"grouped"`` reduces (B, P, G, C/G) over (P, C/G) at once (flax's form); ``"auto"`` picks
+two_stage on the CPU backend and grouped elsewhere. Same numbers up to float32 summation order, same parameters
+as flax ``nn.GroupNorm`` (``scale``, ``bias`` (C,)). Timings: BENCHMARKS.md, "GroupNorm + SiLU alone".
 """
 from __future__ import annotations
 

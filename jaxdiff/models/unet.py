@@ -1,29 +1,18 @@
-"""The DDPM UNet (Ho et al. 2020) in flax.linen, NHWC.
+"""The DDPM UNet (Ho et al. 2020) in flax.linen, NHWC: (B, S, S, C_in), t (B,) → (B, S, S, C_out) float32.
 
-Layout, with L = len(ch_mult) levels at spatial sizes S, S/2, …, S/2^(L−1) (S = image_size)::
-
-    emb  = Dense(4ch) ∘ SiLU ∘ Dense(4ch) ∘ sinusoid_ch(t)                    (B, 4ch)
-    h    = Conv3×3(ch)(x);  skips = [h]
-    down: for level i: num_res_blocks × [ResBlock(ch·ch_mult[i]) (+ AttnBlock if size ∈ attn_resolutions)],
-          each output pushed to skips; then Downsample (stride-2 conv) unless last, also pushed
+    emb  = Dense(4ch) ∘ SiLU ∘ Dense(4ch) ∘ sinusoid_ch(t);   h = Conv3×3(ch)(x)
+    down: per level i, num_res_blocks × [ResBlock(ch·ch_mult[i]) (+ AttnBlock at attn_resolutions)], then a
+          stride-2 conv (not after the last); every output is a skip
     mid:  ResBlock, AttnBlock (if mid_attention), ResBlock
-    up:   for level i reversed: (num_res_blocks + 1) × [ResBlock(concat(h, skips.pop())) (+ AttnBlock)],
-          then Upsample (nearest ×2 + conv) unless i = 0
-    out  = Conv3×3(out_channels) ∘ SiLU ∘ GroupNorm(h)                         (B, S, S, out_channels) float32
-
+    up:   per level reversed, (num_res_blocks + 1) × [ResBlock(concat(h, skip)) (+ AttnBlock)], nearest ×2 + conv
+    out  = Conv3×3(C_out) ∘ SiLU ∘ GroupNorm(h)
     ResBlock(x, emb) = skip(x) + Conv3×3(Dropout(SiLU(GN(Conv3×3(SiLU(GN(x))) + Dense(SiLU(emb))))))
     AttnBlock(x)     = x + Proj(softmax(q kᵀ / √d) v),  q, k, v = Dense(GN(x)) over the S² positions
 
-This is the same layer inventory as diffusers' ``UNet2DModel`` (down blocks with ``layers_per_block`` resnets,
-up blocks with one more, a resnet/attention/resnet mid block, a 64 → 256 → 256 time MLP), so at the benchmark's
-bench32 widths (``bench.contenders.bench32_config``) the parameter count equals diffusers' 6,472,195 exactly.
-
-Initialisation follows DDPM: the last conv of every ResBlock and the output projection of every AttnBlock start at
-zero, so each residual branch starts as the identity. A freshly initialised model therefore ignores t and dropout
-(both enter only through those branches) until its first update.
-
-Compute runs in ``dtype`` ("float32" or "bfloat16"); parameters, GroupNorm statistics, the sinusoidal embedding,
-attention logits/softmax and the returned output stay float32.
+The layer inventory of diffusers' ``UNet2DModel`` (equal parameter counts). The last conv of every ResBlock and the
+output projection of every AttnBlock start at zero (DDPM), so a fresh model ignores t and dropout until its first
+update. Compute runs in ``dtype`` (float32/bfloat16); parameters, GroupNorm statistics, the time embedding and
+attention softmax stay float32.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Gaussian noise lives near a sphere of radius √D, where a straight line between
 low-norm points the model never saw; the spherical path keeps the norm (Keras DDIM example):
 
     spherical  x(u) = a·cos(πu/2) + b·sin(πu/2)      u ∈ [0, 1]; x(0) = a, x(1) = b
-    linear     x(u) = (1 − u)·a + u·b                  (flat images, colours, images of another data set)
+    linear     x(u) = (1 − u)·a + u·b                  (flat images, colors, images of another data set)
 
 For orthogonal draws of equal norm, ‖x(u)‖ = ‖a‖ for every u (cos² + sin² = 1). (The Keras example writes
 a·sin(πu/2) + b·cos(πu/2), the same path run from b to a.)

@@ -123,7 +123,7 @@ def restore(
 
 
 def check_aux_known(process: ForwardProcess, image_shape: Sequence[int], *, what: str = "--input") -> None:
-    """ValueError unless ``process`` can restore images whose aux (mask centre, end colour, end image) is unknown.
+    """ValueError unless ``process`` can restore images whose aux (mask center, end color, end image) is unknown.
 
     Already-degraded images come without the per-example randomness the forward process drew; degradations
     whose F_t cannot be evaluated without it (fade, interpolate) cannot be inverted step by step.
@@ -142,6 +142,6 @@ def check_aux_known(process: ForwardProcess, image_shape: Sequence[int], *, what
         import logging
 
         logging.getLogger(__name__).warning(
-            "%s: degradation %r draws per-image randomness (e.g. a mask centre) that is unknown for already "
+            "%s: degradation %r draws per-image randomness (e.g. a mask center) that is unknown for already "
             "degraded images; its default (aux=None) is assumed", what, process.degradation.name,
         )
