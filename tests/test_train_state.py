@@ -48,6 +48,35 @@ def test_warmup_then_cosine_closed_form():
     assert float(sched(99)) == pytest.approx(1e-4, rel=1e-5)
 
 
+def _lr_closed_form(s, *, peak, warm, total, kind, floor):
+    """The rate of optimizer update s + 1 in float64, written out from the module docstring's equations."""
+    n = s + 1
+    if warm > 0 and n < warm:
+        return peak * n / warm
+    if kind == "constant":
+        return peak
+    p = min(max((n - warm) / max(1, total - warm), 0.0), 1.0)
+    return floor + (peak - floor) * 0.5 * (1.0 + math.cos(math.pi * p))
+
+
+@pytest.mark.parametrize("kind,warm,total,floor", [
+    ("constant", 0, 50, 0.0), ("constant", 1, 50, 0.0), ("constant", 7, 50, 0.0),
+    ("cosine", 0, 50, 0.0), ("cosine", 1, 50, 1e-5), ("cosine", 7, 50, 3e-4), ("cosine", 50, 50, 0.0),
+])
+def test_schedule_matches_the_float64_closed_form_at_every_count(kind, warm, total, floor):
+    """Every count 0 … total + 10 (also past the end) of the optax-built schedule, jitted as the optimizer
+    calls it, against the closed form in float64: warm-up edges W = 0, 1, and a warm-up as long as the run."""
+    peak = 2e-3
+    cfg = _train_cfg(learning_rate=peak, warmup_steps=warm, num_steps=total, lr_schedule=kind,
+                     min_learning_rate=floor)
+    sched = jax.jit(make_lr_schedule(cfg))
+    for s in range(total + 11):
+        want = _lr_closed_form(s, peak=peak, warm=warm, total=total, kind=kind, floor=floor)
+        got = float(sched(jnp.int32(s)))
+        # float32 rounding at the scale of the peak (1 + cos(π p) → 0 loses relative precision at the end)
+        assert got == pytest.approx(want, rel=1e-6, abs=1e-6 * peak), (s, got, want)
+
+
 def test_first_adam_updates_follow_the_warmup_rate():
     # Adam's k-th update of a constant gradient g is −lr_k·g/(|g| + ε') (bias-corrected moments equal g, g²).
     tx = make_optimizer(_train_cfg(warmup_steps=4))

@@ -93,8 +93,11 @@ def _get(cfg, name, default):
 
 
 def make_lr_schedule(train_cfg) -> optax.Schedule:
-    """count → learning rate (see the module docstring). Reads learning_rate, warmup_steps,
-    num_steps, lr_schedule ("constant" | "cosine") and min_learning_rate (cosine floor)."""
+    """count → learning rate (see the module docstring), from optax's schedule combinators.
+
+    Reads learning_rate, warmup_steps, num_steps, lr_schedule ("constant" | "cosine") and
+    min_learning_rate (cosine floor). optax counts from 0; the rate of the update n = count + 1 is returned.
+    """
     peak = float(train_cfg.learning_rate)
     warm = int(_get(train_cfg, "warmup_steps", 0))
     total = int(_get(train_cfg, "num_steps", 1))
@@ -106,18 +109,16 @@ def make_lr_schedule(train_cfg) -> optax.Schedule:
         raise ValueError(f"train.warmup_steps must be >= 0, got {warm!r}")
     if kind not in LR_SCHEDULES:
         raise ValueError(f"train.lr_schedule must be one of {list(LR_SCHEDULES)}, got {kind!r}")
-    decay_len = max(1, total - warm)
+    if kind == "constant":
+        after = optax.constant_schedule(peak)
+    else:
+        after = optax.cosine_decay_schedule(peak, decay_steps=max(1, total - warm), alpha=floor / peak)
+    # on the 1-based update n: peak·n/W while n < W, then `after` from n = W on
+    by_update = after if warm == 0 else optax.join_schedules(
+        [optax.linear_schedule(0.0, peak, transition_steps=warm), after], boundaries=[warm])
 
     def schedule(count):
-        s1 = jnp.asarray(count, jnp.float32) + 1.0  # the update being made, 1-based
-        if kind == "constant":
-            after = jnp.float32(peak)
-        else:
-            p = jnp.clip((s1 - warm) / decay_len, 0.0, 1.0)
-            after = floor + (peak - floor) * 0.5 * (1.0 + jnp.cos(jnp.pi * p))
-        if warm == 0:
-            return after
-        return jnp.where(s1 < warm, peak * s1 / warm, after)
+        return by_update(jnp.asarray(count, jnp.int32) + 1)
 
     return schedule
 
