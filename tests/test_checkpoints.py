@@ -13,7 +13,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxdiff.train.checkpoints import CheckpointError, Checkpointer, abstract_like, make_meta
 from jaxdiff.train.state import create_train_state, make_optimizer
-from jaxdiff.train.loop import make_mesh
+from jaxdiff.experiment import make_mesh
 
 
 def _config():
@@ -56,20 +56,20 @@ def _assert_trees_equal(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def test_round_trip_restores_every_leaf_and_the_json_items(tmp_path):
+def test_round_trip_loads_every_leaf_and_the_json_items(tmp_path):
     mesh = make_mesh()
     st = _state(mesh=mesh)
     cfg = _config()
     ck = Checkpointer(str(tmp_path / "ck"), max_to_keep=2)
     ck.save(2, st.to_pytree(), config=cfg, meta=make_meta(cfg, note="x"))
     ck.wait()
-    fresh = _state(seed=99, mesh=mesh)  # same shapes, other values: the restore target
+    fresh = _state(seed=99, mesh=mesh)  # same shapes, other values: the load target
     repl = NamedSharding(mesh, P())
-    r = ck.restore(2, abstract_like(fresh.to_pytree(), repl))
+    r = ck.load(2, abstract_like(fresh.to_pytree(), repl))
     _assert_trees_equal(r.state, st.to_pytree())
-    restored = fresh.replace_from_pytree(r.state)
-    assert restored.tx is fresh.tx
-    assert int(restored.step) == 2 and int(restored.skipped_total) == 2 and int(restored.nonfinite_count) == 7
+    loaded = fresh.replace_from_pytree(r.state)
+    assert loaded.tx is fresh.tx
+    assert int(loaded.step) == 2 and int(loaded.skipped_total) == 2 and int(loaded.nonfinite_count) == 7
     assert all(x.sharding.is_equivalent_to(repl, x.ndim) for x in jax.tree_util.tree_leaves(r.state))
     # config as JSON (tuples become lists) and the sampler's metadata
     assert r.config["model"]["ch_mult"] == [1, 2] and r.config["seed"] == 3
@@ -104,10 +104,10 @@ def test_shape_mismatch_names_step_and_leaf(tmp_path):
     ck.wait()
     other = _state(width=4)
     with pytest.raises(CheckpointError, match=r"step 5.*params/conv/bias.*float32\(3,\).*float32\(4,\)") as e:
-        ck.restore(5, abstract_like(other.to_pytree()))
+        ck.load(5, abstract_like(other.to_pytree()))
     assert e.value.step == 5
     with pytest.raises(CheckpointError, match="step 6: not found"):
-        ck.restore(6, abstract_like(st.to_pytree()))
+        ck.load(6, abstract_like(st.to_pytree()))
     ck.close()
 
 
@@ -128,15 +128,15 @@ def test_truncated_newest_falls_back_to_the_previous_step(tmp_path):
         with open(f, "wb") as fh:
             fh.write(blob[: len(blob) // 2])
     with pytest.raises(CheckpointError, match="step 20"):
-        ck.restore(20, target)
-    r = ck.restore_latest_valid(target)
+        ck.load(20, target)
+    r = ck.load_latest_valid(target)
     assert r.step == 10
     _assert_trees_equal(r.state, a.to_pytree())
     ck.close()
 
 
-def test_empty_directory_restores_nothing(tmp_path):
+def test_empty_directory_loads_nothing(tmp_path):
     ck = Checkpointer(str(tmp_path / "none"), max_to_keep=1)
-    assert ck.restore_latest_valid(abstract_like(_state().to_pytree())) is None
+    assert ck.load_latest_valid(abstract_like(_state().to_pytree())) is None
     assert ck.latest_step() is None
     ck.close()

@@ -30,7 +30,8 @@ def tiny_config(**train):
     c.diffusion.T = 5
     c.diffusion.degradation_params = dict(kernel_size=3, std=1.0, routine="constant", padding="circular")
     c.model.update(dict(ch=8, ch_mult=(1,), attn_resolutions=(), num_groups=4, dropout=0.1))
-    c.model.mid_attention = False
+    with c.unlocked():  # not in configs/default.py's layout (the UNet's default is True)
+        c.model.mid_attention = False
     c.train.update(dict(batch_size=16, num_steps=6, log_every=2, checkpoint_every=3, keep_checkpoints=3,
                         num_sample_images=8, warmup_steps=2, ema_warmup=True))
     c.train.update(train)

@@ -1,42 +1,15 @@
-"""Orbax checkpoints of a training run: the state, the config as JSON and what a sampler needs.
+"""Orbax checkpoints of a training run: the state, the config as JSON, the metadata, and an integrity manifest.
 
 Layout (one orbax step directory per saved step, the last ``max_to_keep`` kept)::
 
     <directory>/<step>/state                  the TrainState's arrays (step, params, ema_params, opt_state, counters)
-    <directory>/<step>/config                 the ConfigDict as JSON (``config.to_dict()``)
-    <directory>/<step>/meta                   JSON: image size, channels, T, process kind, … (see :func:`make_meta`)
-    <directory>/<step>/jaxdiff_manifest.json  size and SHA-256 of every file above (integrity record)
+    <directory>/<step>/config, meta           JSON: the ConfigDict, and what a sampler needs (:func:`make_meta`)
+    <directory>/<step>/jaxdiff_manifest.json  size and SHA-256 of every file above, written before orbax's rename
     <directory>/rejected/<step>-<time>/       steps refused at a resume, moved aside (never deleted)
 
-No pickle anywhere: arrays go through orbax/tensorstore, the rest through JSON.
-
-Saving is asynchronous (orbax writes in a background thread); call :meth:`Checkpointer.wait` (or
-``close``) before the process exits. Restoring needs an *abstract target*: the tree of
-``jax.ShapeDtypeStruct`` (with shardings) that the arrays are restored into, built from a template
-state by :func:`abstract_like`. :meth:`Checkpointer.restore` checks the stored shapes and dtypes
-against the target first and raises :class:`CheckpointError` naming the step and the first mismatching
-leaf; :meth:`Checkpointer.restore_latest_valid` walks the saved steps newest → oldest and returns the
-first one that restores, reporting the ones it skipped.
-
-What makes a step *complete* (the crash-safety argument):
-
-1. orbax writes a step into ``<step>.orbax-checkpoint-tmp`` and renames it to ``<step>`` when every
-   item is written; orbax lists only renamed directories, so a process killed mid-write leaves a tmp
-   directory nobody reads (removed by the next writer's first save).
-2. Just before that rename (orbax's post-finalization callback, in its background thread) this module
-   hashes every file of the tmp directory into ``jaxdiff_manifest.json``, written atomically (tmp file,
-   fsync, ``os.replace``). So a renamed directory holds its manifest from the first moment it exists.
-3. Every restore first checks the manifest: a missing file, another size (truncation) or another
-   SHA-256 (a flipped byte: tensorstore does not notice one in a chunk, a JSON file may still parse)
-   refuses the step, naming it and the file. A step without a manifest is refused as incomplete.
-   Not covered: the two files orbax itself writes after the rename (``_CHECKPOINT_METADATA``, which it
-   rewrites with the commit time, and ``commit_success.txt``); neither holds restored values.
-4. Old steps are deleted by renaming them out of the step namespace first, then removing them, so a
-   process killed while deleting never leaves a half-deleted directory that looks like a step.
-5. A failed write (full disk, read-only directory, …) is caught when the save settles (before the next
-   save starts, or in :meth:`wait`): it is logged with the step, its tmp directory is removed, the older
-   steps are untouched (retention runs only after a successful save), and :meth:`wait`/``close`` raise
-   :class:`CheckpointSaveError` when the *last* save failed.
+Saving is asynchronous (settle with ``wait``/``close``). Loading checks the manifest, then the stored shapes
+against an abstract target (:func:`abstract_like`), and raises :class:`CheckpointError` naming the step and the
+file or leaf. No pickle anywhere. Why a step is complete or invisible: docs/RELIABILITY.md ("How").
 """
 from __future__ import annotations
 
@@ -56,7 +29,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointSaveError",
     "Checkpointer",
-    "Restored",
+    "Loaded",
     "abstract_like",
     "make_meta",
     "verify_checkpoint",
@@ -69,7 +42,7 @@ log = logging.getLogger(__name__)
 ITEMS = ("state", "config", "meta")
 MANIFEST = "jaxdiff_manifest.json"
 MANIFEST_FORMAT = "jaxdiff-manifest-1"
-#: top-level files orbax writes (or rewrites) after the manifest, at the rename; they hold no restored value
+#: top-level files orbax writes (or rewrites) after the manifest, at the rename; they hold no loaded value
 UNCOVERED = ("_CHECKPOINT_METADATA", "commit_success.txt")
 TMP_SUFFIX = ".orbax-checkpoint-tmp"  # orbax's temporary step directories: "<step>.orbax-checkpoint-tmp[-…]"
 DELETING_PREFIX = ".jaxdiff-deleting-"
@@ -77,7 +50,7 @@ REJECTED_DIR = "rejected"
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint step that cannot be restored (missing, truncated, altered, or of other shapes)."""
+    """A checkpoint step that cannot be loaded (missing, truncated, altered, or of other shapes)."""
 
     def __init__(self, step: Optional[int], message: str):
         self.step = step
@@ -88,8 +61,8 @@ class CheckpointSaveError(CheckpointError):
     """A checkpoint step that could not be written (the older steps are kept)."""
 
 
-class Restored(tuple):
-    """(step, state_tree, config_dict, meta_dict) as returned by the restore methods."""
+class Loaded(tuple):
+    """(step, state_tree, config_dict, meta_dict) as returned by the load methods."""
 
     __slots__ = ()
 
@@ -261,7 +234,7 @@ class Checkpointer:
     async_save: save in the background (wait with :meth:`wait`); False waits inside :meth:`save`.
 
     ``failures`` lists ``(step, message)`` of every save of this object that did not complete.
-    A Checkpointer that only restores changes nothing on disk (no clean-up, no deletion).
+    A Checkpointer that only loads changes nothing on disk (no clean-up, no deletion).
     """
 
     def __init__(self, directory: str, *, max_to_keep: Optional[int] = 3, async_save: bool = True):
@@ -427,7 +400,7 @@ class Checkpointer:
             self._verified.pop(s, None)
         self._mngr.reload()
 
-    # --- restore -------------------------------------------------------------------------
+    # --- load ----------------------------------------------------------------------------
     def verify(self, step: int) -> None:
         """Checks ``step`` against its integrity manifest (see :func:`verify_checkpoint`); cached per mtime."""
         d = self.step_dir(step)
@@ -488,8 +461,8 @@ class Checkpointer:
                     f"{np.dtype(w.dtype).name}{tuple(w.shape)}",
                 )
 
-    def restore(self, step: int, abstract_state: Any) -> Restored:
-        """Restores ``step`` into ``abstract_state`` (a tree of ShapeDtypeStruct with shardings).
+    def load(self, step: int, abstract_state: Any) -> Loaded:
+        """Loads ``step`` into ``abstract_state`` (a tree of ShapeDtypeStruct with shardings).
 
         Order of the checks: the step exists, its files match the manifest, its shapes match the target.
         """
@@ -508,33 +481,33 @@ class Checkpointer:
                 ),
             )
         except Exception as e:  # noqa: BLE001
-            raise CheckpointError(step, f"restore failed (truncated or altered files?): {_short(e)}") from e
-        return Restored(int(step), r.state, dict(r.config), dict(r.meta))
+            raise CheckpointError(step, f"load failed (truncated or altered files?): {_short(e)}") from e
+        return Loaded(int(step), r.state, dict(r.config), dict(r.meta))
 
-    def restore_latest_valid(self, abstract_state: Any, *, quarantine: bool = False) -> Optional[Restored]:
-        """The newest step that restores, trying older ones after a failure; None if there is none.
+    def load_latest_valid(self, abstract_state: Any, *, quarantine: bool = False) -> Optional[Loaded]:
+        """The newest step that loads, trying older ones after a failure; None if there is none.
 
-        ``quarantine=True`` (a resuming writer) moves the refused steps newer than the restored one to
+        ``quarantine=True`` (a resuming writer) moves the refused steps newer than the loaded one to
         ``<directory>/rejected/<step>-<unix time>/`` so that the run can save those steps again; nothing
-        is moved when no step restores. Raises CheckpointError (listing every failure) if steps exist but
-        none restores.
+        is moved when no step loads. Raises CheckpointError (listing every failure) if steps exist but
+        none loads.
         """
         failures, refused = [], []
         for step in reversed(self.all_steps()):
             try:
-                out = self.restore(step, abstract_state)
+                out = self.load(step, abstract_state)
             except CheckpointError as e:
                 log.warning("%s; trying an older checkpoint", e)
                 failures.append(str(e))
                 refused.append(step)
                 continue
             if failures:
-                log.warning("restored step %d after skipping %d unusable checkpoint(s)", step, len(failures))
+                log.warning("loaded step %d after skipping %d unusable checkpoint(s)", step, len(failures))
                 if quarantine:
                     self._quarantine(refused)
             return out
         if failures:
-            raise CheckpointError(None, "no checkpoint in %s restores:\n  " % self.directory + "\n  ".join(failures))
+            raise CheckpointError(None, "no checkpoint in %s loads:\n  " % self.directory + "\n  ".join(failures))
         return None
 
     def _quarantine(self, steps: list[int]) -> None:
