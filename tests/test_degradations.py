@@ -325,7 +325,7 @@ def test_fade_closed_form_end_state_and_prior():
         m = _numpy_mask(t, centers, 0.5, 1.0)
         np.testing.assert_allclose(f(x0, t, aux), m * np.asarray(x0) + (1 - m) * color, atol=1e-6)
     xT = deg.apply(x0, T, aux)
-    np.testing.assert_array_equal(xT, jnp.broadcast_to(aux["color"], x0.shape))  # M_T = 0: exactly the colour
+    np.testing.assert_array_equal(xT, jnp.broadcast_to(aux["color"], x0.shape))  # M_T = 0: exactly the color
     np.testing.assert_array_equal(deg.prior(jax.random.PRNGKey(0), x0.shape, aux), xT)
     p = np.asarray(deg.prior(jax.random.PRNGKey(5), (64, N, N, 3), None))
     assert (p == p[:, :1, :1, :]).all()  # solid per example and channel
@@ -540,7 +540,7 @@ def test_fade_generation_aux_reads_the_color_of_x_T():
         deg = build(case_id)
         x0 = images(31)
         aux = deg.sample_aux(jax.random.PRNGKey(2), x0)
-        x_T = deg.apply(x0, deg.T, aux)  # the solid colour of aux
+        x_T = deg.apply(x0, deg.T, aux)  # the solid color of aux
         got = deg.generation.aux(x_T, jax.random.PRNGKey(3))
         want = aux["color"] if isinstance(aux, dict) else aux
         # a float32 mean over N×N equal pixels: exact up to rounding

@@ -75,7 +75,7 @@ def test_blur_mean_samples_match_fit_and_are_flat_plus_noise(rgb_images):
     n = 20000
     x = np.asarray(p.sample(KEY, n), np.float64)
     assert x.shape == (n, 8, 8, 3) and float(p.arrays["noise"]) == 0.002
-    c = x.mean(axis=(1, 2))  # (n, 3): the colour + the mean of 64 noise pixels (σ 0.002/8, negligible)
+    c = x.mean(axis=(1, 2))  # (n, 3): the color + the mean of 64 noise pixels (σ 0.002/8, negligible)
     mu, cov = p.arrays["means"][0], p.arrays["covs"][0]
     _within(c.mean(0), mu, np.sqrt(np.diag(cov) / n))
     se_cov = np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov**2) / n)
@@ -237,7 +237,8 @@ def test_em_recovers_a_known_2d_full_covariance_mixture():
     covs = np.array([[[0.2, 0.08], [0.08, 0.1]], [[0.05, -0.02], [-0.02, 0.15]]])
     n = 20000
     z = rng.random(n) < 0.4
-    x = np.where(z[:, None], rng.multivariate_normal(means[0], covs[0], n), rng.multivariate_normal(means[1], covs[1], n))
+    a, b = rng.multivariate_normal(means[0], covs[0], n), rng.multivariate_normal(means[1], covs[1], n)
+    x = np.where(z[:, None], a, b)
     w, mu, cov = P.fit_gmm(x, 2, rng=np.random.default_rng(1))
     o = np.argsort(mu[:, 0])
     np.testing.assert_allclose(w[o], [0.4, 0.6], atol=0.01)
@@ -269,8 +270,8 @@ def test_em_is_seeded():
         np.testing.assert_array_equal(u, v)
 
 
-@pytest.mark.parametrize("kw, match", [(dict(n_components=0), "n_components"), (dict(covariance="spherical"), "covariance"),
-                                       (dict(n_components=5), "exceeds"), (dict(reg=-1.0), "reg")])
+@pytest.mark.parametrize("kw, match", [(dict(n_components=0), "n_components"), (dict(n_components=5), "exceeds"),
+                                       (dict(covariance="spherical"), "covariance"), (dict(reg=-1.0), "reg")])
 def test_em_rejects_bad_arguments(kw, match):
     with pytest.raises(ValueError, match=match):
         P.fit_gmm(np.zeros((4, 2)), **{"n_components": 1, **kw})
@@ -421,7 +422,8 @@ def test_prior_kind_comes_from_the_degradation():
     for restoration_only in ("decolor", "inpaint", "snow"):
         proc = ColdProcess(make_degradation(restoration_only, T=3, image_size=8, channels=3))
         assert not store.can_generate(proc)
-        with pytest.raises(ValueError, match=f"diffusion.degradation='{restoration_only}' has no generation prior.*--mode=restore"):
+        msg = f"diffusion.degradation='{restoration_only}' has no generation prior.*--mode=restore"
+        with pytest.raises(ValueError, match=msg):
             store.prior_kind_for(proc)
 
 
@@ -490,7 +492,8 @@ def test_fit_for_run_of_a_data_free_prior_and_the_store(tmp_path, monkeypatch):
     np.testing.assert_allclose(process.mean(x0, 4, aux), x_T, atol=1e-5)
     # another process is asked for: refit and overwrite
     gcfg = _config(kind="gaussian")
-    assert store.load_or_fit_prior(gcfg, str(tmp_path), process=GaussianProcess(make_schedule("linear", 5))).kind == "gaussian"
+    gauss = GaussianProcess(make_schedule("linear", 5))
+    assert store.load_or_fit_prior(gcfg, str(tmp_path), process=gauss).kind == "gaussian"
     assert store.load_prior(str(tmp_path)).kind == "gaussian"
 
 

@@ -8,7 +8,7 @@ A builder ``fn(*, T, image_size, channels, **params)`` is registered by name and
 
 Conventions: NHWC in [−1, 1], any channel count, jit- and vmap-safe, one t per example; F_0 = identity
 exactly, severity never decreases with t; tables are built once (float64, stored float32) so F_t costs
-O(1) in t. ``aux`` is per-example randomness fixed across t (a mask centre, a colour, an end image).
+O(1) in t. ``aux`` is per-example randomness fixed across t (a mask centre, a color, an end image).
 Bad parameters raise one ValueError naming the field at build time.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ class GenerationPrior:
     prior_noise: whether ``config.sample.prior_noise`` is passed to the fit as its per-pixel ``noise``.
     end_state:   ``images (N, H, W, C) float64 -> (N, H, W, C) float64``, what the prior is fitted on
                  (e.g. F_T(x0)); None: the images themselves.
-    aux:         ``(x_T, key) -> aux`` consistent with a prior draw x_T (e.g. the colour a fade ends at);
+    aux:         ``(x_T, key) -> aux`` consistent with a prior draw x_T (e.g. the color a fade ends at);
                  None: the degradation's own ``sample_aux(key, x_T)``.
     """
 
@@ -68,9 +68,9 @@ class Degradation:
     sample_aux:      ``(key, x0) -> aux`` per-example randomness (leading dim B), fixed across t.
     step:            ``(x_prev, t, aux) -> x_t``, the single forward step x_{t−1} → x_t, where it exists
                      (step(F_{t−1}(x0), t, aux) = F_t(x0) for t ≥ 1).
-    prior:           ``(key, shape, aux) -> x_T`` when F_T has a data-free end state (a colour, noise).
+    prior:           ``(key, shape, aux) -> x_T`` when F_T has a data-free end state (a color, noise).
     params:          the parameters it was built with (for :meth:`describe`).
-    color_only:      it needs 3-channel (colour) images.
+    color_only:      it needs 3-channel (color) images.
     needs_end_source: its aux is an image of a second data set (``data.end_source``).
     generation:      how it generates (:class:`GenerationPrior`), or None: restoration only.
     restoration_aux: ``(key, x0, end_images) -> aux`` for degrading held-out images (end_images: images of

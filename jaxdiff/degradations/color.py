@@ -1,4 +1,4 @@
-"""Degradations of colour images: decolor (toward gray) and ImageNet-C-style snow. Both need C = 3.
+"""Degradations of color images: decolor (toward gray) and ImageNet-C-style snow. Both need C = 3.
 
     decolor:  F_t(x) = (1 − t/T)·x + (t/T)·gray(x),   gray = per-pixel channel mean
     snow:     F_t(x) = clip(x + 2·(S_t + rot180(S_t)), −1, 1),   S_t a growing snow layer (a table)

@@ -1,10 +1,10 @@
-"""Degradations by growing Gaussian masks: inpaint (holes become 0) and fade (holes become a solid colour).
+"""Degradations by growing Gaussian masks: inpaint (holes become 0) and fade (holes become a solid color).
 
     inpaint:  F_t(x0) = x0 ⊙ M_t,               M_t = ∏_{i<t} m_i,  m_i = 1 − exp(−r²/(2 s_i²))
     fade:     F_t(x0) = M_t ⊙ x0 + (1 − M_t) ⊙ c,  M_T = 0, c ~ U(−0.5, 0.5) per example and channel
 
 The masks depend only on r² = dy² + dx² from an integer centre, so (t, r²) tables make any t one gather.
-A fade ends exactly at its colour and generates from the ``color`` prior; inpaint is restoration only.
+A fade ends exactly at its color and generates from the ``color`` prior; inpaint is restoration only.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from jaxdiff.degradations.base import (
 
 __all__ = ["FADE_COLORS", "inpaint", "fade"]
 
-#: the range (low, high) of a fade's end colour, per channel
+#: the range (low, high) of a fade's end color, per channel
 FADE_COLORS = (-0.5, 0.5)
 
 
@@ -130,18 +130,18 @@ def fade(
     initial_mask: float = 11.0,
     centered: bool = True,
 ) -> Degradation:
-    """Fade to a solid colour (the generation variant of inpainting).
+    """Fade to a solid color (the generation variant of inpainting).
 
         x_t = M_t ⊙ x0 + (1 − M_t) ⊙ c,   M_t = ∏_{i<t} m_i for t < T (the inpaint masks),  M_T = 0,
 
-    c a solid colour per example and channel, c ~ U(FADE_COLORS) = U(−0.5, 0.5). Setting M_T = 0 makes F_T exactly
-    the colour image, so x_T carries no information about x0 and ``prior`` is exact. The Gaussian
+    c a solid color per example and channel, c ~ U(FADE_COLORS) = U(−0.5, 0.5). Setting M_T = 0 makes F_T exactly
+    the color image, so x_T carries no information about x0 and ``prior`` is exact. The Gaussian
     masks alone never reach 0, so pick kernel_std·(T + initial_mask) large against the image size
     (e.g. ≥ N) if the last step should not be a jump.
 
-    aux: the colour (B, 1, 1, C), or with ``centered=False`` a dict {"color": (B, 1, 1, C),
+    aux: the color (B, 1, 1, C), or with ``centered=False`` a dict {"color": (B, 1, 1, C),
     "center": int (B, 2)}; ``sample_aux(key, x0)`` draws that. ``apply`` needs aux (there is no
-    default colour). ``prior(key, shape, aux)`` returns the colour image (drawing c if aux is None).
+    default color). ``prior(key, shape, aux)`` returns the color image (drawing c if aux is None).
     ``step(x_prev, t, aux)`` = c + m_{t−1} (x_prev − c), with m_{T−1} := 0.
     """
     n = check_size("fade", image_size, channels)
@@ -153,7 +153,7 @@ def fade(
 
     def split(aux, x):
         if aux is None:
-            raise ValueError("degradation 'fade': aux (the end colour) is required; draw it with sample_aux(key, x0)")
+            raise ValueError("degradation 'fade': aux (the end color) is required; draw it with sample_aux(key, x0)")
         if isinstance(aux, dict):
             color, center = aux.get("color"), aux.get("center")
             if color is None:
@@ -205,7 +205,7 @@ def fade(
         return jnp.broadcast_to(color, shape)
 
     def generation_aux(x_T, key):
-        # F_T is the solid colour c: x_T's per-channel spatial mean (exact without noise)
+        # F_T is the solid color c: x_T's per-channel spatial mean (exact without noise)
         color = jnp.mean(x_T, axis=(1, 2), keepdims=True)
         drawn = sample_aux(key, x_T)
         return {**drawn, "color": color} if isinstance(drawn, dict) else color

@@ -1,6 +1,6 @@
 """Gaussian mixtures for the priors: fitted by scikit-learn's EM in float64, sampled in JAX.
 
-    p(v) = Σ_k w_k N(v | μ_k, Σ_k),   v ∈ R^D;   a draw: k ~ Cat(w), v = μ_k + L_k z, z ~ N(0, I), L_k L_kᵀ = Σ_k
+    p(v) = Σ_k w_k N(v | μ_k, Σ_k), v ∈ R^D;  a draw: k ~ Cat(w), v = μ_k + L_k z, z ~ N(0, I), L_k L_kᵀ = Σ_k
 
 The stored arrays (weights (K,), means (K, D), covs (K, D, D), chol (K, D, D)) are what every mixture prior
 keeps; a diagonal fit stores its covariances as diagonal matrices.
