@@ -7,7 +7,6 @@ UNet2DModel in eager mode and under torch.compile, interleaved in one process.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
@@ -15,18 +14,11 @@ from bench import common
 
 
 def run(quick: bool = False, compile_torch: bool = True) -> dict:
-    n = common.setup_threads()
     from bench import contenders as C
     from bench import remote
-    from jaxdiff.cpu.devices import split_cpu_devices
 
     cfg = C.bench32_train_config()
-    # As train.py does: on CPU the batch is split over the cores as XLA devices (before JAX starts its backend).
-    n_dev = split_cpu_devices(int(cfg.train.batch_size)) or 1
-
-    tpy = remote.torch_python()  # None: PyTorch in this process
-    if tpy is None:
-        common.torch_threads(n)
+    n, n_dev, tpy = common.setup_cpu_run(cfg.train.batch_size)
     import jax
 
     from jaxdiff.models.unet import param_count
@@ -85,21 +77,12 @@ def run(quick: bool = False, compile_torch: bool = True) -> dict:
                     "paired": common.paired_ratio(r, "torch_eager", name),
                 }
             )
-    table = common.markdown_table(rows, ["bench", "contender", "img/s", "ms/batch", "vs torch eager", "paired"])
-    table += f"\n\nParameters: jaxdiff {counts['jaxdiff']:,} · diffusers {counts['diffusers']:,}; threads {n}; batch {B}."
-    table += f"\n\nPyTorch side: {tt.info}; JAX side: Python {sys.version.split()[0]}, jax {jax.__version__}, {n_dev} CPU device(s)."
-    out = {"rows": rows, "raw": res, "params": counts, "compile_s": compile_s, "threads": n, "torch_side": tt.info, "table": table}
-    common.save("bench32", out)
-    return out
-
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--no-compile", action="store_true")
-    a = ap.parse_args()
-    print(run(a.quick, not a.no_compile)["table"])
+    notes = [f"Parameters: jaxdiff {counts['jaxdiff']:,} · diffusers {counts['diffusers']:,}; threads {n}; batch {B}.",
+             f"PyTorch side: {tt.info}; JAX side: Python {sys.version.split()[0]}, jax {jax.__version__}, "
+             f"{n_dev} CPU device(s)."]
+    return common.finish("bench32", rows, ["bench", "contender", "img/s", "ms/batch", "vs torch eager", "paired"],
+                         notes=notes, raw=res, params=counts, compile_s=compile_s, threads=n, torch_side=tt.info)
 
 
 if __name__ == "__main__":
-    main()
+    common.main(run, ("--no-compile", dict(action="store_false", dest="compile_torch", help="skip torch.compile")))

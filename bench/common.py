@@ -13,6 +13,7 @@ all cores) and pins OpenMP's wait policy to passive so torch's idle workers do n
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pathlib
@@ -21,7 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Sequence
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 PAUSE_S = 0.05
@@ -36,6 +37,20 @@ def setup_threads(n: Optional[int] = None) -> int:
     os.environ.setdefault("MKL_NUM_THREADS", str(n))
     # XLA:CPU sizes its intra-op Eigen pool to the visible cores; on this 2-core box that is n = 2.
     return n
+
+
+def setup_cpu_run(batch_size: int) -> tuple[int, int, Optional[str]]:
+    """Threads, then the CPU split as train.py does it (before JAX starts its backend), then torch's threads when
+    PyTorch runs in this process. Returns (threads, CPU devices, the PyTorch interpreter or None: in-process)."""
+    n = setup_threads()
+    from bench import remote
+    from jaxdiff.cpu.devices import split_cpu_devices
+
+    n_dev = split_cpu_devices(int(batch_size)) or 1
+    tpy = remote.torch_python()
+    if tpy is None:
+        torch_threads(n)
+    return n, n_dev, tpy
 
 
 def torch_threads(n: int) -> None:
@@ -128,6 +143,25 @@ def save(name: str, result: dict) -> pathlib.Path:
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps(result, indent=2, default=float))
     return path
+
+
+def finish(name: str, rows, columns, *, notes: Sequence[str] = (), **extra) -> dict:
+    """What every bench returns: ``rows`` as a Markdown ``table`` over ``columns`` (then each of ``notes`` as a
+    paragraph), with ``extra`` fields, saved as bench/results/<name>.json."""
+    table = markdown_table(rows, columns) + "".join(f"\n\n{n}" for n in notes if n)
+    out = {"rows": rows, **extra, "table": table}
+    save(name, out)
+    return out
+
+
+def main(run: Callable[..., dict], *options: tuple[str, dict]) -> None:
+    """The command line of every bench: ``--quick`` plus ``options`` ((flag, argparse kwargs) pairs), then prints the
+    table of ``run(quick=…, **the options)``."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and sizes (a smoke run)")
+    for flag, kwargs in options:
+        ap.add_argument(flag, **kwargs)
+    print(run(**vars(ap.parse_args()))["table"])
 
 
 def markdown_table(rows, headers) -> str:

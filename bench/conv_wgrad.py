@@ -18,8 +18,6 @@ Contenders (all jitted, same run, interleaved):
 """
 from __future__ import annotations
 
-import argparse
-
 from bench import common
 
 SHAPES = [  # (B, H, C, O): bench32 levels at batch 32, then the main job's (ch 16) at batch 64
@@ -84,13 +82,8 @@ def run(quick: bool = False) -> dict:
                     "rel err": err.get(k, ""),
                 }
             )
-    table = common.markdown_table(rows, ["shape B,H,C,O", "method", "ms", "vs lax", "vs torch", "rel err"])
-    out = {"rows": rows, "table": table}
-    common.save("conv_wgrad", out)
-    return out
+    return common.finish("conv_wgrad", rows, ["shape B,H,C,O", "method", "ms", "vs lax", "vs torch", "rel err"])
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    print(run(ap.parse_args().quick)["table"])
+    common.main(run)

@@ -13,8 +13,6 @@ Settings: the published CIFAR-10-like ones where the builder has them (blur T = 
 """
 from __future__ import annotations
 
-import argparse
-
 from bench import common
 
 SETTINGS = {  # name -> (T, params)
@@ -97,16 +95,12 @@ def run(quick: bool = False) -> dict:
                         "overhead %": 100 * (rw[name]["median_s"] / rw["identity"]["median_s"] - 1),
                     }
                 )
-    table = common.markdown_table(rows, ["degradation", "T", "forward process ms (B=32)", "% of bench32 train step"])
-    table += f"\n\nbench32 train step with the identity degradation: {1e3 * base:.0f} ms."
+    notes = [f"bench32 train step with the identity degradation: {1e3 * base:.0f} ms."]
     if whole:
-        table += "\n\n" + common.markdown_table(whole, ["degradation", "step s", "identity step s", "overhead %"])
-    out = {"rows": rows, "whole_step": whole, "raw": r, "table": table}
-    common.save("degradation_overhead", out)
-    return out
+        notes.append(common.markdown_table(whole, ["degradation", "step s", "identity step s", "overhead %"]))
+    return common.finish("degradation_overhead", rows, ["degradation", "T", "forward process ms (B=32)",
+                                                        "% of bench32 train step"], notes=notes, whole_step=whole, raw=r)
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    print(run(ap.parse_args().quick)["table"])
+    common.main(run)

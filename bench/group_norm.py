@@ -5,8 +5,6 @@ flax's nn.GroupNorm does) vs PyTorch's group_norm, forward and forward+backward,
 """
 from __future__ import annotations
 
-import argparse
-
 from bench import common
 
 SHAPES = [  # (B, H, C, groups): the main job's levels at batch 64 (8 groups), then bench32's at batch 32 (32 groups)
@@ -75,13 +73,8 @@ def run(quick: bool = False) -> dict:
     cols = ["shape B,H,C,G", "pass", "grouped ms", "two-stage ms", "two-stage vs grouped", "max |diff|"]
     if torch is not None:
         cols += ["torch ms", "two-stage vs torch"]
-    table = common.markdown_table(rows, cols)
-    out = {"rows": rows, "table": table}
-    common.save("group_norm", out)
-    return out
+    return common.finish("group_norm", rows, cols)
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    print(run(ap.parse_args().quick)["table"])
+    common.main(run)

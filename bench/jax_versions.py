@@ -8,7 +8,6 @@ The other environment needs this project installed (``pip install -e .``). Set u
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -61,16 +60,9 @@ def run(other: str, quick: bool = False) -> dict:
         for r in rows[-2:]:
             r["train speed vs this"] = base["train ms"] / r["train ms"]
             r["forward speed vs this"] = base["forward ms"] / r["forward ms"]
-    table = common.markdown_table(rows, ["model", "env", "train ms", "forward ms", "train speed vs this",
-                                         "forward speed vs this"])
-    out = {"rows": rows, "raw": raw, "table": table}
-    common.save("jax_versions", out)
-    return out
+    return common.finish("jax_versions", rows, ["model", "env", "train ms", "forward ms", "train speed vs this",
+                                                "forward speed vs this"], raw=raw)
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--other", required=True, help="python executable of the other environment")
-    ap.add_argument("--quick", action="store_true")
-    a = ap.parse_args()
-    print(run(a.other, a.quick)["table"])
+    common.main(run, ("--other", dict(required=True, help="python executable of the other environment")))

@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 from bench import common
@@ -58,20 +57,15 @@ def jax_cold_sampler(config, model, process, B):
 
 
 def run(quick: bool = False) -> dict:
-    n = common.setup_threads()
-    import jax
-
     from bench import contenders as C
     from bench import remote
-    from jaxdiff.train import loop as training
-    from jaxdiff.cpu.devices import split_cpu_devices
 
     cfg = C.default_config()
-    # As train.py does: on CPU the batch is split over the cores as XLA devices (before JAX starts its backend).
-    n_dev = split_cpu_devices(int(cfg.train.batch_size)) or 1
-    tpy = remote.torch_python()  # None: PyTorch in this process
-    if tpy is None:
-        common.torch_threads(n)
+    n, n_dev, tpy = common.setup_cpu_run(cfg.train.batch_size)
+    import jax
+
+    from jaxdiff.train import loop as training
+
     torch = lambda kind, **kw: remote.contender("bench.contenders:torch_mainjob", tpy, kind=kind, **kw)  # noqa: E731
 
     B = int(cfg.train.batch_size)
@@ -121,16 +115,12 @@ def run(quick: bool = False) -> dict:
             ),
             b,
         )
-    table = common.markdown_table(rows, ["bench", "contender", "img/s", "ms/call", "vs torch eager", "paired"])
     info = tt.info  # bench.remote.contender gives every contender its info, local or not
-    table += (f"\n\nPyTorch side: {info}; JAX side: Python {sys.version.split()[0]}, jax {jax.__version__}, "
-              f"{n_dev} CPU device(s) (jaxdiff.cpu.devices; jax_1dev: the split turned off).")
-    out = {"rows": rows, "raw": raw, "threads": n, "table": table, "torch_side": info}
-    common.save("mainjob", out)
-    return out
+    note = (f"PyTorch side: {info}; JAX side: Python {sys.version.split()[0]}, jax {jax.__version__}, "
+            f"{n_dev} CPU device(s) (jaxdiff.cpu.devices; jax_1dev: the split turned off).")
+    return common.finish("mainjob", rows, ["bench", "contender", "img/s", "ms/call", "vs torch eager", "paired"],
+                         notes=[note], raw=raw, threads=n, torch_side=info)
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    print(run(ap.parse_args().quick)["table"])
+    common.main(run)

@@ -10,7 +10,6 @@ The losses of the first steps are compared too: the step is device-count indepen
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -106,14 +105,9 @@ def run(quick: bool = False) -> dict:
             "vs 1 device": base / med,
             "first losses": ", ".join(f"{v:.6f}" for v in rs[0]["losses"]),
         })
-    table = common.markdown_table(rows, ["configuration", "devices", "processes", "step ms (B=64)", "vs 1 device",
-                                         "first losses"])
-    out = {"rows": rows, "raw": res, "table": table}
-    common.save("parallel", out)
-    return out
+    return common.finish("parallel", rows, ["configuration", "devices", "processes", "step ms (B=64)",
+                                            "vs 1 device", "first losses"], raw=res)
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    print(run(ap.parse_args().quick)["table"])
+    common.main(run)

@@ -14,8 +14,6 @@ cold vs sequential: the same cold_improved blur sampler (same denoiser) with F_t
 """
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
 from bench import common
@@ -195,11 +193,10 @@ def run(quick: bool = False, only_seq: bool = False, Ts=None, repeats=None) -> d
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only-seq", action="store_true", help="only cold vs sequential (results: sampler_seq.json)")
-    ap.add_argument("--T", default="", help="comma-separated T values for cold vs sequential")
-    ap.add_argument("--repeats", type=int, default=0)
-    a = ap.parse_args()
-    Ts = tuple(int(v) for v in a.T.split(",") if v) or None
-    print(run(a.quick, a.only_seq, Ts, a.repeats or None)["table"])
+    common.main(
+        run,
+        ("--only-seq", dict(action="store_true", help="only cold vs sequential (results: sampler_seq.json)")),
+        ("--T", dict(dest="Ts", type=lambda v: tuple(int(t) for t in v.split(",") if t) or None, default=None,
+                     help="comma-separated T values for cold vs sequential")),
+        ("--repeats", dict(type=int, default=None)),
+    )

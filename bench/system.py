@@ -11,7 +11,6 @@ the first sample grid).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -103,16 +102,9 @@ def run(quick: bool = False, steps: int = 200) -> dict:
     r = _result(common.run_subprocess(["-c", _RSS, str(50 if quick else steps)], timeout=3600))
     rows.append({"what": f"main job peak RSS ({50 if quick else steps} steps)", "value": r["maxrss_mb"],
                  "unit": "MB", "cpu s": ""})
-    table = common.markdown_table(rows, ["what", "value", "unit", "cpu s"])
-    out = {"rows": rows, "import_runs_s": times, "table": table}
-    common.save("system", out)
-    return out
+    return common.finish("system", rows, ["what", "value", "unit", "cpu s"], import_runs_s=times)
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--steps", type=int, default=200)
-    a = ap.parse_args()
-    print(run(a.quick, a.steps)["table"])
+    common.main(run, ("--steps", dict(type=int, default=200, help="train steps of the peak-memory run")))
     sys.exit(0)

@@ -3,42 +3,11 @@
 :mod:`~jaxdiff.data.sources` (source strings, loaders, :func:`load_images`), :mod:`~jaxdiff.data.batching`
 (:class:`Batcher`: batch = f(seed, step)), :mod:`~jaxdiff.data.sharding` (:func:`to_global_array`).
 """
-from jaxdiff.data.batching import Batcher, end_source, iterate_batches
-from jaxdiff.data.sharding import to_global_array
-from jaxdiff.data.sources import (
-    DIGITS_NUM_TRAIN,
-    SOURCES,
-    ArraySource,
-    DataError,
-    Source,
-    SourceSpec,
-    TfdsSource,
-    denormalize,
-    load_images,
-    load_source,
-    normalize,
-    parse_classes,
-    parse_source,
-    source_from_config,
-)
+from jaxdiff.data.sources import *  # noqa: F403
+from jaxdiff.data.sources import __all__ as _sources_all
+from jaxdiff.data.batching import *  # noqa: F403
+from jaxdiff.data.batching import __all__ as _batching_all
+from jaxdiff.data.sharding import *  # noqa: F403
+from jaxdiff.data.sharding import __all__ as _sharding_all
 
-__all__ = [
-    "DataError",
-    "ArraySource",
-    "TfdsSource",
-    "Source",
-    "SOURCES",
-    "SourceSpec",
-    "parse_source",
-    "load_source",
-    "source_from_config",
-    "load_images",
-    "Batcher",
-    "iterate_batches",
-    "to_global_array",
-    "end_source",
-    "normalize",
-    "denormalize",
-    "parse_classes",
-    "DIGITS_NUM_TRAIN",
-]
+__all__ = [*_sources_all, *_batching_all, *_sharding_all]

@@ -20,7 +20,7 @@ from jax import lax
 from jaxdiff.forward import ForwardProcess
 from jaxdiff.parameterization import predict
 from jaxdiff.sampling.correctors import CORRECTORS, check_corrector
-from jaxdiff.sampling.timesteps import _is_int, resolve_timesteps
+from jaxdiff.sampling.steps import _is_int, _resolve_timesteps
 
 __all__ = ["SampleResult", "sample_loop", "sample_loop_jit", "sample"]
 
@@ -168,7 +168,7 @@ def sample(
         raise ValueError(f"return_every must be an integer >= 0 (0: no trajectory), got {return_every!r}")
     if getattr(x_T, "ndim", None) != 4:
         raise ValueError(f"x_T must be a 4-D (B, H, W, C) array, got shape {getattr(x_T, 'shape', type(x_T).__name__)}")
-    ts = resolve_timesteps(timesteps, process.T)
+    ts = _resolve_timesteps(timesteps, process.T)
     return sample_loop_jit(
         denoiser,
         params,

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["SPACINGS", "timesteps", "validate_timesteps", "resolve_timesteps"]
+__all__ = ["SPACINGS", "timesteps", "validate_timesteps"]
 
 SPACINGS = ("linear", "quadratic", "trailing")
 
@@ -74,7 +74,7 @@ def validate_timesteps(ts, T: int, *, name: str = "timesteps") -> np.ndarray:
     return arr.astype(np.int32)
 
 
-def resolve_timesteps(ts, T: int):
+def _resolve_timesteps(ts, T: int):
     """None → every step; an int N → ``timesteps(T, N)``; a sequence → validated; a tracer → shape-checked."""
     if ts is None:
         return timesteps(T)
