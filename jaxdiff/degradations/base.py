@@ -8,7 +8,7 @@ A builder ``fn(*, T, image_size, channels, **params)`` is registered by name and
 
 Conventions: NHWC in [−1, 1], any channel count, jit- and vmap-safe, one t per example; F_0 = identity
 exactly, severity never decreases with t; tables are built once (float64, stored float32) so F_t costs
-O(1) in t. ``aux`` is per-example randomness fixed across t (a mask centre, a color, an end image).
+O(1) in t. ``aux`` is per-example randomness fixed across t (a mask center, a color, an end image).
 Bad parameters raise one ValueError naming the field at build time.
 """
 from __future__ import annotations

@@ -36,7 +36,7 @@ def _check_blur_params(*, kernel_size, std, routine, padding, std_increment, ima
     deg = "blur"
     k = check_int(deg, "kernel_size", kernel_size, lo=1)
     if k % 2 == 0:
-        fail(deg, "kernel_size", kernel_size, "odd (the kernel is centred)")
+        fail(deg, "kernel_size", kernel_size, "odd (the kernel is centered)")
     std = check_real(deg, "std", std, positive=True)
     check_choice(deg, "routine", routine, BLUR_ROUTINES)
     check_choice(deg, "padding", padding, BLUR_PADDINGS)

@@ -93,7 +93,7 @@ def _shift_bilinear(img: np.ndarray, dy: float, dx: float) -> np.ndarray:
 
 
 def _zoom_crop(low: np.ndarray, zoom: float, n: int) -> np.ndarray:
-    """Bilinear ×zoom up-sampling of a small square array, centre-cropped to n × n."""
+    """Bilinear ×zoom up-sampling of a small square array, center-cropped to n × n."""
     m = low.shape[0]
     off = (m * zoom - n) / 2.0
     p = np.clip((np.arange(n) + 0.5 + off) / zoom - 0.5, 0, m - 1)
@@ -141,7 +141,7 @@ def snow(
         x̃ = (x0 + 1)/2,   F_t(x0) = clip(x̃ + S_t + rot180(S_t), 0, 1)·2 − 1   (t ≥ 1),   F_0 = identity.
 
     One base noise image is drawn at build time from ``seed``: normal(loc, scale) at ceil(N/zoom)²,
-    bilinearly zoomed ×zoom and centre-cropped to N×N; one streak angle θ ~ U(−135°, −45°). For
+    bilinearly zoomed ×zoom and center-cropped to N×N; one streak angle θ ~ U(−135°, −45°). For
     t = 1 … T (linear in t): thr_t from thr_start to thr_end, σ_t from sigma_start to sigma_end;
     L_t = clip(base · [base ≥ thr_t], 0, 1) motion-blurred with σ_t along θ. A wider blur spreads a
     flake and lowers its peak, so on its own severity could drop; we define

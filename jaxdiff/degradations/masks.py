@@ -3,7 +3,7 @@
     inpaint:  F_t(x0) = x0 ⊙ M_t,               M_t = ∏_{i<t} m_i,  m_i = 1 − exp(−r²/(2 s_i²))
     fade:     F_t(x0) = M_t ⊙ x0 + (1 − M_t) ⊙ c,  M_T = 0, c ~ U(−0.5, 0.5) per example and channel
 
-The masks depend only on r² = dy² + dx² from an integer centre, so (t, r²) tables make any t one gather.
+The masks depend only on r² = dy² + dx² from an integer center, so (t, r²) tables make any t one gather.
 A fade ends exactly at its color and generates from the ``color`` prior; inpaint is restoration only.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _mask_tables(T: int, n: int, kernel_std: float, initial_mask: float):
     """Mask tables indexed by (t, r²), r² = dy² + dx² ∈ [0, 2(N−1)²] (float64).
 
     m_i(r²) = 1 − exp(−r² / (2 s_i²)), s_i = kernel_std·(i + initial_mask): the Gaussian bump
-    G_i / max G_i with its peak on the (integer) centre pixel. Returns
+    G_i / max G_i with its peak on the (integer) center pixel. Returns
     step[t] = m_{t−1} (step[0] = 1) and prod[t] = ∏_{i<t} m_i (prod[0] = 1), both (T+1, R).
     """
     r2 = np.arange(2 * (n - 1) ** 2 + 1, dtype=np.float64)
@@ -52,7 +52,7 @@ def _mask_tables(T: int, n: int, kernel_std: float, initial_mask: float):
 
 
 def _r2_index(centers: jnp.ndarray, n: int) -> jnp.ndarray:
-    """(B, 2) integer centres (row, col) → (B, N, N) int32 squared distances r²."""
+    """(B, 2) integer centers (row, col) → (B, N, N) int32 squared distances r²."""
     c = jnp.clip(centers.astype(jnp.int32), 0, n - 1)
     ar = jnp.arange(n, dtype=jnp.int32)
     dy = ar[None, :] - c[:, :1]
@@ -64,7 +64,7 @@ def _check_centers(c, x, deg):
     c = jnp.asarray(c)
     if c.shape != (x.shape[0], 2) or not jnp.issubdtype(c.dtype, jnp.integer):
         raise ValueError(
-            f"degradation {deg!r}: the mask centres (aux) must be integers of shape (B, 2) = ({x.shape[0]}, 2), "
+            f"degradation {deg!r}: the mask centers (aux) must be integers of shape (B, 2) = ({x.shape[0]}, 2), "
             f"got {c.dtype}{c.shape}"
         )
     return c
@@ -87,12 +87,12 @@ def inpaint(
     """Growing Gaussian-hole inpainting: F_t(x0) = x0 ⊙ ∏_{i<t} m_i (masked pixels become 0).
 
     m_i = 1 − G_i / max G_i, G_i a Gaussian bump of std kernel_std·(i + initial_mask) pixels at an
-    integer centre c (the same for every channel and every t). ``centered=True`` puts c at the image
-    centre (N//2, N//2); otherwise c is drawn per example by ``sample_aux(key, x0)`` → int32 (B, 2)
-    (row, col), uniform over the pixels, and ``aux=None`` falls back to the image centre.
+    integer center c (the same for every channel and every t). ``centered=True`` puts c at the image
+    center (N//2, N//2); otherwise c is drawn per example by ``sample_aux(key, x0)`` → int32 (B, 2)
+    (row, col), uniform over the pixels, and ``aux=None`` falls back to the image center.
 
     m_i depends only on the integer r² = dy² + dx², so the table ∏_{i<t} m_i over (t, r²) is built once
-    and any centre is a gather. ``step(x_prev, t, aux)`` multiplies by m_{t−1}.
+    and any center is a gather. ``step(x_prev, t, aux)`` multiplies by m_{t−1}.
     """
     n = check_size("inpaint", image_size, channels)
     ks, im, centered = _check_mask_params("inpaint", kernel_std, initial_mask, centered)

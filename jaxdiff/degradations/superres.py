@@ -42,8 +42,8 @@ def _cubic_down_matrix(n_in: int, n_out: int) -> np.ndarray:
     ``jax.image.resize(…, 'cubic', antialias=True)`` (the kernel stretched by n_in/n_out, each row
     renormalised to sum 1), computed in float64."""
     inv = n_in / n_out
-    centre = (np.arange(n_out, dtype=np.float64) + 0.5) * inv - 0.5
-    w = _keys_cubic((centre[:, None] - np.arange(n_in, dtype=np.float64)[None, :]) / max(inv, 1.0))
+    center = (np.arange(n_out, dtype=np.float64) + 0.5) * inv - 0.5
+    w = _keys_cubic((center[:, None] - np.arange(n_in, dtype=np.float64)[None, :]) / max(inv, 1.0))
     return w / w.sum(axis=1, keepdims=True)
 
 
