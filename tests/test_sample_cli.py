@@ -139,6 +139,37 @@ def test_bad_flags_fail_before_sampling(blur_workdir):
 
 
 @pytest.mark.slow
+def test_load_run_newest_step_and_an_old_config_spelling(trained_blur, tmp_path):
+    import jax
+
+    from jaxdiff.experiment import load_run
+    from jaxdiff.forward import ColdProcess
+    from jaxdiff.train.checkpoints import Checkpointer, make_meta
+
+    wd, state = trained_blur
+    run = load_run(wd)
+    assert run.step == 2 and run.workdir == os.path.abspath(wd) and run.meta["step"] == 2
+    assert isinstance(run.process, ColdProcess) and run.process.T == 8
+    got, want = jax.tree.leaves(run.params), jax.tree.leaves(state.ema_params)
+    assert len(got) == len(want) > 0
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert load_run(wd, 1).step == 1
+    with pytest.raises(ValueError, match=r"step=7: no such checkpoint .*saved steps: \[1, 2\]"):
+        load_run(wd, 7)
+    # a run stored while the config still said sample.sampler
+    config = tiny("cold_blur.py", T=8)
+    old = config.to_dict()
+    del old["sample"]["corrector"]
+    old["sample"]["sampler"] = "cold_naive"
+    ckpt = Checkpointer(str(tmp_path / "checkpoints"))
+    ckpt.save(0, state.to_pytree(), config=old, meta=make_meta(config))
+    ckpt.close()
+    old_run = load_run(str(tmp_path))
+    assert old_run.config.sample.corrector == "cold_naive" and "sampler" not in old_run.config.sample
+
+
+@pytest.mark.slow
 def test_every_mode_end_to_end(blur_workdir, tmp_path):
     wd = blur_workdir
     # generate: grid, npz, trajectory PNG + GIF; the prior is fitted once and stored
