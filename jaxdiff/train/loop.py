@@ -24,7 +24,7 @@ from jaxdiff.experiment import DATA_AXIS, build_model, build_process, make_mesh,
 from jaxdiff.train.state import TrainState
 from jaxdiff.train.step import init_train_state, make_train_step
 
-__all__ = ["train_and_evaluate", "load_trained", "BatchHook"]
+__all__ = ["train_and_evaluate", "BatchHook"]
 
 log = logging.getLogger(__name__)
 
@@ -306,39 +306,3 @@ def _train(config, workdir: str, batch_hook: Optional[BatchHook]) -> TrainState:
     if is_main:
         print(msg, flush=True)
     return state
-
-
-def load_trained(workdir_or_ckpt_dir: str, *, step: Optional[int] = None, mesh=None):
-    """(config, model, process, state, meta) of a saved run (default: its newest valid step).
-
-    The config is read back from the checkpoint's JSON; the model and optimizer are rebuilt from it to
-    give orbax its target. For a sampler: ``state.ema_params``.
-    """
-    import ml_collections
-
-    from jaxdiff.train.checkpoints import Checkpointer, CheckpointError
-
-    d = os.path.abspath(workdir_or_ckpt_dir)
-    if os.path.isdir(os.path.join(d, "checkpoints")):
-        d = os.path.join(d, "checkpoints")
-    ckpt = Checkpointer(d, max_to_keep=None)
-    steps = ckpt.all_steps()
-    if not steps:
-        raise CheckpointError(None, f"no checkpoint in {d}")
-    cfg_dict = None
-    for s in ([step] if step is not None else steps[::-1]):
-        try:  # the config of the newest step whose files are intact
-            cfg_dict, _ = ckpt.read_json(s)
-            break
-        except CheckpointError as e:
-            if step is not None or s == steps[0]:
-                raise
-            log.warning("%s; reading the config of an older checkpoint", e)
-    config = ml_collections.ConfigDict(cfg_dict)
-    model = build_model(config)
-    process = build_process(config)
-    template = init_train_state(config, model, mesh=mesh)
-    r = ckpt.load(step, _abstract_state(template)) if step is not None else ckpt.load_latest_valid(
-        _abstract_state(template))
-    ckpt.close()
-    return config, model, process, template.replace_from_pytree(r.state), r.meta

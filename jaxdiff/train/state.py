@@ -1,23 +1,13 @@
-"""The training state (parameters, their EMA, the optimizer) and the optimizer/EMA rules.
+"""The training state (parameters, their EMA, the optimizer) and the optimizer/EMA rules; all pure.
 
-Everything here is pure: an update takes a state and returns a new one.
+Learning rate of update n = s + 1 (s: updates already applied; W warm-up steps, N total):
+    warm-up  lr = peak · n / W  for n < W;   then constant  lr = peak,
+    or cosine  lr = min + (peak − min) · ½ (1 + cos(π p)),  p = clip((n − W) / (N − W), 0, 1)
+(optax.join_schedules of linear_schedule and constant/cosine_decay_schedule; the first update is not wasted).
 
-Learning rate (count s = number of optimizer updates already applied, W = warm-up steps, N = total):
-
-    warm-up     lr(s) = peak · (s + 1) / W                 for s + 1 < W   (W > 0)
-    constant    lr(s) = peak                               afterwards
-    cosine      lr(s) = min + (peak − min) · ½ (1 + cos(π · p)),   p = clip((s + 1 − W) / (N − W), 0, 1)
-
-The first update already has a non-zero rate (a linear warm-up from 0 would waste it).
-
-EMA of the weights (n = the step count after the optimizer update, i.e. 1 for the first update):
-
-    n ≤ ema_start                          ema ← params                 (a copy; the EMA starts later)
-    n > ema_start and n % ema_every == 0   ema ← d·ema + (1 − d)·params (optax.incremental_update)
-    otherwise                              ema unchanged
-    d = min(decay, (1 + k)/(10 + k)) with warm-up, else decay; k = EMA updates made before this one.
-
-Cold Diffusion: decay 0.995 every 10 steps from step 2000, no warm-up.
+EMA after the update that makes the step count n (k = EMA updates before this one):
+    n ≤ ema_start: ema ← params;   n % ema_every == 0: ema ← d·ema + (1 − d)·params;   else unchanged
+    d = min(decay, (1 + k)/(10 + k)) with warm-up, else decay.   Cold Diffusion: 0.995 every 10 from 2000.
 """
 from __future__ import annotations
 
