@@ -285,6 +285,33 @@ def test_forward_rows_gaussian_draw_several_noises():
     assert abs(float(np.std(np.stack([r[-1] for r in rows]))) - 1.0) < 0.1
 
 
+def test_forward_strip_of_an_interpolation_takes_its_end_images_from_end_source(tmp_path, monkeypatch):
+    import runpy
+
+    config = runpy.run_path("configs/cold_animorph.py")["get_config"]()
+    seen = {}
+
+    def capture(path, process, x0, **kw):
+        seen.update(kw, process=process, x0=np.asarray(x0))
+        return str(path)
+
+    monkeypatch.setattr(forward_pictures, "save_forward_strip", capture)
+    forward_pictures.forward_strip_for_config(config, tmp_path / "f.png", num_images=3, seed=0)
+    d = config.data
+    size, ch = int(d.image_size), int(d.channels)
+
+    def images(spec):
+        src = load_source(spec, split=d.eval_split, image_size=size, channels=ch)
+        return normalize(src.get(np.arange(len(src))))
+
+    start, end = images("digits:classes=0-4"), images("digits:classes=5-9")
+    aux = np.asarray(seen["aux"])
+    assert aux.shape == seen["x0"].shape == (3, size, size, ch)
+    for x, z in zip(seen["x0"], aux):  # x0 from data.source, z from data.end_source
+        assert np.any(np.all(start == x, axis=(1, 2, 3))) and np.any(np.all(end == z, axis=(1, 2, 3)))
+    assert seen["title"].startswith("cold diffusion, interpolate(") and seen["title"].endswith("T=200")
+
+
 # ---------------------------------------------------------------------------------------------
 # stored prior
 # ---------------------------------------------------------------------------------------------
