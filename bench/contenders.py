@@ -78,24 +78,27 @@ def shard_batch(*arrays, mesh=None):
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
 
-    from jaxdiff.train import loop as training
+    from jaxdiff import experiment
 
-    mesh = training.make_mesh() if mesh is None else mesh
+    from jaxdiff.train import step as step_lib
+
+    mesh = experiment.make_mesh() if mesh is None else mesh
     if arrays[0].shape[0] % mesh.devices.size:
         return arrays if len(arrays) > 1 else arrays[0]
-    sh = NamedSharding(mesh, P(training.DATA_AXIS))
+    sh = NamedSharding(mesh, P(experiment.DATA_AXIS))
     out = tuple(jax.device_put(a, sh) for a in arrays)
     return out if len(out) > 1 else out[0]
 
 
 def jax_train(config, process=None, model=None, mesh=None) -> Callable[[], object]:
     """One call = one jaxdiff train step (forward process, forward, backward, AdamW, EMA) on a fixed batch."""
-    from jaxdiff.train import loop as training
+    from jaxdiff import experiment
+    from jaxdiff.train import step as step_lib
 
-    mesh = training.make_mesh() if mesh is None else mesh
-    model = training.build_model(config) if model is None else model
-    state = training.init_train_state(config, model, mesh=mesh)
-    step_fn = training.make_train_step(config, model, process, mesh=mesh)
+    mesh = experiment.make_mesh() if mesh is None else mesh
+    model = experiment.build_model(config) if model is None else model
+    state = step_lib.init_train_state(config, model, mesh=mesh)
+    step_fn = step_lib.make_train_step(config, model, process, mesh=mesh)
     x = shard_batch(jax_batch(config), mesh=mesh)
     box = {"state": state, "i": 0}
 
@@ -113,9 +116,11 @@ def jax_forward(config, batch_size=None, model=None) -> Callable[[], object]:
     import jax
     import jax.numpy as jnp
 
-    from jaxdiff.train import loop as training
+    from jaxdiff import experiment
 
-    model = training.build_model(config) if model is None else model
+    from jaxdiff.train import step as step_lib
+
+    model = experiment.build_model(config) if model is None else model
     x = jax_batch(config, batch_size)
     t = jnp.full((x.shape[0],), 10, jnp.int32)
     params = model.init(jax.random.PRNGKey(0), x[:1], t[:1])["params"]
@@ -238,7 +243,8 @@ def torch_forward(model, config, batch_size=None, *, compiled=False) -> Callable
 
 def torch_mainjob(kind: str, batch: int = 0):
     """configs/default.py's model mirrored in PyTorch: kind = "train" | "forward" | "sample" (batch images)."""
-    from jaxdiff.train import loop as training
+    from jaxdiff import experiment
+    from jaxdiff.train import step as step_lib
 
     cfg = default_config()
     s, c, T = int(cfg.data.image_size), int(cfg.data.channels), int(cfg.diffusion.T)
@@ -246,7 +252,7 @@ def torch_mainjob(kind: str, batch: int = 0):
     if kind == "forward":
         fn = torch_forward(model, cfg)
     else:
-        M = linear_operator_tables(training.build_process(cfg), s)
+        M = linear_operator_tables(experiment.build_process(cfg), s)
         if kind == "train":
             fn = torch_train(model, cfg, op_tables=M)
         elif kind == "sample":
@@ -284,10 +290,12 @@ def jax_mainjob(kind: str = "train", spec: str = "mainjob"):
     split_cpu_devices(int(cfg.train.batch_size))
     import jax
 
-    from jaxdiff.train import loop as training
+    from jaxdiff import experiment
+
+    from jaxdiff.train import step as step_lib
 
     if kind == "train":
-        fn = jax_train(cfg, training.build_process(cfg))
+        fn = jax_train(cfg, experiment.build_process(cfg))
     elif kind == "forward":
         fn = jax_forward(cfg)
     else:

@@ -32,7 +32,7 @@ def run(quick: bool = False) -> dict:
     import jax.numpy as jnp
 
     from bench import contenders as C
-    from jaxdiff.train import loop as training
+    from jaxdiff import experiment
     from jaxdiff.degradations import DEGRADATIONS, Degradation, make_degradation
     from jaxdiff.forward import ColdProcess
 
@@ -40,7 +40,7 @@ def run(quick: bool = False) -> dict:
     cfg.diffusion.kind, cfg.diffusion.prediction, cfg.diffusion.loss = "cold", "x0", "l1"
     B, s, c = 32, 32, 3
     x0 = C.jax_batch(cfg)
-    model = training.build_model(cfg)
+    model = experiment.build_model(cfg)
     names = sorted(DEGRADATIONS)
     procs = {}
     for name in names:

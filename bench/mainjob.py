@@ -64,14 +64,14 @@ def run(quick: bool = False) -> dict:
     n, n_dev, tpy = common.setup_cpu_run(cfg.train.batch_size)
     import jax
 
-    from jaxdiff.train import loop as training
+    from jaxdiff import experiment
 
     torch = lambda kind, **kw: remote.contender("bench.contenders:torch_mainjob", tpy, kind=kind, **kw)  # noqa: E731
 
     B = int(cfg.train.batch_size)
     s, c, T = int(cfg.data.image_size), int(cfg.data.channels), int(cfg.diffusion.T)
-    process = training.build_process(cfg)
-    model = training.build_model(cfg)
+    process = experiment.build_process(cfg)
+    model = experiment.build_model(cfg)
     reps = dict(iters=3, repeats=3, warmup=1) if quick else dict(iters=5, repeats=9, warmup=2)
     rows, raw = [], {}
 

@@ -32,14 +32,15 @@ if nproc > 1:
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 from bench import contenders as C
-from jaxdiff.train import loop as training
+from jaxdiff import experiment
+from jaxdiff.train import step as step_lib
 cfg = C.default_config()
-mesh = training.make_mesh()
-model = training.build_model(cfg)
-state = training.init_train_state(cfg, model, mesh=mesh)
-step = training.make_train_step(cfg, model, mesh=mesh)
+mesh = experiment.make_mesh()
+model = experiment.build_model(cfg)
+state = step_lib.init_train_state(cfg, model, mesh=mesh)
+step = step_lib.make_train_step(cfg, model, mesh=mesh)
 x_np = np.asarray(C.jax_batch(cfg))
-sh = NamedSharding(mesh, P(training.DATA_AXIS))
+sh = NamedSharding(mesh, P(experiment.DATA_AXIS))
 x = jax.make_array_from_callback(x_np.shape, sh, lambda idx: x_np[idx])
 losses, times = [], []
 n = int(sys.argv[1])

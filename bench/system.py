@@ -26,21 +26,22 @@ common.setup_threads()
 import jax, jax.numpy as jnp
 from bench import contenders as C
 from jaxdiff import sampling
-from jaxdiff.train import loop as training
+from jaxdiff import experiment
+from jaxdiff.train import step as step_lib
 which = sys.argv[1]
 cfg = C.bench32_train_config() if which == "bench32" else C.default_config()
-model = training.build_model(cfg)
-mesh = training.make_mesh()
-state = training.init_train_state(cfg, model, mesh=mesh)
+model = experiment.build_model(cfg)
+mesh = experiment.make_mesh()
+state = step_lib.init_train_state(cfg, model, mesh=mesh)
 x = C.jax_batch(cfg)
 out = {}
 if which != "sampler":
-    step = training.make_train_step(cfg, model, mesh=mesh)
+    step = step_lib.make_train_step(cfg, model, mesh=mesh)
     w, c = time.perf_counter(), time.process_time()
     step.lower(state, x, 0).compile()
     out["wall_s"], out["cpu_s"] = time.perf_counter() - w, time.process_time() - c
 else:
-    process = training.build_process(cfg)
+    process = experiment.build_process(cfg)
     den = lambda p, x, t: model.apply({"params": p}, x, t)
     ts = jnp.arange(process.T, -1, -1, dtype=jnp.int32)
     w, c = time.perf_counter(), time.process_time()
@@ -55,12 +56,12 @@ import json, resource, sys, tempfile
 from bench import common
 common.setup_threads()
 from bench import contenders as C
-from jaxdiff.train import loop as training
+from jaxdiff.train.loop import train_and_evaluate
 cfg = C.default_config()
 cfg.train.num_steps = int(sys.argv[1])
 cfg.train.checkpoint_every = int(sys.argv[1])
 with tempfile.TemporaryDirectory() as d:
-    training.train_and_evaluate(cfg, d)
+    train_and_evaluate(cfg, d)
 print("RESULT" + json.dumps({"maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 

@@ -13,7 +13,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "schedules", "forward", "degradations", "parameterization", "sampling", "losses", "train", "data",
-    "visualize", "priors", "models", "config", "evaluation", "inference", "cpu", "registry", "experiment",
+    "visualize", "priors", "models", "config", "evaluation", "inference", "cpu", "registry", "experiment", "cli",
+    "files", "ranges", "progress",
 }
 
 _EXPORTS = {
@@ -34,6 +35,9 @@ _EXPORTS = {
     "make_unet": "models",
     "train_and_evaluate": "train.loop",
     "build_process": "experiment",
+    "build_model": "experiment",
+    "load_run": "experiment",
+    "Registry": "registry",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

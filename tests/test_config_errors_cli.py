@@ -3,7 +3,6 @@ compiled; train.py exits with code 2.
 """
 import os
 import re
-import sys
 
 import numpy as np
 import pytest
@@ -135,10 +134,9 @@ def test_timestep_subsets_must_end_at_zero():
     np.testing.assert_array_equal(sampling.validate_timesteps([5, 3, 0], 5), [5, 3, 0])
 
 
-def test_sample_py_on_a_workdir_without_checkpoints(tmp_path):
-    sys.path.insert(0, ROOT)
-    import sample
-    from jaxdiff.inference import NoCheckpointError
+def test_sample_run_on_a_workdir_without_checkpoints(tmp_path):
+    from jaxdiff.cli import run
+    from jaxdiff.experiment import NoCheckpointError
 
     with pytest.raises(NoCheckpointError, match=r"no checkpoint in .*checkpoints: train first"):
-        sample.run(workdir=str(tmp_path))
+        run(workdir=str(tmp_path))

@@ -16,10 +16,7 @@ from jaxdiff.degradations import Degradation, GenerationPrior, register_degradat
 from jaxdiff.experiment import build_model, build_process, make_mesh
 from jaxdiff.priors import store
 
-try:
-    from jaxdiff.train.loop import init_train_state, make_train_step
-except ImportError:  # pragma: no cover  (the step may live in its own module)
-    from jaxdiff.train.step import init_train_state, make_train_step
+from jaxdiff.train.step import init_train_state, make_train_step
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINT = (-0.25, 0.25)  # the range of the tint a test degradation ends at
