@@ -27,7 +27,7 @@ def _setup(tiny: bool = False):
     import jax.numpy as jnp
 
     from bench import contenders as C
-    from jaxdiff.train import loop as training
+    from jaxdiff import experiment
 
     cfg = C.default_config()
     s, c = int(cfg.data.image_size), int(cfg.data.channels)
@@ -38,7 +38,7 @@ def _setup(tiny: bool = False):
             return x + jax.lax.conv_general_dilated(x, p, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
         return cfg, denoiser, params, (s, c)
-    model = training.build_model(cfg)
+    model = experiment.build_model(cfg)
     params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, s, s, c)), jnp.zeros((1,), jnp.int32))["params"]
 
     def denoiser(p, x, t):

@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxdiff import data as data_lib
+from jaxdiff import experiment
+from jaxdiff.train import step as step_lib
 from jaxdiff.train import loop as training
 from jaxdiff.forward import ColdProcess, GaussianProcess
 
@@ -55,10 +57,10 @@ def compilation_cache(tmp_path_factory):
 def tiny():
     """(config, model, process, mesh over all 8 devices, fresh state, non-donating step, batches)."""
     cfg = tiny_config()
-    model, process = training.build_model(cfg), training.build_process(cfg)
-    mesh = training.make_mesh()
-    state = training.init_train_state(cfg, model, mesh=mesh)
-    step = training.make_train_step(cfg, model, process, mesh=mesh, donate=False)
+    model, process = experiment.build_model(cfg), experiment.build_process(cfg)
+    mesh = experiment.make_mesh()
+    state = step_lib.init_train_state(cfg, model, mesh=mesh)
+    step = step_lib.make_train_step(cfg, model, process, mesh=mesh, donate=False)
     src = data_lib.load_source("digits", split="train", image_size=8, channels=1)
     it = data_lib.iterate_batches(src, global_batch_size=16, seed=0, process_index=0, process_count=1)
     batches = [next(it) for _ in range(60)]
@@ -75,23 +77,23 @@ def _max_abs_diff(a, b):
 
 def test_build_process():
     c = tiny_config()
-    p = training.build_process(c)
+    p = experiment.build_process(c)
     assert isinstance(p, ColdProcess) and p.T == 5 and p.degradation.name == "blur"
     c.diffusion.kind = "gaussian"
     c.diffusion.schedule = "cosine"
-    g = training.build_process(c)
+    g = experiment.build_process(c)
     assert isinstance(g, GaussianProcess) and g.T == 5
     np.testing.assert_allclose(g.schedule.alphas_cumprod[0], 1.0)
     c.diffusion.kind = "lukewarm"
     with pytest.raises(ValueError, match="diffusion.kind"):
-        training.build_process(c)
+        experiment.build_process(c)
 
 
 def test_one_device_and_eight_devices_give_the_same_parameters(tiny):
     cfg, model, process, mesh8, state8, step8, batches = tiny
-    mesh1 = training.make_mesh(jax.devices()[:1])
-    state1 = training.init_train_state(cfg, model, mesh=mesh1)
-    step1 = training.make_train_step(cfg, model, process, mesh=mesh1, donate=False)
+    mesh1 = experiment.make_mesh(jax.devices()[:1])
+    state1 = step_lib.init_train_state(cfg, model, mesh=mesh1)
+    step1 = step_lib.make_train_step(cfg, model, process, mesh=mesh1, donate=False)
     assert _max_abs_diff(state1.params, state8.params) == 0.0
     s1, s8 = state1, state8
     for i in range(3):
@@ -148,7 +150,7 @@ def test_end_batch_is_the_interpolation_target(tiny):
     cfg.diffusion.degradation_params = {}
     cfg.data.end_source = "digits:classes=5-9"
     _, model, _, mesh, state, _, batches = tiny
-    step = training.make_train_step(cfg, model, mesh=mesh, donate=False)
+    step = step_lib.make_train_step(cfg, model, mesh=mesh, donate=False)
     x = data_lib.to_global_array(batches[0], mesh)
     z1 = data_lib.to_global_array(batches[1], mesh)
     z2 = data_lib.to_global_array(-batches[1], mesh)

@@ -19,8 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdiff.cpu import xla_options
-# DATA_AXIS, make_mesh, build_*: also reached as jaxdiff.train.loop.<name> by bench/ (its owner moves it to experiment)
-from jaxdiff.experiment import DATA_AXIS, build_model, build_process, make_mesh, maybe_initialize_distributed  # noqa: F401
+from jaxdiff.experiment import build_model, build_process, make_mesh, maybe_initialize_distributed
 from jaxdiff.train.state import TrainState
 from jaxdiff.train.step import init_train_state, make_train_step
 
