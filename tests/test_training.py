@@ -270,9 +270,8 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_two_processes_train_together_like_one(tmp_path):
-    cfg = tiny_config(num_steps=4, checkpoint_every=4, log_every=2, num_sample_images=0)
+def _two_processes(cfg, workdir, tmp_path) -> list:
+    """Runs _WORKER as 2 jax.distributed processes on 127.0.0.1 (2 CPU devices each): [(rc, out, err)] * 2."""
     cfg_json = json.dumps(cfg.to_dict())
     env = dict(os.environ)
     env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2",
@@ -282,7 +281,7 @@ def test_two_processes_train_together_like_one(tmp_path):
     for i in range(2):
         e = dict(env, JAX_PROCESS_ID=str(i))
         procs.append(subprocess.Popen(
-            [sys.executable, "-c", _WORKER, cfg_json, str(tmp_path / "multi"), str(tmp_path / f"p{i}.npz")],
+            [sys.executable, "-c", _WORKER, cfg_json, str(workdir), str(tmp_path / f"p{i}.npz")],
             env=e, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outs = []
     try:
@@ -293,6 +292,13 @@ def test_two_processes_train_together_like_one(tmp_path):
         for p in procs:
             if p.poll() is None:
                 p.kill()
+    return outs
+
+
+@pytest.mark.slow
+def test_two_processes_train_together_like_one(tmp_path):
+    cfg = tiny_config(num_steps=4, checkpoint_every=4, log_every=2, num_sample_images=0)
+    outs = _two_processes(cfg, tmp_path / "multi", tmp_path)
     for rc, out, err in outs:
         assert rc == 0, err[-3000:]
     assert "DONE 0 2 4" in outs[0][1] and "DONE 1 2 4" in outs[1][1]
@@ -306,6 +312,21 @@ def test_two_processes_train_together_like_one(tmp_path):
     for k in ref:
         np.testing.assert_array_equal(p0[k], p1[k])
         np.testing.assert_allclose(p0[k], ref[k], atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_a_busy_workdir_stops_every_process_of_a_multi_process_run(tmp_path):
+    from jaxdiff.train.lock import WorkdirLock
+
+    wd = tmp_path / "busy"
+    with WorkdirLock(str(wd)):  # another trainer holds the workdir
+        outs = _two_processes(tiny_config(num_steps=2, checkpoint_every=2, log_every=1, num_sample_images=0),
+                              wd, tmp_path)
+    for rc, out, err in outs:
+        assert rc != 0 and "DONE" not in out
+        assert "WorkdirBusyError" in err and f"workdir {wd} is in use by another training process" in err
+    assert "could not lock" in outs[1][2]  # process 1 heard it from process 0
+    assert not (wd / "checkpoints").exists() and not (tmp_path / "p0.npz").exists()
 
 
 def test_default_workdir_names_config_and_variant():

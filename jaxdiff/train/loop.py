@@ -122,7 +122,7 @@ def train_and_evaluate(config, workdir: str, *, batch_hook: Optional[BatchHook] 
     """
     from jaxdiff.config import validate_config
     from jaxdiff.cpu.devices import split_cpu_devices
-    from jaxdiff.train.lock import WorkdirLock
+    from jaxdiff.train.lock import LOCK_FILE, WorkdirBusyError, WorkdirLock
 
     # CPU only, before any backend exists: the host's cores become devices the batch is split over (no-op on
     # accelerators, in multi-process runs, or when the user chose a device count).
@@ -134,8 +134,22 @@ def train_and_evaluate(config, workdir: str, *, batch_hook: Optional[BatchHook] 
     xla_options.enabled()  # a bad JAXDIFF_XLA_CPU_OPTIONS fails here, before data or compilation
     workdir = os.path.abspath(workdir)
     is_main = jax.process_index() == 0
-    # Only process 0 locks: the processes of one multi-process run share the workdir.
-    lock = WorkdirLock(workdir).acquire() if is_main else None
+    # Only process 0 locks: the processes of one multi-process run share the workdir. The others learn the
+    # outcome from one all-gather, so a refused run stops on every process, before anything is loaded.
+    lock = busy = None
+    if is_main:
+        try:
+            lock = WorkdirLock(workdir).acquire()
+        except WorkdirBusyError as e:
+            busy = e
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        if np.max(multihost_utils.process_allgather(np.int32(busy is not None))) and busy is None:
+            busy = WorkdirBusyError(f"workdir {workdir} is in use by another training process "
+                                    f"(process 0 of this run could not lock {os.path.join(workdir, LOCK_FILE)})")
+    if busy is not None:
+        raise busy
     try:
         return _train(config, workdir, batch_hook)
     finally:
