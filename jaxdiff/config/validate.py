@@ -29,16 +29,6 @@ __all__ = ["ConfigError", "Problem", "validate_config", "FIELDS", "OPTIONAL_FIEL
 
 #: sections of keyword arguments, judged by the builder they are passed to
 FREE_FORM = ("diffusion.degradation_params", "diffusion.schedule_params")
-#: channel counts of the data sets whose images are known (others are not checked)
-SOURCE_CHANNELS = {
-    "digits": 1, "tfds:mnist": 1, "tfds:fashion_mnist": 1, "tfds:kmnist": 1, "tfds:emnist": 1,
-    "tfds:cifar10": 3, "tfds:cifar100": 3, "tfds:celeb_a": 3, "tfds:svhn_cropped": 3, "tfds:oxford_flowers102": 3,
-}
-#: number of classes of the labelled data sets whose labels are known
-SOURCE_NUM_CLASSES = {
-    "digits": 10, "tfds:mnist": 10, "tfds:fashion_mnist": 10, "tfds:kmnist": 10, "tfds:cifar10": 10,
-    "tfds:cifar100": 100, "tfds:svhn_cropped": 10,
-}
 _SOURCE_FORMS = (
     "'digits' or 'tfds:<name>' (each optionally ':<split>' and ':classes=<list>', e.g. 'digits:classes=0-4'), "
     "'folder:<path>' or 'npz:<path>'"
@@ -331,7 +321,7 @@ def _flatten(config) -> tuple[dict, list]:
 
 # --- data sources ---------------------------------------------------------------------------------
 def _check_source(field: str, source: str, channels: Optional[int]) -> list:
-    from jaxdiff.data import parse_classes, parse_source  # noqa: PLC0415
+    from jaxdiff.data import KNOWN_CHANNELS, KNOWN_NUM_CLASSES, parse_classes, parse_source  # noqa: PLC0415
 
     try:
         spec = parse_source(source, field)
@@ -340,7 +330,7 @@ def _check_source(field: str, source: str, channels: Optional[int]) -> list:
     key = f"tfds:{spec.target.split(':')[0]}" if spec.kind == "tfds" else spec.kind
     out = []
     if "classes" in spec.options:
-        n = SOURCE_NUM_CLASSES.get(key)
+        n = KNOWN_NUM_CLASSES.get(key)
         try:
             classes = parse_classes(spec.options["classes"])
             if n is not None and max(classes) >= n:
@@ -348,7 +338,7 @@ def _check_source(field: str, source: str, channels: Optional[int]) -> list:
         except ValueError:
             rng = f" in 0..{n - 1}" if n is not None else ""
             out.append(Problem(field, source, f"classes=<list> of labels{rng}, written like '0-4', '3' or '0,2,5-7'"))
-    expected = SOURCE_CHANNELS.get(key)
+    expected = KNOWN_CHANNELS.get(key)
     if expected is not None and channels is not None and channels != expected:
         if field == "data.source":
             kind = "grey" if expected == 1 else "RGB"

@@ -34,7 +34,21 @@ __all__ = [
     "normalize",
     "denormalize",
     "DIGITS_NUM_TRAIN",
+    "KNOWN_CHANNELS",
+    "KNOWN_NUM_CLASSES",
 ]
+
+
+#: channel counts of the data sets whose images are known, by source kind ("digits") or "tfds:<name>"
+KNOWN_CHANNELS = {
+    "digits": 1, "tfds:mnist": 1, "tfds:fashion_mnist": 1, "tfds:kmnist": 1, "tfds:emnist": 1,
+    "tfds:cifar10": 3, "tfds:cifar100": 3, "tfds:celeb_a": 3, "tfds:svhn_cropped": 3, "tfds:oxford_flowers102": 3,
+}
+#: number of classes of the labelled data sets whose labels are known
+KNOWN_NUM_CLASSES = {
+    "digits": 10, "tfds:mnist": 10, "tfds:fashion_mnist": 10, "tfds:kmnist": 10, "tfds:cifar10": 10,
+    "tfds:cifar100": 100, "tfds:svhn_cropped": 10,
+}
 
 
 class DataError(ValueError):
