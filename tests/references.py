@@ -51,3 +51,31 @@ def blur_sequential(x0, t, *, kernel_size=11, std=7.0, routine="constant", paddi
             feature_group_count=c, precision=jax.lax.Precision.HIGHEST,
         )
     return x
+
+
+def frechet64(fa, fb):
+    """‖μa − μb‖² + Tr(Σa + Σb − 2 (Σa Σb)^½) of two feature sets, float64, with scipy's sqrtm."""
+    import scipy.linalg
+
+    fa, fb = np.asarray(fa, np.float64), np.asarray(fb, np.float64)
+    ma, mb = fa.mean(0), fb.mean(0)
+    sa, sb = np.cov(fa, rowvar=False), np.cov(fb, rowvar=False)
+    cm = scipy.linalg.sqrtm(sa @ sb).real
+    return float(np.sum((ma - mb) ** 2) + np.trace(sa + sb - 2 * cm))
+
+
+def kid64(fa, fb, *, num_subsets, subset_size, seed):
+    """(mean, std) of the unbiased MMD² with k(x, y) = (x·y/D + 1)³ over subsets drawn as documented:
+    ``np.random.default_rng(seed)``, per subset ``subset_size`` rows of a then of b without replacement."""
+    fa, fb = np.asarray(fa, np.float64), np.asarray(fb, np.float64)
+    d, m = fa.shape[1], subset_size
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(num_subsets):
+        x = fa[rng.choice(fa.shape[0], m, replace=False)]
+        y = fb[rng.choice(fb.shape[0], m, replace=False)]
+        kxx, kyy, kxy = ((x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3)
+        off = ~np.eye(m, dtype=bool)
+        vals.append(kxx[off].sum() / (m * (m - 1)) + kyy[off].sum() / (m * (m - 1)) - 2 * kxy.mean())
+    vals = np.asarray(vals)
+    return float(vals.mean()), float(vals.std(ddof=1)) if num_subsets > 1 else 0.0

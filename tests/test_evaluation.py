@@ -6,14 +6,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
-import scipy.linalg
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from jaxdiff import evaluation, forward_pictures, sampling
 from jaxdiff.sampling import interpolation
-from jaxdiff.evaluation import metrics
 from jaxdiff.priors import store as prior_store
 from jaxdiff.sampling import restoration
 from jaxdiff.data import load_source, normalize
@@ -21,6 +19,7 @@ from jaxdiff.degradations import make_degradation
 from jaxdiff.experiment import build_process
 from jaxdiff.forward import ColdProcess, GaussianProcess
 from jaxdiff.schedules import make_schedule
+from references import blur_sequential, frechet64, kid64
 
 IMG = 16
 
@@ -30,10 +29,16 @@ def digits(split="test", n=32):
     return normalize(src.get(np.arange(n)))
 
 
+BLUR = dict(kernel_size=5, std=1.5, routine="constant", padding="circular")
+
+
 def blur_process(T=6):
-    deg = make_degradation("blur", T=T, image_size=IMG, channels=1, kernel_size=5, std=1.5, routine="constant",
-                           padding="circular")
-    return ColdProcess(deg)
+    return ColdProcess(make_degradation("blur", T=T, image_size=IMG, channels=1, **BLUR))
+
+
+def blur64(x0, t):
+    """F_t(x0) of :func:`blur_process` by the test reference: t depthwise convolutions one after the other."""
+    return np.asarray(blur_sequential(jnp.asarray(x0), int(t), **BLUR))
 
 
 def nn_oracle(process):
@@ -84,7 +89,7 @@ def test_oracle_improved_sampler_walks_the_forward_path():
     res = sampling.sample(nn_oracle(process), x0, jax.random.PRNGKey(0), process.mean(x0, process.T),
                           process=process, corrector="cold_improved", timesteps=ts, prediction="x0", return_every=1)
     for t, xt in zip(np.asarray(res.trajectory["t"]), np.asarray(res.trajectory["x_t"])):
-        np.testing.assert_allclose(xt, np.asarray(process.mean(x0, int(t))), atol=1e-5)
+        np.testing.assert_allclose(xt, blur64(x0, t), atol=1e-5)
 
 
 def test_restore_gaussian_from_partial_noise_with_oracle():
@@ -118,15 +123,6 @@ def test_check_aux_known():
 # ---------------------------------------------------------------------------------------------
 # the table
 # ---------------------------------------------------------------------------------------------
-
-
-def frechet64(fa, fb):
-    """Independent reference: ‖μa − μb‖² + Tr(Σa + Σb − 2 (Σa Σb)^½) with scipy's sqrtm, float64."""
-    fa, fb = np.asarray(fa, np.float64), np.asarray(fb, np.float64)
-    ma, mb = fa.mean(0), fb.mean(0)
-    sa, sb = np.cov(fa, rowvar=False), np.cov(fb, rowvar=False)
-    cm = scipy.linalg.sqrtm(sa @ sb).real
-    return float(np.sum((ma - mb) ** 2) + np.trace(sa + sb - 2 * cm))
 
 
 @pytest.fixture(scope="module")
@@ -182,8 +178,11 @@ def test_generation_metrics_equal_direct_metrics():
     g = evaluation.generation_metrics(samples, real, fn, feature_net="proj", floor_images=digits("train", 80), seed=1)
     fs, fr = np.asarray(fn(samples)), np.asarray(fn(real))
     np.testing.assert_allclose(g["frechet"], frechet64(fs, fr), rtol=1e-4, atol=1e-6)
-    k = metrics.kid(fs, fr, num_subsets=50, subset_size=25, seed=1)
-    assert (g["kid_mean"], g["kid_std"], g["kid_subset_size"]) == (k.mean, k.std, 25)
+    # independent float64 MMD² over the documented subset draws (50 subsets of 25, seeded by seed=1)
+    kid_mean, kid_std = kid64(fs, fr, num_subsets=50, subset_size=25, seed=1)
+    assert g["kid_mean"] == pytest.approx(kid_mean, rel=1e-9, abs=1e-12)
+    assert g["kid_std"] == pytest.approx(kid_std, rel=1e-9, abs=1e-12)
+    assert (g["kid_subset_size"], g["kid_num_subsets"]) == (25, 50)
     assert (g["num_samples"], g["num_real"]) == (50, 60)
     assert g["floor"]["same_count"]["num_a"] == 50
 
@@ -266,7 +265,7 @@ def test_forward_rows_cold_are_the_forward_process(tmp_path):
     np.testing.assert_array_equal(ts, [0, 3, 7, 10])
     assert len(rows) == 3 and labels == ["#0", "#1", "#2"]
     for i, row in enumerate(rows):
-        ref = np.asarray(process.mean(jnp.asarray(np.repeat(x0[i:i + 1], 4, 0)), jnp.asarray(ts)))
+        ref = np.concatenate([blur64(x0[i:i + 1], t) for t in ts])
         np.testing.assert_allclose(row, ref, atol=1e-6)
     path = forward_pictures.save_forward_strip(tmp_path / "f.png", process, x0, key=jax.random.PRNGKey(0))
     from PIL import Image
@@ -356,7 +355,9 @@ def test_superres_prior_matches_the_end_state():
     prior = prior_store.fit_prior_for_run(cfg, process)
     train = load_source("digits", split="train", image_size=IMG, channels=1)
     x = jnp.asarray(normalize(train.get(np.arange(len(train)))))
-    low = np.asarray(process.mean(x, 3), np.float64)[:, ::8, ::8].reshape(len(train), -1)
+    # independent: the antialiased cubic resize straight to 2×2 (16 / 2^3), as jax.image.resize computes it
+    low = np.asarray(jax.image.resize(x, (x.shape[0], 2, 2, 1), "cubic", antialias=True), np.float64)
+    low = low.reshape(len(train), -1)
     w, mu = prior.arrays["weights"], prior.arrays["means"]
     np.testing.assert_allclose((w[:, None] * mu).sum(0), low.mean(0), atol=1e-6)  # EM keeps the data mean
     draws = np.asarray(prior.sample(jax.random.PRNGKey(0), 4))

@@ -86,11 +86,20 @@ def test_offset_cosine_signal_rates():
     np.testing.assert_allclose(s.sqrt_alphas_cumprod[0], 1.0)
 
 
-def test_sigmoid_monotone_and_consistent():
-    s = schedules.sigmoid(100)
+def test_sigmoid_matches_jabri_et_al():
+    # g(τ) = (σ(e/κ) − σ((τ(e − s) + s)/κ)) / (σ(e/κ) − σ(s/κ)), s = −3, e = 3, κ = 1, floored at 1e-9;
+    # ᾱ_t = g(t/T)/g(0) with β_t = 1 − ᾱ_t/ᾱ_{t−1} clipped at 0.999 (ᾱ recomputed from the clipped β)
+    T, lo, hi = 100, -3.0, 3.0
+    sig = lambda z: 1.0 / (1.0 + math.exp(-z))  # noqa: E731
+    g = [max((sig(hi) - sig((t / T) * (hi - lo) + lo)) / (sig(hi) - sig(lo)), 1e-9) for t in range(T + 1)]
+    abar, prod = [], 1.0
+    for t in range(1, T + 1):
+        prod *= 1 - min(1 - g[t] / g[t - 1], 0.999)
+        abar.append(prod)
+    s = schedules.sigmoid(T)
     ab = np.asarray(s.alphas_cumprod, np.float64)
     assert ab[0] == 1.0 and np.all(np.diff(ab) < 0)
-    _check_fields(s, _reference(np.cumprod(1 - np.asarray(s.betas[1:], np.float64))), rtol=1e-5)
+    _check_fields(s, _reference(abar), rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", sorted(schedules.SCHEDULES))
