@@ -223,7 +223,7 @@ def test_spherical_interpolation_endpoints_and_norm():
     rng = np.random.default_rng(0)
     a = rng.standard_normal((3, 8, 8, 2)).astype(np.float32)
     b = rng.standard_normal((3, 8, 8, 2)).astype(np.float32)
-    pts = interpolation.interpolate(a, b, 7, "spherical")
+    pts = interpolation.points_between(a, b, 7, "spherical")
     assert pts.shape == (3, 7, 8, 8, 2)
     np.testing.assert_array_equal(pts[:, 0], a)
     np.testing.assert_array_equal(pts[:, -1], b)
@@ -231,11 +231,11 @@ def test_spherical_interpolation_endpoints_and_norm():
     a64, b64 = a.reshape(3, -1).astype(np.float64), b.reshape(3, -1).astype(np.float64)
     b64 -= (np.sum(a64 * b64, 1) / np.sum(a64 * a64, 1))[:, None] * a64
     b64 *= (np.linalg.norm(a64, axis=1) / np.linalg.norm(b64, axis=1))[:, None]
-    pts = interpolation.interpolate(a64.reshape(a.shape), b64.reshape(a.shape), 9, "spherical")
+    pts = interpolation.points_between(a64.reshape(a.shape), b64.reshape(a.shape), 9, "spherical")
     norms = np.linalg.norm(pts.reshape(3, 9, -1), axis=2)
     np.testing.assert_allclose(norms, np.linalg.norm(a64, axis=1)[:, None].repeat(9, 1), rtol=1e-12)
     # the linear path shrinks the norm in between (why Gaussian noise uses the spherical one)
-    lin = np.linalg.norm(interpolation.interpolate(a64.reshape(a.shape), b64.reshape(a.shape), 3, "linear")
+    lin = np.linalg.norm(interpolation.points_between(a64.reshape(a.shape), b64.reshape(a.shape), 3, "linear")
                          .reshape(3, 3, -1), axis=2)
     np.testing.assert_allclose(lin[:, 1], np.linalg.norm(a64, axis=1) / np.sqrt(2), rtol=1e-12)
 

@@ -7,8 +7,8 @@ import numpy as np
 
 from jaxdiff.cli.options import ModeSettings, UsageError
 
-__all__ = ["tag", "corrector_tag", "output_stem", "load_prior", "held_out_images", "training_images",
-           "restoration_aux"]
+__all__ = ["tag", "corrector_tag", "output_stem", "prior_for_mode", "held_out_images", "training_images",
+           "held_out_aux"]
 
 
 def tag(s: ModeSettings, step: int, extra: str = "") -> str:
@@ -28,7 +28,7 @@ def corrector_tag(s: ModeSettings, inf) -> str:
     return f"{s.corrector}_{steps}steps{eta}"
 
 
-def load_prior(s: ModeSettings, inf):
+def prior_for_mode(s: ModeSettings, inf):
     """The run's generation prior (stored, else fitted and stored), with ``--prior_noise`` applied."""
     from jaxdiff.priors import store as prior_store
 
@@ -58,7 +58,7 @@ def training_images(config, num: int, seed: int) -> np.ndarray:
     return load_images(config, split="train", num=int(num), seed=int(seed))
 
 
-def restoration_aux(inf, x0, key):
+def held_out_aux(inf, x0, key):
     """The per-example draw for degrading held-out images x0; end images of ``data.end_source`` (cycled to
     len(x0), held-out split) when the degradation needs them."""
     from jaxdiff.data import load_images

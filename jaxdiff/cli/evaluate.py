@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from jaxdiff.cli import keys
-from jaxdiff.cli.common import held_out_images, load_prior, output_stem, restoration_aux, training_images
+from jaxdiff.cli.common import held_out_aux, held_out_images, output_stem, prior_for_mode, training_images
 from jaxdiff.cli.options import ModeSettings
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
     sev = o.severity or T
     aux = degraded = None
     if isinstance(inf.process, ColdProcess):
-        aux = restoration_aux(inf, real, key(keys.RESTORATION_AUX))
+        aux = held_out_aux(inf, real, key(keys.RESTORATION_AUX))
         degraded = inf.degrade(real, key=key(keys.RESTORATION_DEGRADE), severity=sev, aux=aux, batch=s.batch)
         outs = inf.restore(degraded, key=key(keys.RESTORATION_RUN), severity=sev, steps=s.steps, eta=s.eta, aux=aux,
                            batch=s.batch, correctors=restoration.COLD_CORRECTORS)
@@ -70,7 +70,7 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
                   "sampling steps": len(restoration.severity_timesteps(sev, s.steps)) - 1},
         )
     if prior_store.can_generate(inf.process):
-        prior = load_prior(s, inf)
+        prior = prior_for_mode(s, inf)
         res = inf.generate(key(keys.GENERATION), n, prior=prior, batch=s.batch, corrector=s.corrector,
                            steps=s.steps, eta=s.eta)
         report["generation"] = evaluation.generation_metrics(
@@ -79,7 +79,7 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
                   "seconds": round(res.seconds, 3)},
         )
         end = inf.degrade(real, key=key(keys.END_STATE_DEGRADE), severity=T,
-                          aux=restoration_aux(inf, real, key(keys.END_STATE_AUX)), batch=s.batch)
+                          aux=held_out_aux(inf, real, key(keys.END_STATE_AUX)), batch=s.batch)
         report["generation"]["prior_vs_end_state"] = evaluation.prior_check(res.x_T, end, feature_fn)
     if s.sweep_steps is not None:
         report["steps_sweep"] = _sweep(s, inf, real, degraded, aux, sev, feature_fn)
@@ -97,7 +97,7 @@ def _sweep(s: ModeSettings, inf, real, degraded, aux, sev: int, feature_fn) -> d
 
     n = real.shape[0]
     if s.sweep == "generation":
-        prior = load_prior(s, inf)
+        prior = prior_for_mode(s, inf)
 
         def run_one(nsteps):
             def go(warmup):

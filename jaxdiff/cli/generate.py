@@ -7,7 +7,7 @@ import math
 import jax
 import numpy as np
 
-from jaxdiff.cli.common import corrector_tag, load_prior, output_stem
+from jaxdiff.cli.common import corrector_tag, output_stem, prior_for_mode
 from jaxdiff.cli.options import ModeSettings
 from jaxdiff.files import save_npz
 
@@ -18,7 +18,7 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
     """Writes <stem>.png (grid), <stem>.npz (samples, x_T), <stem>_trajectory.png and .gif; returns the paths."""
     from jaxdiff import visualize
 
-    prior = load_prior(s, inf)
+    prior = prior_for_mode(s, inf)
     res = inf.generate(jax.random.PRNGKey(s.seed), s.num, prior=prior, batch=s.batch, corrector=s.corrector,
                        steps=s.steps, eta=s.eta, trajectory_frames=s.options.frames)
     stem = output_stem(s, out_dir, inf.step, corrector_tag(s, inf))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from jaxdiff.cli.common import corrector_tag, load_prior, output_stem
+from jaxdiff.cli.common import corrector_tag, output_stem, prior_for_mode
 from jaxdiff.cli.options import ModeSettings
 from jaxdiff.files import save_npz
 
@@ -16,12 +16,12 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
     from jaxdiff import visualize
     from jaxdiff.sampling import interpolation
 
-    prior = load_prior(s, inf)
+    prior = prior_for_mode(s, inf)
     pairs = min(s.num, MAX_PAIRS)
     k_a, k_b, k_run = jax.random.split(jax.random.PRNGKey(s.seed), 3)
     a, b = np.asarray(prior.sample(k_a, pairs)), np.asarray(prior.sample(k_b, pairs))
     method = interpolation.method_for_prior(prior.kind)
-    points = interpolation.interpolate(a, b, COLUMNS, method)  # (P, K, H, W, C)
+    points = interpolation.points_between(a, b, COLUMNS, method)  # (P, K, H, W, C)
     flat = points.reshape((pairs * COLUMNS,) + points.shape[2:])
     res = inf.generate(k_run, flat.shape[0], prior=prior, batch=s.batch, corrector=s.corrector, steps=s.steps,
                        eta=s.eta, x_T=flat)

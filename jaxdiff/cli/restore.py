@@ -7,7 +7,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from jaxdiff.cli.common import held_out_images, output_stem, restoration_aux
+from jaxdiff.cli.common import held_out_aux, held_out_images, output_stem
 from jaxdiff.cli.options import ModeSettings
 from jaxdiff.files import save_npz
 
@@ -39,7 +39,7 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
         original, aux = None, None
     else:
         original = held_out_images(inf.config, s.num)
-        aux = restoration_aux(inf, original, k_aux)
+        aux = held_out_aux(inf, original, k_aux)
         degraded = inf.degrade(original, key=k_deg, severity=sev, aux=aux, batch=s.batch)
     correctors = restoration.default_correctors(inf.process, s.corrector)
     outs = inf.restore(degraded, key=k_run, severity=sev, correctors=correctors, steps=s.steps, eta=s.eta,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["METHODS", "weights", "interpolate", "method_for_prior"]
+__all__ = ["METHODS", "weights", "points_between", "method_for_prior"]
 
 METHODS = ("spherical", "linear")
 
@@ -38,7 +38,7 @@ def weights(num: int, method: str = "spherical") -> tuple[np.ndarray, np.ndarray
     return wa, wb
 
 
-def interpolate(a, b, num: int, method: str = "spherical") -> np.ndarray:
+def points_between(a, b, num: int, method: str = "spherical") -> np.ndarray:
     """Points along the path from a to b: (P, H, W, C) × 2 → (P, num, H, W, C), dtype of a (float32 math in float64)."""
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape or a.ndim < 2:
