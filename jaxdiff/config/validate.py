@@ -23,6 +23,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
 
+from jaxdiff.checks import is_int
 from jaxdiff.config.upgrade import REMOVED, RENAMED
 
 __all__ = ["ConfigError", "Problem", "validate_config", "FIELDS", "OPTIONAL_FIELDS", "FREE_FORM"]
@@ -81,10 +82,6 @@ def _short_repr(value: Any) -> str:
 
 
 # --- values ---------------------------------------------------------------------------------------
-def _is_int(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
 def _is_real(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
 
@@ -117,7 +114,7 @@ class Spec(NamedTuple):
 
 def Int(lo: Optional[int] = None, hi: Optional[int] = None) -> Spec:  # noqa: N802
     text = (("an integer" if lo is None else f"an integer >= {lo}") if hi is None else f"an integer in [{lo}, {hi}]")
-    return Spec(lambda v: _is_int(v) and (lo is None or v >= lo) and (hi is None or v <= hi), text)
+    return Spec(lambda v: is_int(v) and (lo is None or v >= lo) and (hi is None or v <= hi), text)
 
 
 def Real(lo: float, hi: Optional[float] = None, *, lo_open: bool = False, hi_open: bool = False) -> Spec:  # noqa: N802
@@ -149,7 +146,7 @@ def Choice(names: Callable[[], Iterable]) -> Spec:  # noqa: N802
 
 
 def IntSeq(lo: int = 1, *, nonempty: bool = True) -> Spec:  # noqa: N802
-    return Spec(lambda v: isinstance(v, (tuple, list)) and (len(v) > 0 or not nonempty) and all(_is_int(x) and x >= lo for x in v),
+    return Spec(lambda v: isinstance(v, (tuple, list)) and (len(v) > 0 or not nonempty) and all(is_int(x) and x >= lo for x in v),
                 f"a {'non-empty ' if nonempty else ''}tuple of integers >= {lo}")
 
 
@@ -220,7 +217,7 @@ FIELDS: dict = {
     "data.source": Str(),
     "data.eval_split": Str(),
     "data.image_size": Int(2),
-    "data.channels": Spec(lambda v: _is_int(v) and v in (1, 3), "1 (grey) or 3 (RGB)"),
+    "data.channels": Spec(lambda v: is_int(v) and v in (1, 3), "1 (grey) or 3 (RGB)"),
     "data.random_flip": Bool(),
     "data.download": Bool(),
     "data.end_source": Str(nonempty=False),
@@ -446,7 +443,7 @@ def validate_config(config, *, num_devices: Optional[int] = None, process_count:
 
         num_devices = jax.device_count()
     for arg, val in (("num_devices", num_devices), ("process_count", process_count)):
-        if not _is_int(val) or val < 1:
+        if not is_int(val) or val < 1:
             raise ValueError(f"validate_config: {arg}={val!r} is invalid; allowed: an integer >= 1")
     if not _is_section(config):
         raise ConfigError([Problem("config", config, "a ConfigDict with the layout of configs/default.py")])

@@ -13,7 +13,8 @@ from typing import Iterator, Optional
 import jax
 import numpy as np
 
-from jaxdiff.data.sources import DataError, Source, _check_int, _readonly, normalize, source_from_config
+from jaxdiff.checks import check_int
+from jaxdiff.data.sources import DataError, Source, _readonly, normalize, source_from_config
 
 __all__ = ["Batcher", "iterate_batches", "end_source"]
 
@@ -58,9 +59,9 @@ class Batcher:
                  random_flip: bool = False, with_labels: bool = False):
         process_index = jax.process_index() if process_index is None else process_index
         process_count = jax.process_count() if process_count is None else process_count
-        self.global_batch_size = _check_int("train.batch_size", global_batch_size, 1)
-        process_count = _check_int("process_count", process_count, 1)
-        process_index = _check_int("process_index", process_index, 0)
+        self.global_batch_size = check_int(global_batch_size, field="train.batch_size", lo=1)
+        process_count = check_int(process_count, field="process_count", lo=1)
+        process_index = check_int(process_index, field="process_index", lo=0)
         if process_index >= process_count:
             raise ValueError(f"process_index={process_index} must be < process_count={process_count}")
         if self.global_batch_size % process_count:
@@ -87,7 +88,7 @@ class Batcher:
 
     def indices(self, step: int) -> np.ndarray:
         """Source indices of this process's examples at ``step`` (int64 (B/P,))."""
-        step = _check_int("step", step, 0)
+        step = check_int(step, field="step", lo=0)
         n = len(self.source)
         g = step * self.global_batch_size + self._rows()
         epoch, pos = g // n, g % n
@@ -117,7 +118,7 @@ class Batcher:
         return x
 
     def __call__(self, start_step: int = 0) -> Iterator:
-        step = _check_int("start_step", start_step, 0)
+        step = check_int(start_step, field="start_step", lo=0)
         while True:
             yield self.batch(step)
             step += 1

@@ -17,6 +17,7 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
+from jaxdiff.checks import check_int
 from jaxdiff.ranges import parse_int_ranges
 
 __all__ = [
@@ -527,12 +528,6 @@ def _load_tfds(spec: SourceSpec, split: str, image_size: int, channels: int, dow
 # entry points
 
 
-def _check_int(name: str, value, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{name}={value!r}: expected an integer >= {lo}")
-    return int(value)
-
-
 def load_source(source: str, *, split: str, image_size: int, channels: int, download: bool = False,
                 field: str = "data.source") -> Source:
     """Opens a source string as uint8 images (N, S, S, C) (+ int32 labels when known).
@@ -560,8 +555,8 @@ def load_source(source: str, *, split: str, image_size: int, channels: int, down
     Returns an :class:`ArraySource` (digits, folder, npz) or a lazily read :class:`TfdsSource`.
     Raises :class:`DataError` (a ValueError) for every problem with the data.
     """
-    image_size = _check_int("data.image_size", image_size, 1)
-    channels = _check_int("data.channels", channels, 1)
+    image_size = check_int(image_size, field="data.image_size", lo=1)
+    channels = check_int(channels, field="data.channels", lo=1)
     spec = parse_source(source, field)
     split = spec.split or split
     if not split or not isinstance(split, str):

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdiff.checks import check_int
 from jaxdiff.forward import bcast
 from jaxdiff.registry import Registry
 
@@ -176,12 +177,6 @@ def fail(deg: str, field: str, value, allowed: str):
     raise ValueError(f"degradation {deg!r}: {field} must be {allowed}, got {value!r}")
 
 
-def check_int(deg, field, value, *, lo=None):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (lo is not None and value < lo):
-        fail(deg, field, value, "an integer" + (f" >= {lo}" if lo is not None else ""))
-    return int(value)
-
-
 def check_real(deg, field, value, *, positive=False, nonneg=False):
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if ok and positive and not value > 0:
@@ -206,8 +201,8 @@ def check_bool(deg, field, value):
 
 
 def check_size(deg, image_size, channels):
-    check_int(deg, "image_size", image_size, lo=1)
-    check_int(deg, "channels", channels, lo=1)
+    check_int(image_size, field="image_size", lo=1, owner=f"degradation {deg!r}")
+    check_int(channels, field="channels", lo=1, owner=f"degradation {deg!r}")
     return int(image_size)
 
 

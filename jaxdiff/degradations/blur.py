@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from jaxdiff.checks import check_int
 from jaxdiff.degradations.base import (
     Degradation,
     GenerationPrior,
     check_bool,
     check_choice,
     check_image,
-    check_int,
     check_real,
     check_size,
     f32,
@@ -34,7 +34,7 @@ BLUR_PADDINGS = ("circular", "reflect")
 
 def _check_blur_params(*, kernel_size, std, routine, padding, std_increment, image_size=None):
     deg = "blur"
-    k = check_int(deg, "kernel_size", kernel_size, lo=1)
+    k = check_int(kernel_size, field="kernel_size", lo=1, owner=f"degradation {deg!r}")
     if k % 2 == 0:
         fail(deg, "kernel_size", kernel_size, "odd (the kernel is centered)")
     std = check_real(deg, "std", std, positive=True)

@@ -12,10 +12,10 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdiff.checks import check_int
 from jaxdiff.degradations.base import (
     Degradation,
     check_image,
-    check_int,
     check_real,
     check_size,
     f32,
@@ -150,7 +150,7 @@ def snow(
     every channel and every example; aux ignored.
     """
     n = check_size("snow", image_size, channels)
-    seed = check_int("snow", "seed", seed, lo=0)
+    seed = check_int(seed, field="seed", lo=0, owner="degradation 'snow'")
     thr_start = check_real("snow", "thr_start", thr_start)
     thr_end = check_real("snow", "thr_end", thr_end)
     if thr_end > thr_start:

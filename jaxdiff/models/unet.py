@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxdiff.checks import is_int
 from jaxdiff.models.norm import GROUP_NORM_IMPLS, GroupNorm
 
 __all__ = [
@@ -65,10 +66,6 @@ _GN_EPS = 1e-5  # PyTorch/diffusers GroupNorm default, so benchmarks compare lik
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
 def _dtype_name(dtype) -> Optional[str]:
     if isinstance(dtype, str):
         return dtype
@@ -83,7 +80,7 @@ def _check_int_tuple(field: str, value, *, allow_empty: bool) -> tuple[int, ...]
         raise ValueError(f"model.{field}={value!r}: must be a tuple of positive ints")
     if not allow_empty and len(value) == 0:
         raise ValueError(f"model.{field}={value!r}: must be a non-empty tuple of positive ints")
-    if not all(_is_int(v) and v >= 1 for v in value):
+    if not all(is_int(v) and v >= 1 for v in value):
         raise ValueError(f"model.{field}={value!r}: every entry must be a positive int")
     return tuple(int(v) for v in value)
 
@@ -108,10 +105,10 @@ def validate_unet_config(
     ``image_size`` / ``in_channels`` / ``out_channels`` may be None (not known yet): the checks that need them are
     skipped (UNet repeats the image-size checks at trace time against the actual input).
     """
-    if not _is_int(ch) or ch < 1:
+    if not is_int(ch) or ch < 1:
         raise ValueError(f"model.ch={ch!r}: must be a positive int (the base width)")
     ch_mult = _check_int_tuple("ch_mult", ch_mult, allow_empty=False)
-    if not _is_int(num_res_blocks) or num_res_blocks < 1:
+    if not is_int(num_res_blocks) or num_res_blocks < 1:
         raise ValueError(f"model.num_res_blocks={num_res_blocks!r}: must be an int >= 1")
     attn_resolutions = _check_int_tuple("attn_resolutions", attn_resolutions, allow_empty=True)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating, np.integer)) or not (
@@ -119,7 +116,7 @@ def validate_unet_config(
     ):
         raise ValueError(f"model.dropout={dropout!r}: must be a float in [0, 1)")
     widths = sorted({ch} | {ch * m for m in ch_mult})
-    if not _is_int(num_groups) or num_groups < 1:
+    if not is_int(num_groups) or num_groups < 1:
         raise ValueError(f"model.num_groups={num_groups!r}: must be a positive int dividing every width {widths}")
     bad = [w for w in widths if w % num_groups]
     if bad:
@@ -128,7 +125,7 @@ def validate_unet_config(
             f"model.num_groups={num_groups}: GroupNorm groups must divide every channel width "
             f"(ch={ch} × ch_mult={ch_mult} → widths {widths}; {bad} not divisible); allowed: {allowed}"
         )
-    if not _is_int(num_heads) or num_heads < 1:
+    if not is_int(num_heads) or num_heads < 1:
         raise ValueError(f"model.num_heads={num_heads!r}: must be a positive int")
     if not isinstance(mid_attention, (bool, np.bool_)):
         raise ValueError(f"model.mid_attention={mid_attention!r}: must be True or False")
@@ -136,13 +133,13 @@ def validate_unet_config(
     if name not in DTYPES:
         raise ValueError(f"model.dtype={dtype!r}: compute dtype must be one of {sorted(DTYPES)}")
     for field, v in (("in_channels", in_channels), ("out_channels", out_channels)):
-        if v is not None and (not _is_int(v) or v < 1):
+        if v is not None and (not is_int(v) or v < 1):
             raise ValueError(f"{field}={v!r}: must be a positive int (number of image channels)")
 
     levels = len(ch_mult)
     factor = 2 ** (levels - 1)
     if image_size is not None:
-        if not _is_int(image_size) or image_size < 1:
+        if not is_int(image_size) or image_size < 1:
             raise ValueError(f"image_size={image_size!r}: must be a positive int (square images)")
         if image_size % factor:
             max_levels = 1 + ((image_size & -image_size).bit_length() - 1)  # 1 + number of times it halves cleanly
@@ -185,7 +182,7 @@ def timestep_embedding(t: jnp.ndarray, dim: int, max_period: float = 10000.0) ->
     t: shape (B,) (any shape works: (...) → (..., dim)), int or float. A continuous level in [0, 1] should be scaled
     (e.g. by 1000) by the caller, otherwise only the lowest frequencies vary.
     """
-    if not _is_int(dim) or dim < 2:
+    if not is_int(dim) or dim < 2:
         raise ValueError(f"timestep_embedding: dim={dim!r} must be an int >= 2")
     half = dim // 2
     freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / half)

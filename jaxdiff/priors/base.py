@@ -256,12 +256,6 @@ def check_noise(noise, kind: str) -> np.ndarray:
     return np.asarray(float(noise), np.float64)
 
 
-def check_int(value, name: str, kind: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"prior {kind!r}: {name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 def add_noise(x: jnp.ndarray, arrays, key: jax.Array) -> jnp.ndarray:
     # noise = 0 adds exact zeros (0 · finite), so "perfect symmetry" stays exactly flat.
     return x + jnp.asarray(arrays["noise"], jnp.float32) * jax.random.normal(key, x.shape, jnp.float32)

@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdiff.priors.base import add_noise, check_int, check_noise, register_prior
+from jaxdiff.checks import check_int
+from jaxdiff.priors.base import add_noise, check_noise, register_prior
 from jaxdiff.priors.gmm import COVARIANCES, fit_gmm, gmm_arrays, sample_gmm
 
 __all__ = ["area_downsample"]
@@ -49,10 +50,11 @@ def _fit_blur_mean(
     x, *, shape, rng, n_components: int = 1, noise: float = 0.002, n_iter: int = 100, reg: float = 1e-6
 ):
     """GMM (full covariance) on m_n = mean_{h,w} x_n ∈ R^C; x_T = m ⊗ 1_{H×W} + noise·ε."""
-    k = check_int(n_components, "n_components", "blur_mean")
+    k = check_int(n_components, field="n_components", lo=1, owner="prior 'blur_mean'")
     noise = check_noise(noise, "blur_mean")
     means = x.mean(axis=(1, 2))  # (N, C)
-    w, mu, cov = fit_gmm(means, k, covariance="full", n_iter=check_int(n_iter, "n_iter", "blur_mean"), reg=reg, rng=rng)
+    n_iter = check_int(n_iter, field="n_iter", lo=1, owner="prior 'blur_mean'")
+    w, mu, cov = fit_gmm(means, k, covariance="full", n_iter=n_iter, reg=reg, rng=rng)
     return {**gmm_arrays(w, mu, cov), "noise": noise}
 
 
@@ -114,7 +116,7 @@ def _fit_superres(
     Fitted on F_T(x0) of the super-resolution degradation (constant on 2^T blocks), the block mean is
     exactly its low-resolution image, so the prior matches the end state for any down-sampling method.
     """
-    T = check_int(T, "T", "superres")
+    T = check_int(T, field="T", lo=1, owner="prior 'superres'")
     f = 2**T
     h, w, c = shape
     if h % f or w % f:
@@ -122,9 +124,10 @@ def _fit_superres(
     if covariance not in COVARIANCES:
         raise ValueError(f"prior 'superres': covariance must be one of {list(COVARIANCES)}, got {covariance!r}")
     low = area_downsample(x, f)
-    k = check_int(n_components, "n_components", "superres")
+    k = check_int(n_components, field="n_components", lo=1, owner="prior 'superres'")
+    n_iter = check_int(n_iter, field="n_iter", lo=1, owner="prior 'superres'")
     gw, mu, cov = fit_gmm(
-        low.reshape(x.shape[0], -1), k, covariance=covariance, n_iter=check_int(n_iter, "n_iter", "superres"),
+        low.reshape(x.shape[0], -1), k, covariance=covariance, n_iter=n_iter,
         reg=reg, rng=rng,
     )
     return {**gmm_arrays(gw, mu, cov), "noise": check_noise(noise, "superres"), "factor": np.asarray(f, np.int64)}
@@ -142,7 +145,7 @@ def _sample_dataset(arrays, key, n):
 @register_prior("dataset", sample=_sample_dataset, keys=("bank",))
 def _fit_dataset(x, *, shape, rng, max_images: int = 2048):
     """Stores up to ``max_images`` of the given images (a seeded random subset when there are more)."""
-    m = check_int(max_images, "max_images", "dataset")
+    m = check_int(max_images, field="max_images", lo=1, owner="prior 'dataset'")
     if x.shape[0] > m:
         x = x[np.sort(rng.choice(x.shape[0], m, replace=False))]
     return {"bank": x.astype(np.float32)}

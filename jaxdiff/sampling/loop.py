@@ -20,7 +20,8 @@ from jax import lax
 from jaxdiff.forward import ForwardProcess
 from jaxdiff.parameterization import predict
 from jaxdiff.sampling.correctors import CORRECTORS, check_corrector
-from jaxdiff.sampling.steps import _is_int, _resolve_timesteps
+from jaxdiff.checks import is_int
+from jaxdiff.sampling.steps import _resolve_timesteps
 
 __all__ = ["SampleResult", "sample_loop", "sample_loop_jit", "sample"]
 
@@ -164,7 +165,7 @@ def sample(
     if clip is not None:
         _check_number("clip", clip, allow_traced=False)
         clip = float(clip) if clip > 0 else None
-    if not _is_int(return_every) or return_every < 0:
+    if not is_int(return_every) or return_every < 0:
         raise ValueError(f"return_every must be an integer >= 0 (0: no trajectory), got {return_every!r}")
     if getattr(x_T, "ndim", None) != 4:
         raise ValueError(f"x_T must be a 4-D (B, H, W, C) array, got shape {getattr(x_T, 'shape', type(x_T).__name__)}")

@@ -11,13 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdiff.checks import is_int
+
 __all__ = ["SPACINGS", "timesteps", "validate_timesteps"]
 
 SPACINGS = ("linear", "quadratic", "trailing")
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 def timesteps(T: int, num_steps: Optional[int] = None, *, spacing: str = "linear") -> np.ndarray:
@@ -32,12 +30,12 @@ def timesteps(T: int, num_steps: Optional[int] = None, *, spacing: str = "linear
         (Lin et al. 2024), the remainder absorbed by the final jump to 0.
     Writing t_k = k + (non-decreasing integers) keeps the sequence strictly monotone for every N ≤ T.
     """
-    if not _is_int(T) or T < 1:
+    if not is_int(T) or T < 1:
         raise ValueError(f"T (num_timesteps) must be an integer >= 1, got {T!r}")
     T = int(T)
-    if num_steps is None or (_is_int(num_steps) and num_steps == 0):
+    if num_steps is None or (is_int(num_steps) and num_steps == 0):
         num_steps = T
-    if not _is_int(num_steps) or not 1 <= num_steps <= T:
+    if not is_int(num_steps) or not 1 <= num_steps <= T:
         raise ValueError(f"num_steps must be an integer in [1, T={T}] (or None/0 for all {T} steps), got {num_steps!r}")
     if spacing not in SPACINGS:
         raise ValueError(f"spacing must be one of {list(SPACINGS)}, got {spacing!r}")
@@ -78,7 +76,7 @@ def _resolve_timesteps(ts, T: int):
     """None → every step; an int N → ``timesteps(T, N)``; a sequence → validated; a tracer → shape-checked."""
     if ts is None:
         return timesteps(T)
-    if _is_int(ts):
+    if is_int(ts):
         return timesteps(T, int(ts))
     if isinstance(ts, jax.core.Tracer):
         if ts.ndim != 1 or ts.shape[0] < 2:
