@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "schedules", "forward", "degradations", "parameterization", "sampling", "losses", "train", "data",
     "visualize", "priors", "models", "config", "evaluation", "inference", "cpu", "registry", "experiment", "cli",
-    "files", "ranges", "checks", "progress",
+    "files", "ranges", "checks", "progress", "dct",
 }
 
 _EXPORTS = {
