@@ -5,7 +5,7 @@
 
 A :class:`Degradation` carries its facts: ``generation`` (the prior it generates from, or None:
 restoration only), ``color_only``, ``needs_end_source``, ``restoration_aux`` and ``describe()``.
-Modules: ``base`` (the value, the registry, shared checks), ``color`` (decolor, snow), ``blur``,
+Modules: ``base`` (the value, the registry, shared checks), ``color`` (decolor, snow), ``blur``, ``heat``,
 ``masks`` (inpaint, fade), ``superres``, ``interpolate``.
 """
 from jaxdiff.degradations.base import (
@@ -19,6 +19,7 @@ from jaxdiff.degradations.base import (
 )
 from jaxdiff.degradations.blur import BLUR_PADDINGS, BLUR_ROUTINES, blur, blur_sigmas
 from jaxdiff.degradations.color import decolor, gray, snow
+from jaxdiff.degradations.heat import heat, heat_sigmas
 from jaxdiff.degradations.interpolate import interpolate
 from jaxdiff.degradations.masks import FADE_COLORS, fade, inpaint
 from jaxdiff.degradations.superres import SUPERRES_METHODS, superres
@@ -40,6 +41,8 @@ __all__ = [
     "decolor",
     "snow",
     "blur",
+    "heat",
+    "heat_sigmas",
     "inpaint",
     "fade",
     "superres",
