@@ -160,6 +160,13 @@ def _severity_check(case_id, deg, xs, x0, aux):
         v = [_weighted_var(x, np.outer(w1, w1)) for x in xs]
         assert all((b <= a + tol).all() for a, b in zip(v[:-1], v[1:]))
         assert (v[-1] < v[0]).all()
+    elif case_id.startswith("heat"):
+        # the orthonormal DCT keeps energy; every non-DC coefficient is scaled by exp(−λτ_t), τ_t increasing,
+        # and the DC one is kept: the spatial variance cannot grow and the mean does not move
+        v = [_weighted_var(x, np.ones((N, N))) for x in xs]
+        assert all((b <= a + tol).all() for a, b in zip(v[:-1], v[1:]))
+        assert (v[-1] < v[0]).all()
+        np.testing.assert_allclose(xs[-1].mean(axis=(1, 2)), x0.mean(axis=(1, 2)), atol=1e-5)
     elif case_id.startswith("inpaint"):
         # each mask factor lies in [0, 1]
         assert all((np.abs(b) <= np.abs(a) + tol).all() for a, b in pairs)
@@ -498,6 +505,7 @@ def test_bad_inputs_raise_while_tracing():
 # name -> (generation prior kind or None, fit_on, color_only, needs_end_source), as documented per family
 FACTS = {
     "blur": ("blur_mean", "source", False, False),
+    "heat": ("blur_mean", "source", False, False),
     "superres": ("superres", "source", False, False),
     "fade": ("color", "none", False, False),
     "interpolate": ("dataset", "end_source", False, True),
