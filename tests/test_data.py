@@ -101,7 +101,7 @@ def test_parse_source_splits_kind_target_split_and_options():
     spec = data.parse_source("folder:/a:b/c")
     assert (spec.kind, spec.target, spec.split, spec.options) == ("folder", "/a:b/c", None, {})
     assert data.parse_source("digits:test").split == "test"
-    assert set(data.SOURCES) == {"digits", "tfds", "folder", "npz"}
+    assert set(data.SOURCES) == {"digits", "tfds", "folder", "npz", "photos"}
     with pytest.raises(DataError, match=r"data\.end_source='tfds:': expected 'tfds:<name>"):
         data.parse_source("tfds:", "data.end_source")
 
@@ -363,3 +363,95 @@ def test_to_global_array_shards_the_batch_over_the_data_axis():
         np.testing.assert_array_equal(np.asarray(shard.data), x[shard.index])
     with pytest.raises(ValueError, match=r"train\.batch_size=12 .*\(8"):
         data.to_global_array(np.zeros((12, 8, 8, 1), np.float32), mesh)
+
+
+# ---------------------------------------------------------------------------------------------- photos
+# Expected values come from scikit-learn's photographs read here and float64 NumPy box means written here.
+
+
+def _sample_photo(index):
+    """The photographs in file-name order (china.jpg, flower.jpg), as scikit-learn ships them."""
+    from sklearn.datasets import load_sample_image
+
+    return load_sample_image(("china.jpg", "flower.jpg")[index])
+
+
+def _box_mean_reference(photo, top, left, side, size):
+    """float64 means of the side/size × side/size blocks of a window, rounded half up, uint8 (size, size, 3)."""
+    k = side // size
+    window = photo[top:top + side, left:left + side].astype(np.float64)
+    return np.floor(window.reshape(size, k, size, k, 3).mean(axis=(1, 3)) + 0.5).astype(np.uint8)
+
+
+def test_photos_shapes_dtype_range_and_counts():
+    tr = load_source("photos", split="train", image_size=16, channels=3)
+    te = load_source("photos", split="test", image_size=16, channels=3)
+    assert tr.images.shape == (8192, 16, 16, 3) and te.images.shape == (512, 16, 16, 3)
+    assert tr.images.dtype == np.uint8 and tr.labels is None and te.labels is None
+    assert tr.images.min() < 20 and tr.images.max() > 235  # dark foliage and bright sky both occur
+    both = load_source("photos:all", split="train", image_size=16, channels=3)
+    np.testing.assert_array_equal(both.images, np.concatenate([tr.images, te.images]))
+    x = data.normalize(te.images)
+    assert x.dtype == np.float32 and -1.0 <= x.min() and x.max() <= 1.0
+    # colour, not grey: the channels differ substantially
+    assert np.abs(tr.images[..., 0].astype(int) - tr.images[..., 2]).mean() > 20
+    few = load_source("photos:test:crops=7", split="train", image_size=8, channels=3)
+    assert few.images.shape == (7, 8, 8, 3)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_photo_crops_are_box_means_of_their_windows(split):
+    boxes = data.photo_crop_boxes(split, 8, seed=3, num=200)
+    crops = load_source(f"photos:{split}:seed=3:crops=200", split="train", image_size=8, channels=3).images
+    assert set(np.unique(boxes[:, 3])) == {8, 16, 24, 32}  # every scale k = 1 … 4 occurs
+    assert set(np.unique(boxes[:, 0])) == {0, 1}  # both photographs
+    for (p, top, left, side), crop in zip(boxes, crops):
+        np.testing.assert_array_equal(crop, _box_mean_reference(_sample_photo(p), top, left, side, 8))
+
+
+def test_photo_train_and_test_crops_never_share_a_pixel():
+    """The pixels every train crop reads and every test crop reads are disjoint sets, in each photograph."""
+    train = data.photo_crop_boxes("train", 16, seed=0, num=8192)
+    test = data.photo_crop_boxes("test", 16, seed=0, num=512)
+    for p in (0, 1):
+        h, w, _ = _sample_photo(p).shape
+        covered = {}
+        for name, boxes in (("train", train), ("test", test)):
+            mask = np.zeros((h, w), bool)
+            for _, top, left, side in boxes[boxes[:, 0] == p]:
+                assert 0 <= top and top + side <= h and 0 <= left and left + side <= w
+                mask[top:top + side, left:left + side] = True
+            covered[name] = mask
+        assert not np.any(covered["train"] & covered["test"])
+        assert not covered["test"][:, : w - w // 4].any()  # test: the right quarter only
+        assert covered["train"][:, w - w // 4 - 1].any() and covered["test"][:, w - w // 4].any()
+
+
+def test_photos_are_deterministic_and_the_held_out_crops_ignore_the_seed():
+    a = load_source("photos", split="train", image_size=8, channels=3).images
+    b = load_source("photos:seed=0", split="train", image_size=8, channels=3).images
+    c = load_source("photos:seed=1", split="train", image_size=8, channels=3).images
+    np.testing.assert_array_equal(a, b)
+    assert np.mean(np.any(a != c, axis=(1, 2, 3))) > 0.9
+    tests = [load_source(f"photos:test:seed={s}", split="train", image_size=8, channels=3).images for s in (0, 5)]
+    np.testing.assert_array_equal(tests[0], tests[1])
+    # crops= takes a prefix of the same sequence
+    np.testing.assert_array_equal(load_source("photos:test:crops=64", split="train", image_size=8,
+                                              channels=3).images, tests[0][:64])
+
+
+def test_photos_bad_channels_size_split_and_options():
+    with pytest.raises(DataError, match=r"^data\.channels=1 but data\.source='photos' has 3 channels .*"
+                                        r"set data\.channels=3$"):
+        load_source("photos", split="train", image_size=16, channels=1)
+    with pytest.raises(DataError, match=r"^data\.image_size=161: .*allowed: 1 … 160$"):
+        load_source("photos", split="train", image_size=161, channels=3)
+    with pytest.raises(DataError, match=r"no split 'valid'"):
+        load_source("photos", split="valid", image_size=16, channels=3)
+    for bad, match in (("photos:seed=x", r"seed='x' must be an integer ≥ 0"),
+                       ("photos:crops=0", r"crops='0' must be an integer ≥ 1"),
+                       ("photos:val", r"expected 'photos\[:split\]"),
+                       ("photos:classes=1", r"unknown option 'classes' for 'photos'")):
+        with pytest.raises(DataError, match=match):
+            data.parse_source(bad)
+    assert data.KNOWN_CHANNELS["photos"] == 3

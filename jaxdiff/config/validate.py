@@ -32,7 +32,7 @@ __all__ = ["ConfigError", "Problem", "validate_config", "FIELDS", "OPTIONAL_FIEL
 FREE_FORM = ("diffusion.degradation_params", "diffusion.schedule_params")
 _SOURCE_FORMS = (
     "'digits' or 'tfds:<name>' (each optionally ':<split>' and ':classes=<list>', e.g. 'digits:classes=0-4'), "
-    "'folder:<path>' or 'npz:<path>'"
+    "'photos[:<split>][:seed=N][:crops=N]', 'folder:<path>' or 'npz:<path>'"
 )
 
 

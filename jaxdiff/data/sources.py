@@ -1,8 +1,8 @@
 """Image sources: a source string (``config.data.source``) → uint8 images (N, S, S, C) and int32 labels.
 
-Kinds: ``digits`` (shipped), ``tfds:<name>`` (random access, no TensorFlow), ``folder:<path>``, ``npz:<path>``;
-the grammar is in :func:`load_source`. Library code reads a config's images through :func:`load_images`
-(float32 in [−1, 1], x = u8 / 127.5 − 1, NHWC).
+Kinds: ``digits`` and ``photos`` (shipped), ``tfds:<name>`` (random access, no TensorFlow), ``folder:<path>``,
+``npz:<path>``; the grammar is in :func:`load_source`. Library code reads a config's images through
+:func:`load_images` (float32 in [−1, 1], x = u8 / 127.5 − 1, NHWC).
 """
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ __all__ = [
     "normalize",
     "denormalize",
     "DIGITS_NUM_TRAIN",
+    "PHOTOS_NUM_CROPS",
+    "photo_crop_boxes",
     "KNOWN_CHANNELS",
     "KNOWN_NUM_CLASSES",
 ]
@@ -42,7 +44,7 @@ __all__ = [
 
 #: channel counts of the data sets whose images are known, by source kind ("digits") or "tfds:<name>"
 KNOWN_CHANNELS = {
-    "digits": 1, "tfds:mnist": 1, "tfds:fashion_mnist": 1, "tfds:kmnist": 1, "tfds:emnist": 1,
+    "digits": 1, "photos": 3, "tfds:mnist": 1, "tfds:fashion_mnist": 1, "tfds:kmnist": 1, "tfds:emnist": 1,
     "tfds:cifar10": 3, "tfds:cifar100": 3, "tfds:celeb_a": 3, "tfds:svhn_cropped": 3, "tfds:oxford_flowers102": 3,
 }
 #: number of classes of the labelled data sets whose labels are known
@@ -231,7 +233,7 @@ def _resize_all(images: np.ndarray, size: int) -> np.ndarray:
 
 
 _OPTIONS = {"digits": ("classes",), "tfds": ("classes", "data_dir"), "folder": ("classes",),
-            "npz": ("classes",)}
+            "npz": ("classes",), "photos": ("seed", "crops")}
 #: the source kinds a source string may start with
 SOURCES = tuple(_OPTIONS)
 _VERSION = re.compile(r"^\d+(\.(\d+|\*))*$")
@@ -266,7 +268,7 @@ def parse_source(source: str, field: str = "data.source") -> SourceSpec:
     """Splits a source string (grammar in :func:`load_source`); one DataError naming ``field`` if it is malformed."""
     if not isinstance(source, str) or not source.strip():
         raise DataError(f"{field}={source!r}: expected a source string; allowed: 'digits[:split]', "
-                        "'tfds:<name>[:split]', 'folder:<path>', 'npz:<path>'")
+                        "'photos[:split]', 'tfds:<name>[:split]', 'folder:<path>', 'npz:<path>'")
     kind, _, rest = source.strip().partition(":")
     if kind not in _OPTIONS:
         raise DataError(f"{field}={source!r}: unknown source kind {kind!r}; allowed: {sorted(_OPTIONS)}")
@@ -293,6 +295,8 @@ def parse_source(source: str, field: str = "data.source") -> SourceSpec:
         if len(tokens) > 1:
             raise DataError(f"{field}={source!r}: expected 'tfds:<name>[:version][:split]'")
         split = tokens[0] if tokens and tokens[0] else None
+    elif kind == "photos":
+        split, target = _parse_photos(tokens, options, source, field), ""
     else:
         target = ":".join(tokens)
         if not target:
@@ -341,6 +345,109 @@ def _load_digits(spec: SourceSpec, split: str, image_size: int, channels: int, f
     images, labels = _digits_all(image_size)
     idx = _digits_split_indices(images.shape[0], split, field)
     return ArraySource(images[idx], labels[idx], f"digits:{split}")
+
+# ----------------------------------------------------------------------------------------------------------
+# photos
+
+
+#: crops per split of the ``photos`` source (``crops=`` changes it)
+PHOTOS_NUM_CROPS = {"train": 8192, "test": 512}
+PHOTOS_MAX_SCALE = 4  # a crop is a k·S × k·S window, k ∈ {1 … 4}, box-averaged to S × S
+_PHOTOS_TEST_SEED = 20221201  # constant on purpose: the held-out crops never move with the training seed
+
+
+@functools.lru_cache(maxsize=1)
+def _photos() -> tuple[np.ndarray, ...]:
+    """scikit-learn's sample photographs (china.jpg, flower.jpg; uint8 (H, W, 3)), sorted by file name."""
+    from sklearn.datasets import load_sample_images
+
+    b = load_sample_images()
+    order = np.argsort([os.path.basename(f) for f in b.filenames])
+    return tuple(_readonly(np.asarray(b.images[i], np.uint8)) for i in order)
+
+
+def _photo_columns(width: int, split: str) -> tuple[int, int]:
+    """The columns [c0, c1) a split crops from: test = the right quarter, train = the rest."""
+    edge = width - width // 4
+    return (edge, width) if split == "test" else (0, edge)
+
+
+def _photo_option(spec_options: dict, key: str, default: int, lo: int, source: str, field: str) -> int:
+    value = spec_options.get(key)
+    if value is None:
+        return default
+    if not re.fullmatch(r"\d+", value) or int(value) < lo:
+        raise DataError(f"{field}={source!r}: {key}={value!r} must be an integer ≥ {lo}")
+    return int(value)
+
+
+def _parse_photos(tokens: list, options: dict, source: str, field: str) -> Optional[str]:
+    """The split of a ``photos[:split][:seed=…][:crops=…]`` string (options checked here, before any load)."""
+    if len(tokens) > 1 or (tokens and tokens[0] not in ("", "train", "test", "all")):
+        raise DataError(f"{field}={source!r}: expected 'photos[:split][:seed=N][:crops=N]' with split "
+                        "'train', 'test' (the right quarter of each photograph, fixed) or 'all'")
+    _photo_option(options, "seed", 0, 0, source, field)
+    _photo_option(options, "crops", 1, 1, source, field)
+    return tokens[0] if tokens and tokens[0] else None
+
+
+def photo_crop_boxes(split: str, image_size: int, seed: int, num: int, field: str = "data.source") -> np.ndarray:
+    """int64 (num, 4): (photo, top, left, side) of each crop of a split; side = k·image_size."""
+    photos, s = _photos(), image_size
+    limit = min(min(p.shape[0], p.shape[1] // 4) for p in photos)  # the held-out quarter is the narrowest
+    if s > limit:
+        raise DataError(f"data.image_size={s}: too large for {field}='photos' (its held-out crops come from "
+                        f"the right quarter of each photograph, {limit} pixels wide); allowed: 1 … {limit}")
+    spans = [min(p.shape[0], np.diff(_photo_columns(p.shape[1], split))[0]) for p in photos]
+    fits = int(min(spans)) // s  # the largest scale k whose window fits in every photograph's region
+    # one row of four uniforms per crop: the first n crops are the same whatever crops= asks for
+    u = np.random.default_rng(_PHOTOS_TEST_SEED if split == "test" else seed).random((num, 4))
+    which = np.floor(u[:, 0] * len(photos)).astype(np.int64)
+    side = (1 + np.floor(u[:, 1] * min(fits, PHOTOS_MAX_SCALE)).astype(np.int64)) * s
+    heights = np.array([p.shape[0] for p in photos])
+    cols = np.array([_photo_columns(p.shape[1], split) for p in photos])
+    top = np.floor(u[:, 2] * (heights[which] - side + 1)).astype(np.int64)
+    c0, c1 = cols[which, 0], cols[which, 1]
+    left = c0 + np.floor(u[:, 3] * (c1 - c0 - side + 1)).astype(np.int64)
+    return np.stack([which, top, left, side], axis=1).astype(np.int64)
+
+
+def _photo_crops(boxes: np.ndarray, image_size: int) -> np.ndarray:
+    """uint8 (N, S, S, 3): each box's k × k block means, rounded half up, by integer summed-area tables."""
+    s, out = image_size, np.empty((len(boxes), image_size, image_size, 3), np.uint8)
+    ramp = np.arange(s + 1)
+    for p, photo in enumerate(_photos()):
+        sat = np.zeros((photo.shape[0] + 1, photo.shape[1] + 1, 3), np.int64)
+        sat[1:, 1:] = photo.astype(np.int64).cumsum(0).cumsum(1)
+        for chunk in np.array_split(np.flatnonzero(boxes[:, 0] == p), max(1, len(boxes) // 256)):
+            if chunk.size == 0:
+                continue
+            _, top, left, side = boxes[chunk].T
+            k = side // s
+            rows = top[:, None] + k[:, None] * ramp
+            cols = left[:, None] + k[:, None] * ramp
+            c = sat[rows[:, :, None], cols[:, None, :]]  # (n, S+1, S+1, 3)
+            sums = c[:, 1:, 1:] - c[:, :-1, 1:] - c[:, 1:, :-1] + c[:, :-1, :-1]
+            area = (k * k)[:, None, None, None]
+            out[chunk] = (2 * sums + area) // (2 * area)
+    return out
+
+
+def _load_photos(spec: SourceSpec, split: str, image_size: int, channels: int, field: str) -> ArraySource:
+    if channels != 3:
+        raise DataError(f"data.channels={channels} but {field}='photos' has 3 channels (RGB); "
+                        "set data.channels=3")
+    if split not in ("train", "test", "all"):
+        raise DataError(f"{field}: photos has no split {split!r}; allowed: 'train', 'test' (the right quarter "
+                        "of each photograph, fixed), 'all'")
+    seed = int(spec.options.get("seed", 0))  # options were checked by parse_source
+    parts = ("train", "test") if split == "all" else (split,)
+    images = []
+    for part in parts:
+        num = int(spec.options.get("crops", PHOTOS_NUM_CROPS[part]))
+        images.append(_photo_crops(photo_crop_boxes(part, image_size, seed, num, field), image_size))
+    name = f"photos:{split}" + "".join(f":{k}={v}" for k, v in sorted(spec.options.items()))
+    return ArraySource(np.concatenate(images), None, name)
 
 # ----------------------------------------------------------------------------------------------------------
 # folder
@@ -535,6 +642,9 @@ def load_source(source: str, *, split: str, image_size: int, channels: int, down
     Source strings (trailing ``key=value`` options; ``classes=0-4`` / ``1,3,7`` keeps those labels)::
 
         digits[:split][:classes=…]           scikit-learn's 1797 8×8 digits; train = a fixed 90 %, test, all
+        photos[:split][:seed=…][:crops=…]    crops of scikit-learn's two sample photographs (RGB): train =
+                                             8192 seeded crops of the left ¾, test = 512 fixed crops of the
+                                             right quarter, all; each a k·S window (k = 1…4) box-averaged to S
         tfds:<name>[:version][:split][:classes=…][:data_dir=…]   ``tfds.data_source``, read lazily by index
         folder:<path>[:classes=…]            PNG/JPEG files, recursively; <path>/<split> if it exists; labels
                                              from the first directory level (integer names, else sorted order)
@@ -567,6 +677,8 @@ def load_source(source: str, *, split: str, image_size: int, channels: int, down
         src = _load_digits(spec, split, image_size, channels, field)
     elif spec.kind == "tfds":
         src = _load_tfds(spec, split, image_size, channels, bool(download), field)
+    elif spec.kind == "photos":
+        src = _load_photos(spec, split, image_size, channels, field)
     elif spec.kind == "folder":
         src = _load_folder(spec, split, image_size, channels, field)
     else:
