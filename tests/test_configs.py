@@ -19,7 +19,8 @@ EXPERIMENTS = ("cold_blur", "cold_inpaint", "cold_superres", "cold_decolor", "co
 COLD = EXPERIMENTS[:6]
 VARIANTS = ("", "mnist", "cifar10", "celeb_a")
 COLOR_ONLY = ("cold_decolor", "cold_snow")
-GREY = ("", "mnist")  # digits and MNIST
+#: the grey variants of the color-only configs (their default is the embedded RGB photos)
+COLOR_ONLY_GREY = ("mnist",)
 
 
 def load(name, variant=""):
@@ -36,7 +37,7 @@ def test_the_experiment_files_are_exactly_these():
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_config_and_variant_validates(name, variant):
     config = load(name, variant)
-    if name in COLOR_ONLY and variant in GREY:
+    if name in COLOR_ONLY and variant in COLOR_ONLY_GREY:
         # The documented decision: grey data are refused for color-only degradations, naming data.channels.
         with pytest.raises(ConfigError) as info:
             validate_config(config, num_devices=8)
@@ -63,10 +64,28 @@ def test_unknown_variant_is_refused_naming_the_allowed_ones(name):
         load(name, "mnsit")
 
 
-@pytest.mark.parametrize("name", EXPERIMENTS)
+@pytest.mark.parametrize("name", [n for n in EXPERIMENTS if n not in COLOR_ONLY])
 def test_default_variant_is_the_embedded_digits(name):
     d = load(name).data
     assert d.source.split(":")[0] == "digits" and d.image_size == 16 and d.channels == 1
+
+
+@pytest.mark.parametrize("name", COLOR_ONLY)
+def test_color_only_default_is_the_embedded_photos(name):
+    d = load(name).data
+    assert (d.source, d.image_size, d.channels, d.random_flip, d.download) == ("photos", 16, 3, True, False)
+    assert d.eval_split == "test"  # the fixed held-out quarter of each photograph
+
+
+@pytest.mark.parametrize("name", COLOR_ONLY)
+def test_color_only_default_with_grey_channels_is_refused_naming_data_channels(name):
+    config = load(name)
+    with config.ignore_type():
+        config.data.channels = 1
+    with pytest.raises(ConfigError) as info:
+        validate_config(config, num_devices=8)
+    assert set(info.value.fields) == {"data.channels"}
+    assert "3 for data.source='photos' (RGB images)" in str(info.value)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
