@@ -15,7 +15,7 @@ from jaxdiff.data import parse_source
 from jaxdiff.degradations import DEGRADATIONS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPERIMENTS = ("cold_blur", "cold_inpaint", "cold_superres", "cold_decolor", "cold_snow", "cold_animorph", "ddpm", "ddim")
+EXPERIMENTS = ("cold_blur", "cold_inpaint", "cold_superres", "cold_decolor", "cold_snow", "cold_animorph", "ddpm", "ddim", "heat")
 COLD = EXPERIMENTS[:6]
 VARIANTS = ("", "mnist", "cifar10", "celeb_a")
 COLOR_ONLY = ("cold_decolor", "cold_snow")
@@ -126,6 +126,7 @@ _SET = {
     ("cold_inpaint", "celeb_a"): ("kernel_std", "initial_mask", "centered"),
     ("cold_snow", "cifar10"): ("seed", "thr_start", "thr_end", "sigma_start", "sigma_end"),
     **{("cold_decolor", v): () for v in ("", "mnist", "cifar10", "celeb_a")},
+    **{("heat", v): ("sigma_min", "sigma_max") for v in ("", "mnist", "cifar10", "celeb_a")},
 }
 
 
@@ -210,6 +211,24 @@ def test_ddpm_published():
     m, t = c.model, c.train
     assert (m.ch, tuple(m.ch_mult), m.num_res_blocks, tuple(m.attn_resolutions), m.dropout) == (128, (1, 2, 2, 2), 2, (16,), 0.1)
     assert (t.learning_rate, t.batch_size, t.warmup_steps, t.grad_clip_norm, t.ema_decay) == (2e-4, 128, 5000, 1.0, 0.9999)
+
+
+def test_heat_published():
+    """The authors' code (Rissanen et al. 2023; data in [0, 1], so σ = δ = 0.01 there is 0.02 in [−1, 1]):
+    MNIST K=100, σ_B 0.5…20; CIFAR-10 K=200, σ_B 0.5…24; Adam lr 2e-4, warm-up 5000, clip 1, batch 128,
+    EMA 0.999; MNIST network 128 channels, (1, 2, 2), 4 blocks."""
+    assert _diff("heat", "mnist") == (100, "heat", dict(sigma_min=0.5, sigma_max=20.0))
+    assert _diff("heat", "cifar10") == (200, "heat", dict(sigma_min=0.5, sigma_max=24.0))
+    assert _diff("heat", "") == (100, "heat", dict(sigma_min=0.5, sigma_max=16.0))  # digits: to the image size
+    for variant in VARIANTS:
+        c = load("heat", variant)
+        f, s = c.diffusion, c.sample
+        assert (f.kind, f.prediction, f.loss, f.noise_std) == ("cold", "x0", "l2", 0.02)
+        assert (s.corrector, s.steps, s.prior_noise) == ("cold_naive", 0, 0.02)  # δ = σ, the prior's noise too
+    c = load("heat", "mnist")
+    t, m = c.train, c.model
+    assert (t.learning_rate, t.warmup_steps, t.grad_clip_norm, t.batch_size, t.ema_decay) == (2e-4, 5000, 1.0, 128, 0.999)
+    assert (m.ch, tuple(m.ch_mult), m.num_res_blocks, m.dropout) == (128, (1, 2, 2), 4, 0.1)
 
 
 def test_ddim_keras_example():
