@@ -536,3 +536,75 @@ def test_fit_for_run_on_the_end_source_and_restoration_aux():
     cfg.data.end_source = ""
     with pytest.raises(ValueError, match="data.end_source"):
         store.fit_prior_for_run(cfg, process)
+
+
+def test_generation_corrector_is_declared_by_the_process():
+    import dataclasses
+
+    from jaxdiff.degradations import GenerationPrior
+
+    for module, corrector in (("ddim", "ddim"), ("ddpm", "ddpm"), ("cold_blur", "cold_improved"),
+                              ("cold_superres", "cold_improved"), ("cold_animorph", "cold_improved")):
+        cfg = runpy.run_path(f"configs/{module}.py")["get_config"]()
+        assert store.generation_corrector(build_process(cfg), cfg) == corrector, module
+    cfg = runpy.run_path("configs/ddim.py")["get_config"]()
+    cfg.sample.corrector = "ddpm"  # Gaussian diffusion generates with the config's corrector
+    assert store.generation_corrector(build_process(cfg), cfg) == "ddpm"
+    cfg = _config("inpaint")
+    with pytest.raises(ValueError, match="no generation prior.*--mode=restore"):
+        store.generation_corrector(build_process(cfg), cfg)
+    deg = make_degradation("fade", T=3, image_size=8, channels=1)
+    with_corrector = lambda c: ColdProcess(  # noqa: E731
+        dataclasses.replace(deg, generation=dataclasses.replace(deg.generation, corrector=c)))
+    assert store.generation_corrector(with_corrector("cold_naive"), cfg) == "cold_naive"
+    bad = with_corrector("nope")
+    with pytest.raises(ValueError, match="generation corrector of degradation 'fade'='nope': allowed correctors"):
+        store.generation_corrector(bad, cfg)
+    with pytest.raises(ValueError, match="GenerationPrior.corrector must be a corrector name"):
+        GenerationPrior(kind="color", corrector="")
+
+
+def test_the_prior_is_stored_with_each_checkpoint_and_fitted_once(tmp_path, monkeypatch):
+    cfg = _config("blur", T=3, kernel_size=3, std=1.0)
+    process = build_process(cfg)
+    prior = store.store_prior_with_checkpoint(cfg, str(tmp_path), 3, process=process)
+    meta = store.stored_prior_meta(str(tmp_path))
+    assert meta["step"] == 3 and "blur(" in meta["fitted_for"] and "prior_noise=0.002" in meta["fitted_for"]
+    assert set(store.load_prior(str(tmp_path)).arrays) == set(prior.arrays)  # the meta_* entries are not the prior
+
+    def boom(*a, **k):
+        raise AssertionError("refitted although the stored prior was fitted for this run")
+
+    monkeypatch.setattr(store, "fit_prior_for_run", boom)
+    again = store.store_prior_with_checkpoint(cfg, str(tmp_path), 6, process=process)  # e.g. after a resume
+    assert store.stored_prior_meta(str(tmp_path))["step"] == 6
+    for k, v in prior.arrays.items():
+        np.testing.assert_array_equal(again.arrays[k], v)
+    assert store.load_or_fit_prior(cfg, str(tmp_path), process=process).kind == "blur_mean"
+    monkeypatch.undo()
+    # another prior noise is another prior: load_or_fit_prior refits, keeping the checkpoint step
+    cfg.sample.prior_noise = 0.05
+    refit = store.load_or_fit_prior(cfg, str(tmp_path), process=process)
+    assert float(refit.arrays["noise"]) == 0.05 and store.stored_prior_meta(str(tmp_path))["step"] == 6
+    # restoration only: nothing is stored
+    icfg = _config("inpaint")
+    assert store.store_prior_with_checkpoint(icfg, str(tmp_path / "inpaint"), 3) is None
+    assert not (tmp_path / "inpaint" / "prior.npz").exists()
+
+
+def test_prior_match_against_the_real_floor():
+    """Gaussian noise and a blur that ends flat match their priors (far below the floor); a blur that leaves
+    the digits visible at T does not (far above the refusal ratio)."""
+    gcfg = runpy.run_path("configs/ddim.py")["get_config"]()
+    gauss = build_process(gcfg)
+    m = store.prior_match(gcfg, gauss, P.fit_prior("gaussian", shape=(16, 16, 1)), num=100)
+    assert m["num"] == 100 and m["floor"] > 0 and m["ratio"] == pytest.approx(m["frechet"] / m["floor"])
+    assert m["ratio"] < 1.0
+    cfg = runpy.run_path("configs/cold_blur.py")["get_config"]()  # the main job: 5×5, σ 0.5, T = 20
+    blur = build_process(cfg)
+    m = store.prior_match(cfg, blur, store.fit_prior_for_run(cfg, blur), num=100)
+    assert m["ratio"] > 2 * store.PRIOR_MISMATCH_RATIO
+    cfg.diffusion.degradation_params.to_mean = True
+    flat = build_process(cfg)
+    m = store.prior_match(cfg, flat, store.fit_prior_for_run(cfg, flat), num=100)
+    assert m["ratio"] < 1.0

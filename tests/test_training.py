@@ -229,6 +229,34 @@ def test_end_to_end_and_interrupted_resume_equals_uninterrupted(tmp_path, monkey
     assert _max_abs_diff(run.params, full.ema_params) == 0.0
     assert tuple(run.config.model.ch_mult) == (1,)
 
+    # the generation prior is stored with the checkpoints, outside their step directories, once per run
+    from jaxdiff.priors import store
+
+    for wd in ("full", "cut"):
+        prior, meta = store.load_prior(str(tmp_path / wd)), store.stored_prior_meta(str(tmp_path / wd))
+        assert prior.kind == "blur_mean" and prior.shape == (8, 8, 1) and meta["step"] == 6
+        assert "blur(" in meta["fitted_for"] and "source=digits" in meta["fitted_for"]
+        for step in os.listdir(tmp_path / wd / "checkpoints"):
+            if step.isdigit():
+                assert "prior.npz" not in os.listdir(tmp_path / wd / "checkpoints" / step)
+    np.testing.assert_array_equal(store.load_prior(str(tmp_path / "cut")).arrays["means"],
+                                  store.load_prior(str(tmp_path / "full")).arrays["means"])
+
+
+def test_a_prior_that_fails_to_fit_is_logged_and_training_continues(tmp_path, monkeypatch, caplog):
+    from jaxdiff.priors import store
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no prior today")
+
+    monkeypatch.setattr(store, "fit_prior_for_run", broken)
+    with caplog.at_level("ERROR"):
+        state = training.train_and_evaluate(tiny_config(num_steps=3, checkpoint_every=3, num_sample_images=0),
+                                            str(tmp_path / "w"))
+    assert int(state.step) == 3 and os.listdir(tmp_path / "w" / "checkpoints") == ["3"]
+    assert "could not fit or store the generation prior at step 3 (training continues)" in caplog.text
+    assert not (tmp_path / "w" / "prior.npz").exists()
+
 
 def test_bad_config_fails_before_anything_is_built(tmp_path):
     cfg = tiny_config(batch_size=12)  # not a multiple of 8 devices

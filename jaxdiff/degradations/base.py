@@ -46,6 +46,8 @@ class GenerationPrior:
                  (e.g. F_T(x0)); None: the images themselves.
     aux:         ``(x_T, key) -> aux`` consistent with a prior draw x_T (e.g. the color a fade ends at);
                  None: the degradation's own ``sample_aux(key, x_T)``.
+    corrector:   the registered corrector generation uses when none is asked for (Algorithm 2 by default).
+    mismatch_hint: what to change when the fitted prior does not match F_T(x0) (said when generation is refused).
     """
 
     kind: str
@@ -54,10 +56,14 @@ class GenerationPrior:
     prior_noise: bool = False
     end_state: Optional[Callable[[np.ndarray], np.ndarray]] = None
     aux: Optional[Callable[..., Any]] = None
+    corrector: str = "cold_improved"
+    mismatch_hint: str = ""
 
     def __post_init__(self):
         if not isinstance(self.kind, str) or not self.kind:
             raise ValueError(f"GenerationPrior.kind must be a prior kind name, got {self.kind!r}")
+        if not isinstance(self.corrector, str) or not self.corrector:
+            raise ValueError(f"GenerationPrior.corrector must be a corrector name, got {self.corrector!r}")
         if self.fit_on not in FIT_ON:
             raise ValueError(f"GenerationPrior.fit_on must be one of {list(FIT_ON)}, got {self.fit_on!r}")
 

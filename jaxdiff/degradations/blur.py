@@ -157,5 +157,7 @@ def blur(
         return keep_t0(x_prev, t, separable(S[t], x_prev))
 
     # the end state is (nearly) flat: the per-channel means, which a circular blur keeps
-    generation = GenerationPrior(kind="blur_mean", prior_noise=True)
+    generation = GenerationPrior(kind="blur_mean", prior_noise=True,
+                                 mismatch_hint="train a blur that ends at a flat image, e.g. "
+                                               "--config.diffusion.degradation_params.to_mean=True")
     return Degradation(name="blur", T=T, apply=apply, step=step, generation=generation)

@@ -1,13 +1,15 @@
 """The generation prior of a trained run: chosen by its degradation, fitted once, stored next to its checkpoints.
 
-    prior = load_or_fit_prior(config, workdir, process=process)   # <workdir>/prior.npz, fitted on first use
+    store_prior_with_checkpoint(config, workdir, step)            # training: <workdir>/prior.npz at each checkpoint
+    prior = load_or_fit_prior(config, workdir, process=process)   # the stored one (fitted here for older runs)
     x_T = prior.sample(key, 64)                                   # (64, H, W, C)
     aux = generation_aux(process, x_T, key)                       # what the corrector needs to know about x_T
 
 What to fit comes only from the process: N(0, I) for Gaussian diffusion, else the degradation's
 ``generation`` (:class:`jaxdiff.degradations.GenerationPrior`: the kind, what it is fitted on, its end
-state and the aux of a draw). A degradation without one is restoration only. The file is ``np.savez`` of
-:meth:`jaxdiff.priors.Prior.to_arrays` (no pickle), written atomically.
+state, the aux of a draw, the default corrector). A degradation without one is restoration only. The file is
+``np.savez`` of :meth:`jaxdiff.priors.Prior.to_arrays` plus ``meta_*`` entries (no pickle), written atomically.
+:func:`prior_match` says whether the prior stands in for F_T(x0) (Fréchet distance against the real floor).
 """
 from __future__ import annotations
 
@@ -36,6 +38,12 @@ __all__ = [
     "load_or_fit_prior",
     "generation_aux",
     "restoration_aux",
+    "generation_corrector",
+    "store_prior_with_checkpoint",
+    "stored_prior_meta",
+    "PRIOR_CHECK_IMAGES",
+    "PRIOR_MISMATCH_RATIO",
+    "prior_match",
 ]
 
 log = logging.getLogger(__name__)
@@ -47,6 +55,13 @@ MAX_FIT_IMAGES = 10_000
 _END_STATE_CHUNK = 1024
 
 _GAUSSIAN = GenerationPrior(kind="gaussian", fit_on="none")
+#: keys of prior.npz that describe the file (what it was fitted for), not the prior; stripped on load
+_META = "meta_"
+#: the prior check: prior draws against F_T(x0) + σ_T ε of this many training images (a seeded subset)
+PRIOR_CHECK_IMAGES = 300
+#: generation is refused when the prior-vs-F_T(x0) Fréchet distance exceeds this multiple of the
+#: real-vs-real floor at the same count (measurements: docs/EVALUATION.md, "The prior check")
+PRIOR_MISMATCH_RATIO = 3.0
 
 
 def generation_prior(process: ForwardProcess) -> GenerationPrior:
@@ -54,7 +69,7 @@ def generation_prior(process: ForwardProcess) -> GenerationPrior:
 
     Raises one ValueError when the degradation has none (its end state depends on the image).
     """
-    if isinstance(process, GaussianProcess):
+    if process.standard_normal_prior:
         return _GAUSSIAN
     deg = getattr(process, "degradation", None)
     gen = None if deg is None else deg.generation
@@ -132,20 +147,67 @@ def _path(workdir: str) -> str:
     return os.path.join(os.path.abspath(os.fspath(workdir)), PRIOR_FILE)
 
 
-def store_prior(prior: Prior, workdir: str) -> str:
-    """Writes ``prior`` to <workdir>/prior.npz atomically (np.savez of its arrays; no pickle)."""
+def _fitted_for(config, process: ForwardProcess) -> str:
+    """What a stored prior depends on (not the step): the data, the process and the fit's prior noise."""
+    from jaxdiff.experiment import describe_process
+
+    d = config.data
+    return (f"{describe_process(process)} | source={d.source} end_source={d.get('end_source', '')} "
+            f"size={d.image_size}x{d.channels} seed={config.seed} prior_noise={float(config.sample.prior_noise):g}")
+
+
+def store_prior(prior: Prior, workdir: str, *, meta: Optional[dict] = None) -> str:
+    """Writes ``prior`` to <workdir>/prior.npz atomically (np.savez of its arrays; no pickle).
+
+    ``meta`` (str or int values, e.g. the checkpoint step) is stored beside the arrays as ``meta_<name>``.
+    """
     from jaxdiff.files import atomic_write
 
     arrays = prior.to_arrays()
+    arrays.update({_META + k: np.asarray(v) for k, v in (meta or {}).items()})
     return atomic_write(_path(workdir), lambda f: np.savez(f, **arrays))
+
+
+def _read(workdir: str) -> tuple[Optional[Prior], dict]:
+    path = _path(workdir)
+    if not os.path.exists(path):
+        return None, {}
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = {k[len(_META):]: arrays.pop(k).item() for k in list(arrays) if k.startswith(_META)}
+    return Prior.from_arrays(arrays), meta
 
 
 def load_prior(workdir: str) -> Optional[Prior]:
     """The prior stored in <workdir>/prior.npz (a stored kind "colour" loads as "color"), or None."""
-    path = _path(workdir)
-    if not os.path.exists(path):
+    return _read(workdir)[0]
+
+
+def stored_prior_meta(workdir: str) -> dict:
+    """The metadata stored with <workdir>/prior.npz ({} when none): ``step`` (the checkpoint it was stored
+    with), ``fitted_for`` (the data, process and prior noise it was fitted for)."""
+    return _read(workdir)[1]
+
+
+def store_prior_with_checkpoint(config, workdir: str, step: int, *, process: Optional[ForwardProcess] = None,
+                                prior: Optional[Prior] = None) -> Optional[Prior]:
+    """Stores the run's prior as <workdir>/prior.npz with the checkpoint ``step`` it belongs to.
+
+    The prior depends on the data and the degradation, not on the step: ``prior`` (one fitted earlier in the
+    run) or a stored one fitted for the same run is reused, else it is fitted. None for restoration-only runs.
+    """
+    process = _process(config, process)
+    if not can_generate(process):
         return None
-    return Prior.load(path)
+    fitted_for = _fitted_for(config, process)
+    if prior is None:
+        stored, meta = _read(workdir)
+        if stored is not None and meta.get("fitted_for") == fitted_for:
+            prior = stored
+        else:
+            prior = fit_prior_for_run(config, process)
+    store_prior(prior, workdir, meta={"step": int(step), "fitted_for": fitted_for})
+    return prior
 
 
 def fit_and_store_prior(config, workdir: str, *, process: Optional[ForwardProcess] = None) -> Optional[Prior]:
@@ -154,28 +216,33 @@ def fit_and_store_prior(config, workdir: str, *, process: Optional[ForwardProces
     if not can_generate(process):
         return None
     prior = fit_prior_for_run(config, process)
-    store_prior(prior, workdir)
+    store_prior(prior, workdir, meta={"fitted_for": _fitted_for(config, process)})
     return prior
 
 
 def load_or_fit_prior(config, workdir: str, *, process: Optional[ForwardProcess] = None,
                       refit: bool = False) -> Prior:
-    """The stored prior when it matches the process (kind and image shape), else a fresh fit, stored.
+    """The stored prior when it matches the process (kind, image shape, what it was fitted for), else a
+    fresh fit, stored (training stores it at every checkpoint; this fits only for older runs or ``refit``).
 
     Raises the ValueError of :func:`generation_prior` when the process has no generation prior.
     """
     process = _process(config, process)
     kind = prior_kind_for(process)
     shape = _image_shape(config)
+    fitted_for = _fitted_for(config, process)
+    meta: dict = {}
     if not refit:
-        prior = load_prior(workdir)
-        if prior is not None and prior.kind == kind and prior.shape == shape:
+        prior, meta = _read(workdir)
+        stale = meta.get("fitted_for", fitted_for) != fitted_for
+        if prior is not None and prior.kind == kind and prior.shape == shape and not stale:
             return prior
         if prior is not None:
-            log.warning("stored prior (%s, %s) does not match the run (%s, %s): refitting",
-                        prior.kind, prior.shape, kind, shape)
+            log.warning("stored prior (%s, %s%s) does not match the run (%s, %s): refitting", prior.kind,
+                        prior.shape, f", fitted for {meta['fitted_for']}" if stale else "", kind, shape)
     prior = fit_prior_for_run(config, process)
-    store_prior(prior, workdir)
+    store_prior(prior, workdir, meta={**({"step": meta["step"]} if "step" in meta else {}),
+                                      "fitted_for": fitted_for})
     log.info("stored the fitted %r prior in %s", kind, _path(workdir))
     return prior
 
@@ -185,7 +252,7 @@ def generation_aux(process: ForwardProcess, x_T, key: jax.Array) -> Any:
 
     The generation prior's ``aux(x_T, key)`` when it has one, else ``process.sample_aux(key, x_T)``.
     """
-    if isinstance(process, GaussianProcess):
+    if process.standard_normal_prior:
         return None
     deg = getattr(process, "degradation", None)
     gen = None if deg is None else deg.generation
@@ -201,3 +268,49 @@ def restoration_aux(process: ForwardProcess, x0, key: jax.Array, end_images=None
     if deg is not None and deg.restoration_aux is not None:
         return deg.restoration_aux(key, x0, end_images)
     return process.sample_aux(key, x0)
+
+
+def generation_corrector(process: ForwardProcess, config) -> str:
+    """The corrector that generation uses by default: ``sample.corrector`` for Gaussian diffusion (ddpm or
+    ddim), else the degradation's ``GenerationPrior.corrector`` (raises the ValueError of
+    :func:`generation_prior` for a restoration-only process)."""
+    if process.standard_normal_prior:
+        return str(config.sample.corrector)
+    from jaxdiff.sampling import CORRECTORS
+
+    gen = generation_prior(process)
+    CORRECTORS.get_or_raise(gen.corrector, field=f"the generation corrector of degradation "
+                                                 f"{process.degradation.name!r}")
+    return gen.corrector
+
+
+def prior_match(config, process: ForwardProcess, prior: Prior, *, num: int = PRIOR_CHECK_IMAGES,
+                seed: int = 0, feature_fn=None) -> dict:
+    """Does the prior stand in for what the network saw at t = T?
+
+    Fréchet distance (digits features) between ``num`` prior draws and x_T = F_T(x0) + σ_T ε of ``num``
+    training images A, against the real-vs-real floor: A against ``num`` other training images B.
+    Returns {"frechet", "floor", "ratio", "num"}; ratio > :data:`PRIOR_MISMATCH_RATIO` means a mismatch.
+    """
+    import jax.numpy as jnp
+
+    from jaxdiff import data as data_lib
+    from jaxdiff import evaluation
+
+    feature_fn = feature_fn or evaluation.digits_feature_fn()
+    images = data_lib.load_images(config, split="train", num=2 * int(num), seed=seed)
+    n = images.shape[0] // 2
+    a, b = images[:n], images[n:2 * n]
+    k_aux, k_eps, k_prior = jax.random.split(jax.random.PRNGKey(seed), 3)
+    end_images = None
+    deg = getattr(process, "degradation", None)
+    if deg is not None and deg.needs_end_source and config.data.get("end_source"):
+        end_images = data_lib.load_images(config, split="train", field="data.end_source", num=n, seed=seed + 1)
+        end_images = end_images[np.arange(n) % len(end_images)]
+    aux = restoration_aux(process, jnp.asarray(a), k_aux, end_images=end_images)
+    eps = jax.random.normal(k_eps, a.shape, jnp.float32)
+    x_T = np.asarray(process.perturb(jnp.asarray(a), jnp.full((n,), process.T, jnp.int32), eps, aux))
+    draws = np.asarray(prior.sample(k_prior, n))
+    fd = float(evaluation.prior_check(draws, x_T, feature_fn)["frechet"])
+    floor = float(evaluation.floor_metrics(a, b, feature_fn, num=n, seed=seed, kid_subsets=0)["same_count"]["frechet"])
+    return {"frechet": fd, "floor": floor, "ratio": fd / max(floor, 1e-12), "num": int(n)}

@@ -1,8 +1,8 @@
 """The training loop: ``train_and_evaluate(config, workdir)`` resumes, trains, logs, checkpoints and draws.
 
 Per step: the batch of (seed, step) → the jitted step (jaxdiff.train.step); every ``log_every`` steps one
-host sync for the metrics row; every ``checkpoint_every`` steps an (asynchronous) checkpoint and a sample
-grid. The workdir is locked for the run (jaxdiff.train.lock); a resume starts from the newest checkpoint
+host sync for the metrics row; every ``checkpoint_every`` steps an (asynchronous) checkpoint, a sample
+grid and the generation prior. The workdir is locked for the run (jaxdiff.train.lock); a resume starts from the newest checkpoint
 that passes its manifest. SIGTERM/SIGINT stop after the current step with a checkpoint of it.
 """
 from __future__ import annotations
@@ -115,7 +115,8 @@ def train_and_evaluate(config, workdir: str, *, batch_hook: Optional[BatchHook] 
     """Trains ``config`` in ``workdir`` (resuming from its latest valid checkpoint) and returns the final state.
 
     Writes <workdir>/checkpoints/<step>/ (orbax, last ``train.keep_checkpoints``), <workdir>/metrics.jsonl
-    and TensorBoard events, and <workdir>/samples/step_<step>.png at every checkpoint. SIGTERM/SIGINT
+    and TensorBoard events, <workdir>/samples/step_<step>.png and the generation prior <workdir>/prior.npz
+(fitted once, stored with the step of each checkpoint; none for restoration-only runs). SIGTERM/SIGINT
     stop the run after the current step with a checkpoint. A second trainer on the same workdir is refused
     with :class:`~jaxdiff.train.lock.WorkdirBusyError` before anything is loaded. ``batch_hook`` (see
     :data:`BatchHook`) is called on every host batch before it is sharded (tests inject faults with it).
@@ -201,6 +202,17 @@ def _train(config, workdir: str, batch_hook: Optional[BatchHook]) -> TrainState:
         os.makedirs(samples_dir, exist_ok=True)
 
     saved = set(ckpt.all_steps())
+    run_prior = None  # the generation prior, fitted once per run: it depends on the data and the process, not the step
+
+    def store_prior(step: int):
+        nonlocal run_prior
+        from jaxdiff.priors import store as prior_store
+
+        try:
+            run_prior = prior_store.store_prior_with_checkpoint(config, workdir, step, process=process,
+                                                                prior=run_prior)
+        except Exception:  # noqa: BLE001 - sample.py fits it on first use instead: warn and keep training
+            log.exception("could not fit or store the generation prior at step %d (training continues)", step)
 
     def draw(step: int, state: TrainState):
         nonlocal sample_fn, eval_x0, eval_aux
@@ -228,6 +240,8 @@ def _train(config, workdir: str, batch_hook: Optional[BatchHook]) -> TrainState:
         saved.add(step)
         if n_samples > 0 and is_main:
             draw(step, state)
+        if is_main:  # <workdir>/prior.npz (outside the step directory, so the step's manifest stays valid)
+            store_prior(step)
         # Before the checkpoint can exist, every step logged up to it is on disk (a resume from it keeps them).
         writer.sync()
         ckpt.save(step, state.to_pytree(), config=config, meta=meta)
