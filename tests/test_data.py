@@ -262,6 +262,65 @@ def test_npz_errors(tmp_path):
         load_source(f"npz:{tmp_path / 'rgb.npy'}:classes=1", split="train", image_size=4, channels=3)
 
 
+def test_npz_split_layout_reads_each_split_and_its_labels(tmp_path):
+    rng = np.random.default_rng(1)
+    tr, te = (rng.integers(0, 256, size=(n, 6, 6), dtype=np.uint8) for n in (5, 3))
+    np.savez(tmp_path / "bare.npz", train=tr, test=te, test_labels=np.array([7, 8, 9]))
+    np.savez(tmp_path / "suffixed.npz", train_images=tr, train_labels=np.arange(5), test_images=te)
+    for name in ("bare.npz", "suffixed.npz"):
+        a = load_source(f"npz:{tmp_path / name}", split="train", image_size=6, channels=1)
+        b = load_source(f"npz:{tmp_path / name}", split="test", image_size=6, channels=1, require_split=True)
+        np.testing.assert_array_equal(a.images[..., 0], tr)
+        np.testing.assert_array_equal(b.images[..., 0], te)
+        assert a.unsplit == "" and b.unsplit == "" and b.name.endswith(":test")
+        with pytest.raises(DataError, match=r"no split 'validation'; its splits: \['test', 'train'\]"):
+            load_source(f"npz:{tmp_path / name}", split="validation", image_size=6, channels=1)
+    np.testing.assert_array_equal(load_source(f"npz:{tmp_path / 'bare.npz'}", split="test", image_size=6,
+                                              channels=1).labels, [7, 8, 9])
+    assert load_source(f"npz:{tmp_path / 'bare.npz'}", split="train", image_size=6, channels=1).labels is None
+    np.testing.assert_array_equal(load_source(f"npz:{tmp_path / 'suffixed.npz'}", split="train", image_size=6,
+                                              channels=1).labels, np.arange(5))
+    for kw, match in ((dict(train=tr, images=te), "mixes the single-array layout"),
+                      (dict(train=tr, test=te, test_images=te), "split 'test' is stored twice"),
+                      (dict(train=tr, val_labels=np.arange(3)), r"labels \['val_labels'\] have no images"),
+                      (dict(train=tr, test=te, test_labels=np.arange(4)), "'test_labels' must be integers of shape")):
+        np.savez(tmp_path / "bad.npz", **kw)
+        with pytest.raises(DataError, match=match):
+            load_source(f"npz:{tmp_path / 'bad.npz'}", split="test", image_size=6, channels=1)
+
+
+def test_a_source_without_a_held_out_split_is_refused_only_when_one_is_required(tmp_path):
+    u8 = np.arange(4 * 16, dtype=np.uint8).reshape(4, 4, 4)
+    np.save(tmp_path / "one.npy", u8)
+    np.savez(tmp_path / "one.npz", images=u8)
+    for name in ("one.npy", "one.npz"):
+        src = f"npz:{tmp_path / name}"
+        # training (and any split without require_split) still reads every image, as before
+        for split in ("train", "test"):
+            np.testing.assert_array_equal(load_source(src, split=split, image_size=4, channels=1).images[..., 0], u8)
+        with pytest.raises(DataError, match=rf"^--input='npz:.*{name}' has no held-out split 'test'.*training "
+                                            r"images.*'train' and 'test' arrays"):
+            load_source(src, split="test", image_size=4, channels=1, field="--input", require_split=True)
+    # a folder without <root>/<split>: refused; with it: the split's files only
+    _png(tmp_path / "f" / "0" / "a.png", np.zeros((4, 4), np.uint8))
+    with pytest.raises(DataError, match=r"data\.source='folder:.*' has no held-out split 'test'.*no folder "
+                                        r"'.*test'"):
+        load_source(f"folder:{tmp_path / 'f'}", split="test", image_size=4, channels=1, require_split=True)
+    assert load_source(f"folder:{tmp_path / 'f'}", split="test", image_size=4, channels=1).unsplit
+    _png(tmp_path / "g" / "train" / "a.png", np.zeros((4, 4), np.uint8))
+    _png(tmp_path / "g" / "test" / "b.png", np.full((4, 4), 200, np.uint8))
+    te = load_source(f"folder:{tmp_path / 'g'}", split="test", image_size=4, channels=1, require_split=True)
+    assert len(te) == 1 and te.images.min() == 200 and te.unsplit == ""
+    # a split named in the source string wins over the requested one: refused when held-out images are asked for
+    with pytest.raises(DataError, match=r"data\.source='digits:train' names split 'train', which wins over the "
+                                        r"held-out split 'test'"):
+        load_source("digits:train", split="test", image_size=8, channels=1, require_split=True)
+    assert len(load_source("digits:test", split="test", image_size=8, channels=1, require_split=True)) == \
+        1797 - data.DIGITS_NUM_TRAIN
+    assert len(load_source("digits", split="test", image_size=8, channels=1, require_split=True)) == \
+        1797 - data.DIGITS_NUM_TRAIN
+
+
 # ------------------------------------------------------------------------------------------------ tfds
 
 

@@ -83,12 +83,17 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ArraySource:
-    """An in-memory source: ``images`` uint8 (N, H, W, C), ``labels`` int32 (N,) or None (both read-only)."""
+    """An in-memory source: ``images`` uint8 (N, H, W, C), ``labels`` int32 (N,) or None (both read-only).
+
+    ``unsplit``: why every split of this source reads the same images ("" when the split asked for is real);
+    :func:`load_source` with ``require_split=True`` refuses such a source.
+    """
 
     images: np.ndarray
     labels: Optional[np.ndarray]
     name: str
     class_names: Optional[tuple[str, ...]] = None
+    unsplit: str = ""
 
     def __post_init__(self):
         if self.images.dtype != np.uint8 or self.images.ndim != 4:
@@ -117,7 +122,7 @@ class ArraySource:
     def select(self, indices: np.ndarray, name: Optional[str] = None) -> "ArraySource":
         idx = np.asarray(indices)
         return ArraySource(self.images[idx], None if self.labels is None else self.labels[idx],
-                           name or self.name, self.class_names)
+                           name or self.name, self.class_names, self.unsplit)
 
 
 class TfdsSource:
@@ -471,8 +476,12 @@ def _load_folder(spec: SourceSpec, split: str, image_size: int, channels: int, f
         raise DataError(f"{field}='folder:{spec.target}': {root!r} is not a directory")
     if channels not in (1, 3):
         raise DataError(f"data.channels={channels}: folder sources give 1 (grey) or 3 (RGB) channels")
+    unsplit = ""
     if split and os.path.isdir(os.path.join(root, split)):
         root = os.path.join(root, split)
+    else:
+        unsplit = (f"there is no folder {os.path.join(root, split)!r}, so every split reads all of {root!r}; "
+                   f"put the held-out images under <path>/{split}/ and the training images under <path>/train/")
     paths = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -512,7 +521,7 @@ def _load_folder(spec: SourceSpec, split: str, image_size: int, channels: int, f
             lookup = {n: k for k, n in enumerate(uniq)}
             labels = np.array([lookup[n] for n in names], np.int32)
             class_names = tuple(uniq)
-    return ArraySource(images, labels, f"folder:{root}", class_names)
+    return ArraySource(images, labels, f"folder:{root}", class_names, unsplit)
 
 # ----------------------------------------------------------------------------------------------------------
 # npz / npy
@@ -536,12 +545,36 @@ def _to_uint8(arr: np.ndarray, where: str) -> np.ndarray:
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
+def _npz_splits(keys: Sequence[str], where: str) -> dict[str, tuple[str, Optional[str]]]:
+    """split → (images key, labels key or None) of an .npz in the split layout (a 'train' or 'train_images'
+    array; every other array ``<split>`` or ``<split>_images``, labels ``<split>_labels``); {} otherwise."""
+    if "train" not in keys and "train_images" not in keys:
+        return {}
+    if "images" in keys or "labels" in keys:
+        raise DataError(f"{where}: the file mixes the single-array layout ('images', 'labels') with the split "
+                        f"layout ('train', 'test', … or '<split>_images', '<split>_labels'); keys {list(keys)}")
+    out: dict[str, tuple[str, Optional[str]]] = {}
+    for k in keys:
+        if k.endswith("_labels"):
+            continue
+        name = k[: -len("_images")] if k.endswith("_images") else k
+        if name in out:
+            raise DataError(f"{where}: split {name!r} is stored twice ({out[name][0]!r} and {k!r}); keep one")
+        out[name] = (k, f"{name}_labels" if f"{name}_labels" in keys else None)
+    orphans = [k for k in keys if k.endswith("_labels") and k[: -len("_labels")] not in out]
+    if orphans:
+        raise DataError(f"{where}: labels {orphans} have no images of their split; splits: {sorted(out)}")
+    return out
+
+
 def _load_npz(spec: SourceSpec, split: str, image_size: int, channels: int, field: str) -> ArraySource:
     path = os.path.expanduser(spec.target)
     where = f"{field}='npz:{spec.target}'"
     if not os.path.isfile(path):
         raise DataError(f"{where}: no such file {path!r}")
-    labels = None
+    labels, label_key = None, "labels"
+    unsplit = (f"it is one array of images, so every split reads all of them; store 'train' and {split!r} "
+               f"arrays (or 'train_images' and '{split}_images', labels as '<split>_labels') in one .npz")
     ragged = ("images of different sizes (an object array) are not supported: it needs pickle, which is never "
               "loaded; allowed: one uint8/float array of shape (N, H, W[, C])")
     try:
@@ -555,14 +588,22 @@ def _load_npz(spec: SourceSpec, split: str, image_size: int, channels: int, fiel
     else:
         with loaded:
             keys = list(loaded.keys())
+            splits = _npz_splits(keys, where)
             try:  # .npz members are read here, lazily: their errors too
-                if "images" in keys:
+                if splits:
+                    if split not in splits:
+                        raise DataError(f"{where}: the file has no split {split!r}; its splits: {sorted(splits)}")
+                    (image_key, label_key), unsplit = splits[split], ""
+                    arr = loaded[image_key]
+                    labels = loaded[label_key] if label_key else None
+                elif "images" in keys:
                     arr = loaded["images"]
                     labels = loaded["labels"] if "labels" in keys else None
                 elif len(keys) == 1:
                     arr = loaded[keys[0]]
                 else:
-                    raise DataError(f"{where}: expected a key 'images' or a single array, found keys {keys}")
+                    raise DataError(f"{where}: expected a key 'images' (+ 'labels'), a single array, or the split "
+                                    f"layout ('train', 'test', …), found keys {keys}")
             except DataError:
                 raise
             except Exception as e:  # noqa: BLE001 - a damaged member, or an object array
@@ -579,10 +620,10 @@ def _load_npz(spec: SourceSpec, split: str, image_size: int, channels: int, fiel
         raise DataError(f"data.channels={channels} but {where} has {arr.shape[-1]} channel(s) "
                         f"(shape {arr.shape}); set data.channels={arr.shape[-1]}")
     if labels is not None and (labels.shape != (arr.shape[0],) or not np.issubdtype(labels.dtype, np.integer)):
-        raise DataError(f"{where}: 'labels' must be integers of shape ({arr.shape[0]},), got "
+        raise DataError(f"{where}: {label_key!r} must be integers of shape ({arr.shape[0]},), got "
                         f"{labels.dtype} {labels.shape}")
     images = _resize_all(_to_uint8(arr, where), image_size)
-    return ArraySource(images, labels, f"npz:{path}")
+    return ArraySource(images, labels, f"npz:{path}" + ("" if unsplit else f":{split}"), unsplit=unsplit)
 
 # ----------------------------------------------------------------------------------------------------------
 # tfds
@@ -636,7 +677,7 @@ def _load_tfds(spec: SourceSpec, split: str, image_size: int, channels: int, dow
 
 
 def load_source(source: str, *, split: str, image_size: int, channels: int, download: bool = False,
-                field: str = "data.source") -> Source:
+                field: str = "data.source", require_split: bool = False) -> Source:
     """Opens a source string as uint8 images (N, S, S, C) (+ int32 labels when known).
 
     Source strings (trailing ``key=value`` options; ``classes=0-4`` / ``1,3,7`` keeps those labels)::
@@ -646,9 +687,12 @@ def load_source(source: str, *, split: str, image_size: int, channels: int, down
                                              8192 seeded crops of the left ¾, test = 512 fixed crops of the
                                              right quarter, all; each a k·S window (k = 1…4) box-averaged to S
         tfds:<name>[:version][:split][:classes=…][:data_dir=…]   ``tfds.data_source``, read lazily by index
-        folder:<path>[:classes=…]            PNG/JPEG files, recursively; <path>/<split> if it exists; labels
-                                             from the first directory level (integer names, else sorted order)
-        npz:<path>[:classes=…]               key 'images' (+ optional 'labels') or the only array; or an .npy
+        folder:<path>[:classes=…]            PNG/JPEG files, recursively; <path>/<split> if it exists (else all
+                                             of <path>: no splits); labels from the first directory level
+                                             (integer names, else sorted order)
+        npz:<path>[:classes=…]               split layout: arrays 'train', 'test', … (or '<split>_images'), labels
+                                             '<split>_labels'; else no splits: key 'images' (+ optional
+                                             'labels') or the only array; or an .npy
 
     A split in the string wins over ``split``. Images are resized bilinearly (shorter side → S, center crop).
     Channels must equal C, except that folder files are converted (grey → RGB by repetition, RGB → grey by
@@ -661,6 +705,8 @@ def load_source(source: str, *, split: str, image_size: int, channels: int, down
       image_size: S (``data.image_size``); channels: C (``data.channels``).
       download: tfds only: let tfds download and prepare a missing data set (``data.download``).
       field: the config field the string came from, for error messages.
+      require_split: refuse (DataError) unless the images are the requested split itself: not a source
+        without splits (see :attr:`ArraySource.unsplit`), nor a source string naming another split.
 
     Returns an :class:`ArraySource` (digits, folder, npz) or a lazily read :class:`TfdsSource`.
     Raises :class:`DataError` (a ValueError) for every problem with the data.
@@ -668,7 +714,11 @@ def load_source(source: str, *, split: str, image_size: int, channels: int, down
     image_size = check_int(image_size, field="data.image_size", lo=1)
     channels = check_int(channels, field="data.channels", lo=1)
     spec = parse_source(source, field)
-    split = spec.split or split
+    if require_split and spec.split and spec.split != split:
+        raise DataError(f"{field}={source!r} names split {spec.split!r}, which wins over the held-out split "
+                        f"{split!r}: these would be scored as held-out images; name no split in {field} "
+                        f"(training reads 'train', evaluation data.eval_split)")
+    requested, split = split, spec.split or split
     if not split or not isinstance(split, str):
         raise DataError(f"{field}={source!r}: no split given (split={split!r})")
     if spec.split and spec.split != split:
@@ -692,26 +742,31 @@ def load_source(source: str, *, split: str, image_size: int, channels: int, down
             raise DataError(f"{field}={source!r}: no example has a label in {list(wanted)}; labels present: "
                             f"{np.unique(src.labels).tolist()}")
         src = src.select(keep, name=f"{src.name}:classes={spec.options['classes']}")
+    if require_split and getattr(src, "unsplit", ""):
+        raise DataError(f"{field}={source!r} has no held-out split {requested!r}, and scoring on it would score "
+                        f"the training images: {src.unsplit}")
     return src
 
 
-def source_from_config(config, *, split: str = "train", field: str = "data.source") -> Source:
+def source_from_config(config, *, split: str = "train", field: str = "data.source",
+                       require_split: bool = False) -> Source:
     """:func:`load_source` of the config field ``field`` ("data.source" or "data.end_source") with
     ``config.data.{image_size, channels, download}``."""
     d = config.data
     source = d[field.split(".", 1)[1]]
     return load_source(source, split=split, image_size=int(d.image_size), channels=int(d.channels),
-                       download=bool(d.get("download", False)), field=field)
+                       download=bool(d.get("download", False)), field=field, require_split=require_split)
 
 
 def load_images(config, *, split: str, field: str = "data.source", num: Optional[int] = None,
-                seed: Optional[int] = None) -> np.ndarray:
+                seed: Optional[int] = None, require_split: bool = False) -> np.ndarray:
     """Images of a config's source as float32 (N, H, W, C) in [−1, 1]: the one way library code reads data.
 
     ``num`` (None: all) images: the first ``num`` when ``seed`` is None, else a sorted random subset drawn
     with ``numpy.random.default_rng(seed)``. ``field``: "data.source" or "data.end_source".
+    ``require_split``: see :func:`load_source` (held-out images must come from a real held-out split).
     """
-    src = source_from_config(config, split=split, field=field)
+    src = source_from_config(config, split=split, field=field, require_split=require_split)
     n = len(src) if num is None else min(int(num), len(src))
     if seed is None or n == len(src):
         idx = np.arange(n)
