@@ -279,3 +279,122 @@ def test_gaussian_generate_interpolate_evaluate(ddim_workdir):
         cli.run(workdir=wd, mode="evaluate", steps="1,2", sweep="restoration")
     with pytest.raises(ValueError, match="--input is for --mode=restore"):
         cli.run(workdir=wd, mode="evaluate", input="npz:/x")
+
+
+# ------------------------------------------------------------------ held-out images and output names (issue 12.6)
+
+
+def _class_ordered_folder(root, classes=10, per_class=12):
+    """<root>/test/<k>/<i>.png, every image of class k the constant 20·k + 10; <root>/train/0/a.png."""
+    for k in range(classes):
+        for i in range(per_class):
+            path = root / "test" / str(k) / f"{i:02d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((4, 4), 20 * k + 10, np.uint8)).save(path)
+    (root / "train" / "0").mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(root / "train" / "0" / "a.png")
+
+
+def _classes_of(images):
+    """Inverts _class_ordered_folder's intensities: x = u8 / 127.5 − 1, u8 = 20·k + 10."""
+    u8 = (images.mean(axis=(1, 2, 3)) + 1.0) * 127.5
+    return sorted(set(np.rint((u8 - 10) / 20).astype(int).tolist()))
+
+
+def test_held_out_images_are_a_seeded_subset_with_every_class(tmp_path):
+    from jaxdiff.cli.common import held_out_images
+    from jaxdiff.data import DataError, load_images
+
+    _class_ordered_folder(tmp_path)
+    config = tiny("cold_blur.py", T=8)
+    config.data.source = f"folder:{tmp_path}"
+    # the first 30 of 10 × 12 class-ordered images are classes 0, 1 and 2 only
+    assert _classes_of(load_images(config, split="test", num=30)) == [0, 1, 2]
+    a, b = held_out_images(config, 30), held_out_images(config, 30)
+    np.testing.assert_array_equal(a, b)  # same seed, same images
+    assert a.shape == (30, 16, 16, 1) and len(_classes_of(a)) >= 7
+    assert not np.array_equal(held_out_images(config, 30, seed=1), a)
+    assert held_out_images(config, 500).shape[0] == 120  # all of them when fewer than asked
+    # a source with no held-out split is refused, naming the field and the split
+    np.save(tmp_path / "all.npy", np.zeros((4, 16, 16), np.uint8))
+    config.data.source = f"npz:{tmp_path / 'all.npy'}"
+    with pytest.raises(DataError, match=r"data\.source='npz:.*all\.npy' has no held-out split 'test'"):
+        held_out_images(config, 4)
+
+
+def test_output_names_differ_in_every_option_that_changes_the_result():
+    from jaxdiff.cli.common import tag
+    from jaxdiff.cli.options import ModeSettings
+
+    def name(mode="generate", extra="ddim_20steps", num=64, sweep_steps=None, **kw):
+        o = cli.SampleOptions(workdir="w", mode=mode, **kw)
+        return tag(ModeSettings(options=o, corrector="ddim", eta=0.0, steps=20, sweep_steps=sweep_steps,
+                                sweep="generation", num=num), 3, extra)
+
+    assert name() == "generate_step3_ddim_20steps_n64"
+    assert name(prior_noise=0.05, seed=2, batch=8) == "generate_step3_ddim_20steps_noise0.05_n64_b8_seed2"
+    variants = [name(), name(prior_noise=0.0), name(prior_noise=0.05), name(num=32), name(batch=8), name(seed=1),
+                name(extra="ddim_10steps")]
+    assert len(set(variants)) == len(variants)
+    ev = [name("evaluate", num=2000), name("evaluate", num=2000, severity=4), name("evaluate", num=2000, prior_noise=0.1),
+          name("evaluate", num=2000, steps="1,2", sweep_steps=(1, 2)), name("evaluate", num=100)]
+    assert len(set(ev)) == len(ev) and "sweep-generation-1-2" in ev[3] and "_t4_" in ev[1]
+    ins = [name("restore", "t8_2steps", 32, input=f"npz:/{d}/x.npz") for d in ("a", "b")]
+    assert ins[0] != ins[1] and all("_input-x-" in n for n in ins)
+    assert name("forward", "", num=2) == "forward_step3"  # the forward picture's name is unchanged
+
+
+@pytest.fixture(scope="module")
+def npz_workdirs(tmp_path_factory, trained_blur):
+    """Two runs saved with the tiny blur run's weights, trained (as the config says) on an npz of digits:
+    'single' (one array: no splits) and 'split' (train / test arrays, test = 6 distinct flat images)."""
+    from jaxdiff.data import load_source
+    from jaxdiff.train.checkpoints import Checkpointer, make_meta
+
+    root = tmp_path_factory.mktemp("npz")
+    train = load_source("digits", split="train", image_size=16, channels=1).images[:64, ..., 0]
+    test = np.repeat(np.arange(6, dtype=np.uint8)[:, None, None] * 40 + 20, 16, 1).repeat(16, 2)
+    np.save(root / "single.npy", train)
+    np.savez(root / "split.npz", train=train, test=test)
+    out = {}
+    for name, file in (("single", "single.npy"), ("split", "split.npz")):
+        wd = str(root / name)
+        config = tiny("cold_blur.py", T=8)
+        config.data.source = f"npz:{root / file}"
+        ckpt = Checkpointer(os.path.join(wd, "checkpoints"))
+        ckpt.save(0, trained_blur[1].to_pytree(), config=config, meta=make_meta(config))
+        ckpt.close()
+        out[name] = wd
+    return out, test
+
+
+@pytest.mark.slow
+def test_evaluate_and_restore_refuse_a_source_without_a_held_out_split(npz_workdirs):
+    from jaxdiff.data import DataError
+
+    wds, test = npz_workdirs
+    for mode in ("evaluate", "restore"):
+        with pytest.raises(DataError, match=r"data\.source='npz:.*single\.npy' has no held-out split 'test'"):
+            cli.run(workdir=wds["single"], mode=mode, num=4, steps=1)
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={wds['single']}",
+                        "--mode=evaluate", "--num=4"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("sample.py: data.source='npz:") and "no held-out split 'test'" in last
+    # the split layout: restore reads the test array (6 flat images, values 20, 60, …, 220), not the digits
+    files = cli.run(workdir=wds["split"], mode="restore", num=4, severity=2, steps=1)
+    orig = np.rint((np.load(files["npz"])["original"] + 1.0) * 127.5)
+    assert orig.shape == (4, 16, 16, 1) and np.all(orig == orig[:, :1, :1])
+    assert set(orig[:, 0, 0, 0].astype(int).tolist()) <= {20, 60, 100, 140, 180, 220}
+
+
+@pytest.mark.slow
+def test_two_runs_differing_only_in_prior_noise_write_two_files(blur_workdir, tmp_path):
+    out = str(tmp_path)
+    a = cli.run(workdir=blur_workdir, mode="generate", num=4, steps=1, frames=0, prior_noise=0.0, force=True, out=out)
+    first = np.load(a["npz"])["samples"]
+    b = cli.run(workdir=blur_workdir, mode="generate", num=4, steps=1, frames=0, prior_noise=0.3, force=True, out=out)
+    assert a["npz"] != b["npz"] and "noise0.3" in b["npz"] and "noise0_" in a["npz"]
+    assert sorted(os.listdir(out)) == sorted(os.path.basename(p) for p in (a["npz"], a["grid"], b["npz"], b["grid"]))
+    np.testing.assert_array_equal(np.load(a["npz"])["samples"], first)  # the first run's file is untouched
+    assert not np.allclose(np.load(b["npz"])["samples"], first)

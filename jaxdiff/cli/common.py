@@ -1,31 +1,71 @@
 """What several sample.py modes share: output names, the generation prior, and the images they read."""
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 
 import numpy as np
 
 from jaxdiff.cli.options import ModeSettings, UsageError
 
-__all__ = ["tag", "corrector_tag", "output_stem", "prior_for_mode", "held_out_images", "training_images",
-           "held_out_aux"]
+__all__ = ["tag", "option_tags", "eta_tag", "HELD_OUT_SEED", "corrector_tag", "output_stem",
+           "prior_for_mode", "held_out_images", "training_images", "held_out_aux"]
+
+
+#: the seed of the held-out subset evaluate and restore read: fixed, so runs that differ in --seed (the
+#: sampling noise) score the same images
+HELD_OUT_SEED = 20221201
 
 
 def tag(s: ModeSettings, step: int, extra: str = "") -> str:
-    """``<mode>_step<N>[_<extra>][_seed<S>]``: the stem of a mode's output files."""
-    parts = [s.mode, f"step{step}"] + ([extra] if extra else []) + ([f"seed{s.seed}"] if s.seed else [])
-    return "_".join(parts)
+    """``<mode>_step<N>[_<extra>][_<option>…][_seed<S>]``: the stem of a mode's output files.
+
+    ``extra`` is what the mode adds (e.g. :func:`corrector_tag`); :func:`option_tags` adds every other flag
+    that changes the mode's result, so runs that differ in one write different files.
+    """
+    parts = [s.mode, f"step{step}"] + ([extra] if extra else []) + option_tags(s)
+    return "_".join(parts + ([f"seed{s.seed}"] if s.seed else []))
+
+
+def option_tags(s: ModeSettings) -> list[str]:
+    """Name parts of the flags that change a mode's result besides the corrector, steps and η: ``noise<p>``
+    (--prior_noise), ``t<s>`` (--severity, evaluate), ``sweep-<kind>-<counts>``, ``input-<name>-<hash>``
+    (--input), ``n<num>`` (--num) and ``b<batch>`` (--batch: batch i draws from fold_in(key, i)). Forward
+    mode (no network, no prior) adds none."""
+    o, mode, parts = s.options, s.mode, []
+    if mode == "forward":
+        return parts
+    if o.prior_noise is not None and mode in ("generate", "interpolate", "evaluate"):
+        parts.append(f"noise{o.prior_noise:g}")
+    if mode == "evaluate" and o.severity is not None:
+        parts.append(f"t{o.severity}")
+    if mode == "evaluate" and s.sweep_steps:
+        parts.append(f"sweep-{s.sweep}-" + "-".join(str(v) for v in s.sweep_steps))
+    if mode == "restore" and o.input is not None:
+        base = os.path.splitext(os.path.basename(o.input.split(":", 1)[-1].rstrip("/")))[0]
+        name = re.sub(r"[^A-Za-z0-9.-]+", "-", base).strip("-") or "x"
+        parts.append(f"input-{name}-{hashlib.sha1(o.input.encode()).hexdigest()[:6]}")
+    parts.append(f"n{s.num}")
+    if o.batch:
+        parts.append(f"b{o.batch}")
+    return parts
 
 
 def output_stem(s: ModeSettings, out_dir: str, step: int, extra: str = "") -> str:
+    """``<out_dir>/<tag(s, step, extra)>``."""
     return os.path.join(out_dir, tag(s, step, extra))
 
 
+def eta_tag(s: ModeSettings) -> str:
+    """``_eta0.5`` for a non-zero η (also for correctors that ignore η: no fact says which do), else ""."""
+    return f"_eta{s.eta:g}" if s.eta else ""
+
+
 def corrector_tag(s: ModeSettings, inf) -> str:
-    """``ddim_10steps_eta0.5``: the corrector, its network calls and a non-zero DDIM η."""
+    """``ddim_10steps_eta0.5``: the corrector, its network calls and a non-zero η."""
     steps = len(inf.timesteps(s.steps)) - 1
-    eta = f"_eta{s.eta:g}" if s.corrector == "ddim" and s.eta else ""
-    return f"{s.corrector}_{steps}steps{eta}"
+    return f"{s.corrector}_{steps}steps{eta_tag(s)}"
 
 
 def prior_for_mode(s: ModeSettings, inf):
@@ -44,15 +84,18 @@ def prior_for_mode(s: ModeSettings, inf):
     return prior
 
 
-def held_out_images(config, num: int) -> np.ndarray:
-    """The first ``num`` images of the config's held-out split, float32 in [−1, 1]."""
+def held_out_images(config, num: int, seed: int = HELD_OUT_SEED) -> np.ndarray:
+    """``num`` images of the config's held-out split (all if it has fewer), a sorted random subset drawn from
+    ``seed`` (a source stored class by class still gives every class), float32 in [−1, 1]. DataError naming
+    data.source and the split when the source has no held-out split (it would score training images)."""
     from jaxdiff.data import load_images
 
-    return load_images(config, split=str(config.data.eval_split), num=int(num))
+    return load_images(config, split=str(config.data.eval_split), num=int(num), seed=int(seed),
+                       require_split=True)
 
 
 def training_images(config, num: int, seed: int) -> np.ndarray:
-    """``num`` training images, a sorted random subset drawn from ``seed``."""
+    """``num`` training images, a sorted random subset drawn from ``seed`` (the real-vs-real floor)."""
     from jaxdiff.data import load_images
 
     return load_images(config, split="train", num=int(num), seed=int(seed))

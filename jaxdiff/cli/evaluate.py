@@ -83,7 +83,9 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
         report["generation"]["prior_vs_end_state"] = evaluation.prior_check(res.x_T, end, feature_fn)
     if s.sweep_steps is not None:
         report["steps_sweep"] = _sweep(s, inf, real, degraded, aux, sev, feature_fn)
-    stem = output_stem(s, out_dir, inf.step)
+    from jaxdiff.cli.common import corrector_tag  # the name carries every option that changes the report
+
+    stem = output_stem(s, out_dir, inf.step, corrector_tag(s, inf))
     j, m = evaluation.write_report(stem, report, title=f"Evaluation of {os.path.basename(os.path.abspath(o.workdir))}")
     with open(m) as f:
         print(f.read())

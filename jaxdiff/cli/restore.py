@@ -1,5 +1,8 @@
 """``--mode=restore``: held-out images degraded to t = severity (or images that arrive degraded), restored.
 
+The held-out images are a fixed seeded subset of a real held-out split (``common.held_out_images``); ``--input``
+images are taken as they come (the first ``--num``), since nothing is scored against them.
+
 Rows of the picture: degraded | direct | sampled (each corrector) | original (absent for ``--input``).
 """
 from __future__ import annotations
@@ -7,7 +10,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from jaxdiff.cli.common import held_out_aux, held_out_images, output_stem
+from jaxdiff.cli.common import eta_tag, held_out_aux, held_out_images, output_stem
 from jaxdiff.cli.options import ModeSettings
 from jaxdiff.files import save_npz
 
@@ -54,7 +57,9 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
             rows.append(arr[start:start + STRIP_WIDTH])
             labels.append(label)
     steps = len(restoration.severity_timesteps(sev, s.steps)) - 1
-    stem = output_stem(s, out_dir, inf.step, f"t{sev}_{steps}steps" + ("_input" if o.input else ""))
+    # the corrector is named when it is the one --corrector chose (cold runs restore with both of theirs)
+    chosen = f"{s.corrector}_" if tuple(correctors) == (s.corrector,) else ""
+    stem = output_stem(s, out_dir, inf.step, f"t{sev}_{chosen}{steps}steps{eta_tag(s)}")
     title = f"restoration from t={sev} of T={T} ({steps} sampling steps)"
     return {"strip": visualize.save_strip(stem + ".png", rows, labels, title=title),
             "npz": save_npz(stem + ".npz", degraded=degraded, original=original, **outs)}
