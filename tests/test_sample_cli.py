@@ -322,6 +322,25 @@ def test_held_out_images_are_a_seeded_subset_with_every_class(tmp_path):
         held_out_images(config, 4)
 
 
+def test_end_images_for_held_out_degradation_are_a_seeded_subset_with_every_class(tmp_path):
+    import types
+
+    import jax
+
+    from jaxdiff.cli.common import held_out_aux
+    from jaxdiff.experiment import build_process
+
+    _class_ordered_folder(tmp_path)
+    config = tiny("cold_animorph.py", T=8)
+    config.data.end_source = f"folder:{tmp_path}"
+    inf = types.SimpleNamespace(config=config, process=build_process(config))
+    x0 = np.zeros((30, 16, 16, 1), np.float32)
+    a = held_out_aux(inf, x0, jax.random.PRNGKey(0))
+    b = held_out_aux(inf, x0, jax.random.PRNGKey(1))
+    assert a.shape == x0.shape and len(_classes_of(a)) >= 7  # the first 30 would be classes 0-2 only
+    np.testing.assert_array_equal(a, b)  # the end images do not move with the key
+
+
 def test_output_names_differ_in_every_option_that_changes_the_result():
     from jaxdiff.cli.common import tag
     from jaxdiff.cli.options import ModeSettings
