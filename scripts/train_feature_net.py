@@ -1,7 +1,13 @@
 #!/usr/bin/env python
-"""Trains the digits feature network (jaxdiff.evaluation.features.DigitsCNN) and writes its weights as a plain npz.
+"""Trains the feature network (jaxdiff.evaluation.features.DigitsCNN) and writes its weights as a plain npz.
 
     .venv/bin/python scripts/train_feature_net.py            # → jaxdiff/assets/digits_classifier.npz
+    .venv/bin/python scripts/train_feature_net.py --config=configs/ddim.py:mnist [--workdir=…]
+                                                             # → <workdir>/feature_net.npz, used by evaluate
+
+With ``--config``: the config's labelled ``data.source`` (train split; test = ``data.eval_split``), read at
+its image size and channels and reduced as the evaluation reduces them (channel mean, 16×16); K = the
+largest label + 1 classes.
 
 Data: scikit-learn's digits at 16×16 through ``jaxdiff.data`` — the same fixed, seeded 90 % train /
 10 % test split (and the same 8→16 resize) the diffusion models train and are evaluated on. Training
@@ -24,7 +30,11 @@ DEFAULT_OUT = os.path.join(REPO, "jaxdiff", "assets", "digits_classifier.npz")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default=DEFAULT_OUT, help="output .npz (default: the shipped asset)")
+    p.add_argument("--config", default=None, help="train on this config's data.source (configs/x.py[:variant])")
+    p.add_argument("--workdir", default=None, help="with --config: the run directory (default: workdirs/<config "
+                   "name>[_<variant>]); the net goes to <workdir>/feature_net.npz")
+    p.add_argument("--out", default=None, help="output .npz (default: the shipped asset, or "
+                   "<workdir>/feature_net.npz with --config)")
     p.add_argument("--steps", type=int, default=2000, help="optimiser steps")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (warm-up, then cosine decay)")
@@ -46,6 +56,16 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"--lr must be > 0, got {a.lr}")
     if a.max_shift < 0 or a.max_noise < 0:
         p.error("--max-shift and --max-noise must be >= 0")
+    if a.workdir is not None and a.config is None:
+        p.error(f"--workdir={a.workdir!r} needs --config (the data the net is trained on)")
+    if a.out is None:
+        if a.config is None:
+            a.out = DEFAULT_OUT
+        else:
+            from jaxdiff.config.files import default_workdir
+            from jaxdiff.evaluation.features import FEATURE_NET_FILE
+
+            a.out = os.path.join(a.workdir or default_workdir(a.config), FEATURE_NET_FILE)
     return a
 
 
@@ -58,6 +78,22 @@ def load_digits(split: str):
     return data.normalize(src.images), src.labels
 
 
+def load_config_data(config, split: str):
+    """(images (N, 16, 16, 1) float32 as the evaluation feeds the net, labels (N,) int32) of a config's source."""
+    import numpy as np
+
+    from jaxdiff import data
+    from jaxdiff.evaluation import features
+
+    src = data.source_from_config(config, split=split)
+    if src.labels is None:
+        raise SystemExit(f"train_feature_net.py: --config: data.source={config.data.source!r} has no labels; "
+                         "a feature net is trained as a classifier and needs a labelled source")
+    x = np.concatenate([np.asarray(features.preprocess(data.normalize(src.get(np.arange(i, min(i + 1024, len(src)))))))
+                        for i in range(0, len(src), 1024)])
+    return x, np.asarray(src.labels, np.int32)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     import jax
@@ -68,11 +104,22 @@ def main(argv=None) -> int:
     from jaxdiff.evaluation import features
 
     t0 = time.time()
-    x_train, y_train = load_digits("train")
-    x_test, y_test = load_digits("test")
-    print(f"digits: train {x_train.shape[0]}, test {x_test.shape[0]} images of {x_train.shape[1:]}")
+    if args.config is None:
+        x_train, y_train = load_digits("train")
+        x_test, y_test = load_digits("test")
+        num_classes, name = features.NUM_CLASSES, "digits"
+    else:
+        from jaxdiff.config.files import load_config_file
 
-    model = features.DigitsCNN()
+        config = load_config_file(args.config)
+        name = str(config.data.source)
+        x_train, y_train = load_config_data(config, "train")
+        x_test, y_test = load_config_data(config, str(config.data.eval_split))
+        num_classes = max(2, int(y_train.max()) + 1)
+    print(f"{name}: train {x_train.shape[0]}, test {x_test.shape[0]} images of {x_train.shape[1:]}, "
+          f"{num_classes} classes")
+
+    model = features.DigitsCNN(num_classes=num_classes)
     key = jax.random.PRNGKey(args.seed)
     init_key, data_key = jax.random.split(key)
     params = model.init(init_key, jnp.zeros((1,) + x_train.shape[1:], jnp.float32))["params"]
@@ -112,10 +159,10 @@ def main(argv=None) -> int:
         if (step + 1) % 500 == 0 or step + 1 == args.steps:
             print(f"step {step + 1:5d}  loss {float(loss):.4f}  ({time.time() - t0:.0f} s)", flush=True)
 
-    clf = features.DigitsClassifier(params=params)
+    clf = features.DigitsClassifier(params=params, module=model)
     train_acc = float(np.mean(clf.predict(x_train) == y_train))
     test_acc = float(np.mean(clf.predict(x_test) == y_test))
-    print(f"train accuracy {train_acc:.4f}   test accuracy {test_acc:.4f} ({x_test.shape[0]} held-out digits)")
+    print(f"train accuracy {train_acc:.4f}   test accuracy {test_acc:.4f} ({x_test.shape[0]} held-out images)")
 
     meta = {
         "test_accuracy": np.float32(test_acc),
@@ -124,6 +171,10 @@ def main(argv=None) -> int:
         "steps": np.int64(args.steps),
         "data": np.asarray("jaxdiff.data digits 16x16, train split (90 %); test = the other 10 %"),
     }
+    if args.config is not None:
+        meta["data"] = np.asarray(f"{name}, train split; test = split {str(config.data.eval_split)!r}")
+        meta["source"] = np.asarray(name)
+        meta["num_classes"] = np.int64(num_classes)
     features.save_weights_npz(args.out, params, meta)
     print(f"wrote {args.out} ({os.path.getsize(args.out) / 1024:.0f} KB) in {time.time() - t0:.0f} s")
     return 0

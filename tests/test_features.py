@@ -140,3 +140,75 @@ def test_training_script_cli():
         mod.parse_args(["--steps", "0"])
     out = subprocess.run([sys.executable, SCRIPT, "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "--steps" in out.stdout and "--seed" in out.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# which feature net evaluate uses
+# --------------------------------------------------------------------------------------------
+
+
+def test_digits_use_the_shipped_net_without_a_note(tmp_path):
+    for source in ("digits", "digits:classes=0-4"):
+        choice = features.select_feature_net(str(tmp_path), source)
+        assert choice.path is None and choice.note == "" and "digits_classifier" in choice.name
+
+
+def test_other_data_without_a_stored_net_says_so(tmp_path):
+    choice = features.select_feature_net(str(tmp_path), "tfds:fashion_mnist")
+    assert choice.path is None and "digits_classifier" in choice.name
+    assert "no feature_net.npz in the workdir" in choice.note
+    assert "trained on scikit-learn's digits, not on 'tfds:fashion_mnist'" in choice.note
+    assert f"scripts/train_feature_net.py --config=<config file> --workdir={tmp_path}" in choice.note
+
+
+def test_a_net_stored_with_the_workdir_wins(clf, tmp_path):
+    stored = tmp_path / features.FEATURE_NET_FILE
+    features.save_weights_npz(stored, clf.params, {"source": "tfds:fashion_mnist", "num_classes": 10})
+    choice = features.select_feature_net(str(tmp_path), "tfds:fashion_mnist")
+    assert choice.path == str(stored) and choice.note == ""
+    assert "trained on tfds:fashion_mnist, 10 classes" in choice.name
+    # also for digits: the workdir's own net is the one asked for
+    other = features.select_feature_net(str(tmp_path), "digits")
+    assert other.path == str(stored)
+    assert "was trained on tfds:fashion_mnist, not on the evaluated source 'digits'" in other.note
+
+
+def test_training_script_with_a_config_stores_the_net_in_the_workdir(tmp_path):
+    """A short real training on a 5-class source read through a config file: the net lands in
+    <workdir>/feature_net.npz with its source and class count, and evaluate's selection loads it."""
+    cfg = tmp_path / "five.py"
+    cfg.write_text(
+        "import runpy, os\n"
+        f"_ddim = runpy.run_path({os.path.join(REPO, 'configs', 'ddim.py')!r})\n"
+        "def get_config():\n"
+        "    c = _ddim['get_config']()\n"
+        "    c.data.source = 'digits:classes=0-4'\n"
+        "    return c\n")
+    wd = tmp_path / "wd"
+    out = subprocess.run([sys.executable, SCRIPT, f"--config={cfg}", f"--workdir={wd}", "--steps", "300"],
+                         capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    stored = wd / features.FEATURE_NET_FILE
+    assert out.stdout.strip().splitlines()[-1].startswith(f"wrote {stored}")
+    _, meta = features.load_weights_npz(stored)
+    assert str(meta["source"]) == "digits:classes=0-4" and int(meta["num_classes"]) == 5
+    choice = features.select_feature_net(str(wd), "digits:classes=0-4")
+    assert choice.path == str(stored) and choice.note == ""
+    net = features.load_digits_classifier(choice.path)
+    src = data.load_source("digits:classes=0-4", split="test", image_size=16, channels=1)
+    x = data.normalize(src.images)
+    assert net.logits(x).shape == (x.shape[0], 5)
+    acc = float(np.mean(net.predict(x) == src.labels))
+    np.testing.assert_allclose(acc, float(meta["test_accuracy"]), atol=1e-6)
+    assert acc > 0.5  # five classes: chance is 0.2
+
+
+def test_training_script_refuses_workdir_without_config():
+    spec = importlib.util.spec_from_file_location("train_feature_net", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    with pytest.raises(SystemExit):
+        mod.parse_args(["--workdir", "/tmp/w"])
+    a = mod.parse_args(["--config", "configs/ddim.py:mnist"])
+    assert a.out == os.path.join("workdirs", "ddim_mnist", "feature_net.npz")
+    assert mod.parse_args([]).out == mod.DEFAULT_OUT

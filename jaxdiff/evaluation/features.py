@@ -40,6 +40,9 @@ __all__ = [
     "load_digits_feature_fn",
     "save_weights_npz",
     "load_weights_npz",
+    "FEATURE_NET_FILE",
+    "FeatureNetChoice",
+    "select_feature_net",
 ]
 
 IMAGE_SIZE = 16
@@ -47,6 +50,9 @@ FEATURE_DIM = 64
 NUM_CLASSES = 10
 #: the shipped weights, inside the installed package
 WEIGHTS_FILE = "assets/digits_classifier.npz"
+#: a feature net trained for a run's data (scripts/train_feature_net.py --config=…), inside its workdir
+FEATURE_NET_FILE = "feature_net.npz"
+SHIPPED_NAME = "digits_classifier (jaxdiff/assets/digits_classifier.npz, 64-d penultimate layer)"
 
 
 class DigitsCNN(nn.Module):
@@ -111,7 +117,7 @@ class DigitsClassifier:
         x = preprocess(images)
         n, b = x.shape[0], self.batch_size
         if n == 0:
-            return np.zeros((0, NUM_CLASSES), np.float32), np.zeros((0, self.module.feature_dim), np.float32)
+            return np.zeros((0, self.module.num_classes), np.float32), np.zeros((0, self.module.feature_dim), np.float32)
         logits, feats = [], []
         for i in range(0, n, b):
             chunk = x[i : i + b]
@@ -128,7 +134,7 @@ class DigitsClassifier:
         return self._run(images)[1]
 
     def logits(self, images) -> np.ndarray:
-        """(N, H, W, C) → class logits (N, 10) float32."""
+        """(N, H, W, C) → class logits (N, K) float32 (K = 10 for digits)."""
         return self._run(images)[0]
 
     def predict(self, images) -> np.ndarray:
@@ -174,9 +180,14 @@ def load_weights_npz(source) -> tuple[dict, dict]:
     return traverse_util.unflatten_dict(flat, sep="/"), meta
 
 
-def _check_params(params) -> None:
+def _num_classes(meta: Mapping[str, np.ndarray]) -> int:
+    return int(meta["num_classes"]) if "num_classes" in meta else NUM_CLASSES
+
+
+def _check_params(params, num_classes: int = NUM_CLASSES) -> None:
     expected = jax.eval_shape(
-        lambda: DigitsCNN().init(jax.random.PRNGKey(0), jnp.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1)))["params"]
+        lambda: DigitsCNN(num_classes=num_classes).init(
+            jax.random.PRNGKey(0), jnp.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1)))["params"]
     )
     exp = {k: v.shape for k, v in traverse_util.flatten_dict(expected, sep="/").items()}
     got = {k: v.shape for k, v in traverse_util.flatten_dict(params, sep="/").items()}
@@ -191,9 +202,10 @@ def _load_cached(path: Optional[str]) -> DigitsClassifier:
             params, meta = load_weights_npz(fh)
     else:
         params, meta = load_weights_npz(path)
-    _check_params(params)
+    k = _num_classes(meta)
+    _check_params(params, k)
     params = jax.tree_util.tree_map(jnp.asarray, params)
-    return DigitsClassifier(params=params, meta=meta)
+    return DigitsClassifier(params=params, meta=meta, module=DigitsCNN(num_classes=k))
 
 
 def load_digits_classifier(path: Optional[str] = None) -> DigitsClassifier:
@@ -204,3 +216,36 @@ def load_digits_classifier(path: Optional[str] = None) -> DigitsClassifier:
 def load_digits_feature_fn(path: Optional[str] = None) -> Callable[[Any], np.ndarray]:
     """``fn(images (N, H, W, C) in [−1, 1]) -> features (N, 64)`` of the shipped digits classifier."""
     return load_digits_classifier(path).features
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureNetChoice:
+    """The feature net evaluate uses: ``path`` (None: the shipped digits net), a ``name`` for reports and a
+    ``note`` ("" when the net was trained on the evaluated data, else what it was trained on instead)."""
+
+    path: Optional[str]
+    name: str
+    note: str = ""
+
+
+def select_feature_net(workdir: str, source: str) -> FeatureNetChoice:
+    """``<workdir>/feature_net.npz`` if present, else the shipped digits net (with a note unless ``source``
+    is the digits source)."""
+    from jaxdiff.data.sources import parse_source
+
+    stored = os.path.join(os.fspath(workdir), FEATURE_NET_FILE)
+    if os.path.isfile(stored):
+        _, meta = load_weights_npz(stored)
+        trained_on = str(meta["source"]) if "source" in meta else "unknown data (no meta/source in the file)"
+        name = f"feature_net.npz of the workdir ({stored}; trained on {trained_on}, {_num_classes(meta)} classes)"
+        note = "" if trained_on == str(source) else (
+            f"the workdir's feature net {stored} was trained on {trained_on}, not on the evaluated source "
+            f"{source!r}; its numbers only rank models against each other")
+        return FeatureNetChoice(stored, name, note)
+    if parse_source(str(source)).kind == "digits":
+        return FeatureNetChoice(None, SHIPPED_NAME)
+    return FeatureNetChoice(None, SHIPPED_NAME, (
+        f"no {FEATURE_NET_FILE} in the workdir, so the features come from the shipped digits classifier, trained "
+        f"on scikit-learn's digits, not on {source!r}: Fréchet, KID and the confident fraction only rank models "
+        f"against each other; train a feature net for this data with "
+        f"scripts/train_feature_net.py --config=<config file> --workdir={workdir}"))

@@ -275,7 +275,42 @@ def _generation_md(g: Mapping[str, Any]) -> list[str]:
         p = g["prior_vs_end_state"]
         lines.append(f"- prior draws vs the end states F_T(x0) of held-out images ({p['num_prior']} vs {p['num_end']}): "
                      f"Fréchet {_fmt(p['frechet'])} (near the floor when the prior matches what the network saw at t = T)")
-    return lines + _info_line(g.get("info"))
+    lines += _info_line(g.get("info"))
+    if "judge" in g:
+        lines += ["", "### The judge", ""] + _judge_md(g["judge"])
+    return lines
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * float(v):.1f} %"
+
+
+def _judge_md(j: Mapping[str, Any]) -> list[str]:
+    """The judge's row (:func:`jaxdiff.evaluation.judge.judge`): quality against the floor, diversity, memorising."""
+    f, info = j.get("floor", {}), j.get("info", {})
+    near, near_f = j["nearest_train"], j["nearest_train_floor"]
+    head = ["Fréchet ↓", "floor", "KID ↓", f"confident (p ≥ {j['confidence']:g}) ↑", "smallest class ↑",
+            "nearest-train RMSE (held-out)", "network calls", "wall time (s)"]
+    kid = f"{_fmt(j['kid_mean'])} ± {_fmt(j['kid_std'])}" if "kid_mean" in j else "–"
+    cells = [_fmt(j["frechet"]), _fmt(f.get("frechet")), kid, _pct(j["confident_fraction"]),
+             f"{_pct(j['smallest_class_share'])} (class {j['smallest_class']})",
+             f"{_fmt(near['mean'], 3)} ({_fmt(near_f['mean'], 3)})", _fmt(info.get("network_calls")),
+             _fmt(info.get("seconds"), 3)]
+    hist = ", ".join(f"{k}: {c}" for k, c in enumerate(j["class_counts"]))
+    fkid = f", KID {_fmt(f['kid_mean'])} ± {_fmt(f['kid_std'])}" if "kid_mean" in f else ""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), "| " + " | ".join(cells) + " |", ""]
+    lines.append(f"- {j['num_samples']} samples judged by `{j.get('feature_net', 'the classifier')}` against "
+                 f"{j['num_real']} held-out images; class histogram (argmax): {hist}; "
+                 f"{j['classes_present']} of {len(j['class_counts'])} classes present")
+    if f:
+        lines.append(f"- floor: {f['num_a']} training images vs the same {f['num_b']} held-out images: Fréchet "
+                     f"{_fmt(f['frechet'])}{fkid}, confident {_pct(f.get('confident_fraction'))}, smallest class "
+                     f"{_pct(f.get('smallest_class_share'))}")
+    lines.append(f"- nearest training image (per-pixel RMSE on [0, 1], over {j['num_train']} training images): "
+                 f"samples mean {_fmt(near['mean'], 3)}, 5th percentile {_fmt(near['p5'], 3)}; held-out images "
+                 f"mean {_fmt(near_f['mean'], 3)}, 5th percentile {_fmt(near_f['p5'], 3)} (samples far nearer "
+                 "than held-out images: memorised training digits)")
+    return lines
 
 
 def _sweep_md(s: Mapping[str, Any]) -> list[str]:
@@ -293,7 +328,7 @@ def _sweep_md(s: Mapping[str, Any]) -> list[str]:
 
 
 _SECTIONS = {"restoration": ("Restoration", _restoration_md), "generation": ("Generation", _generation_md),
-             "steps_sweep": ("Sampling steps", _sweep_md)}
+             "steps_sweep": ("Sampling steps", _sweep_md), "judge": ("The judge", _judge_md)}
 
 
 def report_markdown(report: Mapping[str, Any], *, title: Optional[str] = None) -> str:
