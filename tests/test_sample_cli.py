@@ -273,6 +273,12 @@ def test_gaussian_generate_interpolate_evaluate(ddim_workdir):
     files = cli.run(workdir=wd, mode="evaluate", num=16, steps="1,2")
     rep = json.load(open(files["json"]))
     assert "restoration" not in rep and rep["generation"]["num_samples"] == 16
+    judged = rep["generation"]["judge"]  # the judge: 16 samples against all 1617 training digits
+    assert (judged["num_samples"], judged["num_train"], judged["floor"]["num_a"]) == (16, 1617, 16)
+    assert 0 <= judged["confident_fraction"] <= 1 and sum(judged["class_counts"]) == 16
+    assert judged["info"]["network_calls"] == 20 and judged["info"]["seconds"] > 0  # the config's 20 DDIM steps
+    md = open(files["markdown"]).read()
+    assert "### The judge" in md and "nearest training image" in md and "feature_net_note" not in rep
     assert rep["steps_sweep"]["info"]["task"].startswith("generation")
     assert [r["steps"] for r in rep["steps_sweep"]["rows"]] == [1, 2] and "kid_mean" in rep["steps_sweep"]["rows"][0]
     with pytest.raises(ValueError, match="--sweep=restoration needs a cold process"):

@@ -16,7 +16,8 @@ from jaxdiff.cli.options import ModeSettings
 
 log = logging.getLogger(__name__)
 
-FEATURE_NET = "digits_classifier (jaxdiff/assets/digits_classifier.npz, 64-d penultimate layer)"
+#: how many training images the judge's nearest-training-image search reads at most (a seeded subset)
+JUDGE_MAX_TRAIN = 20000
 
 
 def _timed(fn):
@@ -37,11 +38,14 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
 
     o, config = s.options, inf.config
     T = int(inf.process.T)
-    feature_fn = evaluation.digits_feature_fn()
+    from jaxdiff.evaluation import features, judge
+
     src = str(config.data.source)
-    if not (src.startswith("digits") or "mnist" in src):
-        log.warning("the Fréchet/KID features come from a digits classifier; on %s they only rank models "
-                    "against each other", src)
+    net = features.select_feature_net(o.workdir, src)
+    feature_fn = evaluation.digits_feature_fn(net.path)
+    net_name = "digits_classifier" if net.path is None else "feature_net.npz"
+    if net.note:
+        log.warning("%s", net.note)
     real = held_out_images(config, s.num)
     n = real.shape[0]
     floor_imgs = training_images(config, n, s.seed)
@@ -51,9 +55,11 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
         "checkpoint_step": inf.step,
         "data": f"{src} (held-out split {config.data.eval_split!r}: {n} images)",
         "process": describe_process(inf.process),
-        "feature_net": FEATURE_NET,
+        "feature_net": net.name,
         "seed": s.seed,
     }
+    if net.note:
+        report["feature_net_note"] = net.note
     sev = o.severity or T
     aux = degraded = None
     if isinstance(inf.process, ColdProcess):
@@ -65,7 +71,7 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
             real,
             {"Degraded": degraded, "Direct": outs["direct"], "Sampled (naive, Alg. 1)": outs["cold_naive"],
              "Sampled (improved, Alg. 2)": outs["cold_improved"]},
-            feature_fn, feature_net="digits_classifier", floor_images=floor_imgs, seed=s.seed,
+            feature_fn, feature_net=net_name, floor_images=floor_imgs, seed=s.seed,
             info={"severity": f"t={sev} of T={T}",
                   "sampling steps": len(restoration.severity_timesteps(sev, s.steps)) - 1},
         )
@@ -73,11 +79,19 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
         prior = prior_for_mode(s, inf)
         res = inf.generate(key(keys.GENERATION), n, prior=prior, batch=s.batch, corrector=s.corrector,
                            steps=s.steps, eta=s.eta)
+        calls = len(inf.timesteps(s.steps)) - 1
         report["generation"] = evaluation.generation_metrics(
-            res.x0, real, feature_fn, feature_net="digits_classifier", floor_images=floor_imgs, seed=s.seed,
-            info={"prior": prior.kind, "corrector": s.corrector, "sampling steps": len(inf.timesteps(s.steps)) - 1,
+            res.x0, real, feature_fn, feature_net=net_name, floor_images=floor_imgs, seed=s.seed,
+            info={"prior": prior.kind, "corrector": s.corrector, "sampling steps": calls,
                   "seconds": round(res.seconds, 3)},
         )
+        from jaxdiff.data import load_images
+
+        train_all = load_images(config, split="train", num=JUDGE_MAX_TRAIN, seed=s.seed)
+        report["generation"]["judge"] = judge.judge(
+            np.asarray(res.x0), real=real, train=train_all, classifier=features.load_digits_classifier(net.path),
+            seed=s.seed, feature_net=net_name,
+            info={"network_calls": calls, "seconds": round(res.seconds, 3)})
         end = inf.degrade(real, key=key(keys.END_STATE_DEGRADE), severity=T,
                           aux=held_out_aux(inf, real, key(keys.END_STATE_AUX)), batch=s.batch)
         report["generation"]["prior_vs_end_state"] = evaluation.prior_check(res.x_T, end, feature_fn)
@@ -110,7 +124,7 @@ def _sweep(s: ModeSettings, inf, real, degraded, aux, sev: int, feature_fn) -> d
             return _timed(go)
 
         def score(x):
-            g = evaluation.generation_metrics(x, real, feature_fn, feature_net="digits_classifier", seed=s.seed)
+            g = evaluation.generation_metrics(x, real, feature_fn, seed=s.seed)
             return {k: g[k] for k in ("frechet", "kid_mean", "kid_std") if k in g}
 
         what = f"generation with {s.corrector} from the {prior.kind} prior"
