@@ -50,6 +50,15 @@ class ForwardProcess(abc.ABC):
         """Whether σ_t = 0 for every t (then x_t = F_t(x0) exactly and ε is never drawn nor predicted)."""
         return False
 
+    @property
+    def standard_normal_prior(self) -> bool:
+        """Whether x_T ~ N(0, I) with nothing to fit (Gaussian and blurring diffusion: the signal at T is ≈ 0)."""
+        return False
+
+    def x0_from_eps(self, x_t: jnp.ndarray, eps: jnp.ndarray, t) -> jnp.ndarray:
+        """x̂0 from ε̂, for processes whose ``predictions`` include "eps" (see :mod:`jaxdiff.parameterization`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not turn an ε-prediction into x̂0")
+
     def check_prediction(self, prediction: str, *, field: str = "diffusion.prediction") -> str:
         """``prediction`` if this process allows it, else one ValueError naming ``field`` and the allowed ones."""
         if prediction not in self.predictions:
@@ -106,6 +115,10 @@ class GaussianProcess(ForwardProcess):
     @property
     def T(self) -> int:  # type: ignore[override]
         return self.schedule.num_timesteps
+
+    @property
+    def standard_normal_prior(self) -> bool:
+        return True
 
     def signal(self, t) -> jnp.ndarray:
         """√ᾱ_t."""
