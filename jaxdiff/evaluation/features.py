@@ -1,16 +1,16 @@
-"""The feature network behind Fréchet distance and KID on digits (no Inception download needed).
+"""The feature network behind Fréchet distance, KID and the judge (no Inception download needed).
 
-A small CNN classifier for 16×16 grey digits in [−1, 1] is trained once on the scikit-learn digits
-train split (``scripts/train_feature_net.py``) and shipped as ``jaxdiff/assets/digits_classifier.npz``.
-Its penultimate layer — the 64 pre-activations of the last hidden dense layer — gives the features,
-the way TF-GAN scores MNIST with a small MNIST classifier. Numbers on these features are comparable
-only with each other (same network, same sample count), never with Inception FIDs.
+A small CNN classifier for 16×16 grey images in [−1, 1], trained on the scikit-learn digits train split
+(``scripts/train_feature_net.py``) and shipped as ``jaxdiff/assets/digits_classifier.npz``; its 64
+penultimate pre-activations are the features (as TF-GAN scores MNIST with a small MNIST classifier).
+Numbers on them compare only with each other (same network, same count), never with Inception FIDs.
 
     feats = load_digits_feature_fn()(images)      # images (N, H, W, C) in [−1, 1] → (N, 64) float32
 
-Inputs of another size are resized to 16×16 (bilinear, antialiased); 3-channel inputs are reduced to
-their channel mean. The weights file is a plain npz of float32 arrays keyed by flattened parameter
-paths (``params/Conv_0/kernel``, …) plus ``meta/*`` scalars; it is read with ``allow_pickle=False``.
+Other sizes are resized to 16×16 (bilinear, antialiased), 3 channels reduced to their mean. A net trained
+for another labelled source (``--config``) is the run's ``<workdir>/feature_net.npz``;
+:func:`select_feature_net` picks the one evaluate uses. Weights: a plain npz of float32
+``params/<flattened path>`` arrays plus ``meta/*``, read with ``allow_pickle=False``.
 """
 from __future__ import annotations
 
