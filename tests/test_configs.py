@@ -224,7 +224,7 @@ def test_heat_published():
         c = load("heat", variant)
         f, s = c.diffusion, c.sample
         assert (f.kind, f.prediction, f.loss, f.noise_std) == ("cold", "x0", "l2", 0.02)
-        assert (s.corrector, s.steps, s.prior_noise) == ("cold_naive", 0, 0.02)  # δ = σ, the prior's noise too
+        assert (s.corrector, s.steps, s.prior_noise) == ("cold_improved", 0, 0.02)  # the prior's noise is σ
     c = load("heat", "mnist")
     t, m = c.train, c.model
     assert (t.learning_rate, t.warmup_steps, t.grad_clip_norm, t.batch_size, t.ema_decay) == (2e-4, 5000, 1.0, 128, 0.999)

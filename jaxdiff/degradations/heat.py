@@ -75,6 +75,9 @@ def heat(
         t = t_vec(t, x_prev, "heat")
         return keep_t0(x_prev, t, _filter(x_prev, S[t]))
 
-    # the mean is kept and everything else dissipates: the end state is (nearly) flat at the per-channel means
-    generation = GenerationPrior(kind="blur_mean", prior_noise=True)
+    # the mean is kept and everything else dissipates: the end state is (nearly) flat at the per-channel means.
+    # Generation by Algorithm 2; ``cold_naive`` on the noisy process is the paper's F_{t−1}(x̂0) + δ z.
+    generation = GenerationPrior(kind="blur_mean", prior_noise=True, corrector="cold_improved",
+                                 mismatch_hint="dissipate to about the image size, e.g. "
+                                               "--config.diffusion.degradation_params.sigma_max=<image_size>")
     return Degradation(name="heat", T=T, apply=apply, step=step, generation=generation)
