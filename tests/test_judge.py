@@ -103,7 +103,7 @@ def test_nearest_rmse_against_brute_force():
     r = rng.uniform(-1, 1, (29, 5, 4, 3)).astype(np.float32)
     r[7] = q[3]  # an exact copy: distance 0
     ref = brute_nearest(q, r)
-    for chunk in (1, 4, 512):
+    for chunk in (1, 4, 512, None):
         np.testing.assert_allclose(judge_mod.nearest_rmse(q, r, chunk=chunk), ref, rtol=1e-9, atol=1e-7)
     assert ref[3] == 0.0
 

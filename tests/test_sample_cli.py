@@ -279,12 +279,25 @@ def test_gaussian_generate_interpolate_evaluate(ddim_workdir):
     assert judged["info"]["network_calls"] == 20 and judged["info"]["seconds"] > 0  # the config's 20 DDIM steps
     md = open(files["markdown"]).read()
     assert "### The judge" in md and "nearest training image" in md and "feature_net_note" not in rep
+    assert rep["feature_net"].startswith("digits_classifier")
     assert rep["steps_sweep"]["info"]["task"].startswith("generation")
     assert [r["steps"] for r in rep["steps_sweep"]["rows"]] == [1, 2] and "kid_mean" in rep["steps_sweep"]["rows"][0]
     with pytest.raises(ValueError, match="--sweep=restoration needs a cold process"):
         cli.run(workdir=wd, mode="evaluate", steps="1,2", sweep="restoration")
     with pytest.raises(ValueError, match="--input is for --mode=restore"):
         cli.run(workdir=wd, mode="evaluate", input="npz:/x")
+    # a feature net stored with the workdir is the one used, and the report says what it was trained on
+    from jaxdiff.evaluation import features
+
+    stored = os.path.join(wd, features.FEATURE_NET_FILE)
+    features.save_weights_npz(stored, features.load_digits_classifier().params, {"source": "tfds:mnist"})
+    try:
+        rep = json.load(open(cli.run(workdir=wd, mode="evaluate", num=16, out=os.path.join(wd, "other"))["json"]))
+    finally:
+        os.remove(stored)
+    assert rep["feature_net"].startswith(f"feature_net.npz of the workdir ({stored}; trained on tfds:mnist")
+    assert "was trained on tfds:mnist, not on the evaluated source 'digits'" in rep["feature_net_note"]
+    assert rep["generation"]["judge"]["feature_net"] == "feature_net.npz"
 
 
 # ------------------------------------------------------------------ held-out images and output names (issue 12.6)

@@ -54,16 +54,17 @@ def confidence_stats(logits, confidence: float = 0.9) -> dict[str, Any]:
     }
 
 
-def nearest_rmse(queries, references, *, chunk: int = 512) -> np.ndarray:
-    """(N,) float64: for each query image, min over ``references`` of the per-pixel RMSE on [0, 1].
+def nearest_rmse(queries, references, *, chunk: Optional[int] = None) -> np.ndarray:
+    """(N,) float64: for each query image, min over ``references`` (M) of the per-pixel RMSE on [0, 1].
 
-    ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b in float64, a (chunk × M) matrix at a time.
+    ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b in float64, a (chunk × M) matrix at a time (default: ≤ 2·10⁷ entries).
     """
     q = np.asarray(queries, np.float64).reshape(len(queries), -1)
     r = np.asarray(references, np.float64).reshape(len(references), -1)
     if q.shape[1] != r.shape[1] or r.shape[0] < 1:
         raise ValueError(f"judge: nearest_rmse needs images of one shape and >= 1 reference, got {np.shape(queries)} "
                          f"and {np.shape(references)}")
+    chunk = int(chunk or max(1, min(1024, 20_000_000 // r.shape[0])))
     q, r = (q + 1.0) / 2.0, (r + 1.0) / 2.0
     rr = np.einsum("ij,ij->i", r, r)
     out = np.empty(q.shape[0], np.float64)
