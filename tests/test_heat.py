@@ -103,6 +103,7 @@ def test_blurred_to_the_image_size_the_end_state_is_flat():
 def test_declares_its_generation_prior():
     g = build().generation
     assert (g.kind, g.fit_on, g.prior_noise, g.end_state) == ("blur_mean", "source", True, None)
+    assert g.corrector == "cold_improved" and "degradation_params.sigma_max" in g.mismatch_hint
 
 
 @pytest.mark.parametrize("params,msg", [
