@@ -26,16 +26,19 @@ def get_config() -> ml_collections.ConfigDict:
 
     # --- diffusion ------------------------------------------------------------------------
     c.diffusion = f = ml_collections.ConfigDict()
-    f.kind = "cold"  # cold | gaussian
+    f.kind = "cold"  # cold | gaussian | blurring
     f.T = 20
     # cold
     f.degradation = "blur"
     f.degradation_params = degradation_params(
         "blur", {"kernel_size": 11, "std": 7.0, "routine": "constant", "padding": "circular"})
     f.noise_std = 0.0
-    # gaussian
+    # gaussian and blurring
     f.schedule = "linear"
     f.schedule_params = ml_collections.ConfigDict()
+    # blurring (per-frequency d_t = (1 − d_min) exp(−λ σ_B,t²/2) + d_min, σ_B,t = blur_sigma_max sin²(πt/2T))
+    f.blur_sigma_max = 10.0
+    f.blur_d_min = 0.001
     # both
     f.prediction = "x0"  # eps | x0 | v  (cold: x0)
     f.loss = "l1"  # l1 | l2

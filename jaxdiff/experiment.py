@@ -71,7 +71,8 @@ def maybe_initialize_distributed(config) -> bool:
 
 
 def build_process(config) -> ForwardProcess:
-    """GaussianProcess(make_schedule(...)) or ColdProcess(make_degradation(...), noise_std) from config.diffusion."""
+    """GaussianProcess(make_schedule(...)), ColdProcess(make_degradation(...), noise_std) or
+    BlurringProcess(make_schedule(...), image_size, blur_sigma_max, blur_d_min) from config.diffusion."""
     f, d = config.diffusion, config.data
     if f.kind == "gaussian":
         from jaxdiff.schedules import make_schedule
@@ -88,7 +89,14 @@ def build_process(config) -> ForwardProcess:
             **dict(f.degradation_params),
         )
         return ColdProcess(deg, noise_std=float(f.noise_std))
-    raise ValueError(f"diffusion.kind must be 'cold' or 'gaussian', got {f.kind!r}")
+    if f.kind == "blurring":
+        from jaxdiff.blurring import BlurringProcess
+        from jaxdiff.schedules import make_schedule
+
+        return BlurringProcess(make_schedule(f.schedule, int(f.T), **dict(f.schedule_params)),
+                               image_size=int(d.image_size), sigma_blur_max=float(f.blur_sigma_max),
+                               d_min=float(f.blur_d_min))
+    raise ValueError(f"diffusion.kind must be 'cold', 'gaussian' or 'blurring', got {f.kind!r}")
 
 
 def build_model(config):
@@ -109,6 +117,11 @@ def describe_process(process_or_config: Union[ForwardProcess, Any]) -> str:
     if isinstance(process, ColdProcess):
         noise = "" if process.noise_free else f", noise_std={float(process.noise_std):g}"
         return f"cold diffusion, {process.degradation.describe()}{noise}"
+    from jaxdiff.blurring import BlurringProcess
+
+    if isinstance(process, BlurringProcess):
+        return (f"blurring diffusion, T={int(process.T)}, sigma_blur_max={float(process.sigma_blur_max):g}, "
+                f"d_min={float(process.d_min):g}")
     betas = process.schedule.betas
     return f"gaussian diffusion, T={int(process.T)}, betas {float(betas[1]):.3g} to {float(betas[-1]):.3g}"
 

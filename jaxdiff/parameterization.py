@@ -6,7 +6,8 @@ With x_t = a·x0 + s·ε (a = √ᾱ_t, s = √(1 − ᾱ_t)) and v = a·ε − 
     x0-prediction: ε̂  = (x_t − a·x̂0)/s
     v-prediction:  x̂0 = a·x_t − s·v̂,   ε̂ = s·x_t + a·v̂      (a² + s² = 1)
 
-Cold processes predict x0 only; there ε̂ = (x_t − F_t(x̂0))/σ_t where σ_t > 0, else 0.
+Cold processes predict x0 only; there ε̂ = (x_t − F_t(x̂0))/σ_t where σ_t > 0, else 0. Other processes that
+allow ε-prediction (blurring diffusion) turn ε̂ into x̂0 with their own ``x0_from_eps``.
 All functions take per-example (B,) coefficients or scalars and arrays (B, H, W, C).
 """
 from __future__ import annotations
@@ -100,6 +101,9 @@ def predict(
             s_safe = jnp.where(s > 0, s, 1.0)
             eps = jnp.where(bcast(s, x_t) > 0, eps_from_x0(x_t, x0, a, s_safe), 0.0)
         return x0, eps
+    if prediction == "eps":  # another process that allows ε-prediction (e.g. jaxdiff.blurring): its own x̂0
+        x0 = process.x0_from_eps(x_t, output, t)
+        return (x0 if clip is None else jnp.clip(x0, -clip, clip)), output
     x0 = output if clip is None else jnp.clip(output, -clip, clip)
     if process.noise_free:
         return x0, jnp.zeros_like(x_t)

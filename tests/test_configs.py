@@ -15,7 +15,8 @@ from jaxdiff.data import parse_source
 from jaxdiff.degradations import DEGRADATIONS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPERIMENTS = ("cold_blur", "cold_inpaint", "cold_superres", "cold_decolor", "cold_snow", "cold_animorph", "ddpm", "ddim", "heat")
+EXPERIMENTS = ("cold_blur", "cold_inpaint", "cold_superres", "cold_decolor", "cold_snow", "cold_animorph", "ddpm", "ddim", "heat",
+               "blurring_diffusion")
 COLD = EXPERIMENTS[:6]
 VARIANTS = ("", "mnist", "cifar10", "celeb_a")
 COLOR_ONLY = ("cold_decolor", "cold_snow")
@@ -229,6 +230,17 @@ def test_heat_published():
     t, m = c.train, c.model
     assert (t.learning_rate, t.warmup_steps, t.grad_clip_norm, t.batch_size, t.ema_decay) == (2e-4, 5000, 1.0, 128, 0.999)
     assert (m.ch, tuple(m.ch_mult), m.num_res_blocks, m.dropout) == (128, (1, 2, 2), 4, 0.1)
+
+
+def test_blurring_diffusion_config():
+    """Hoogeboom & Salimans 2023 as configs/blurring_diffusion.py reads it: cosine schedule, ε-prediction, MSE,
+    d_min = 0.001, σ_B,max = 20 at 32x32 scaled with the image side; 20 per-frequency DDIM steps like configs/ddim.py."""
+    for variant, sigma_max in (("", 10.0), ("mnist", 20.0), ("cifar10", 20.0), ("celeb_a", 80.0)):
+        c = load("blurring_diffusion", variant)
+        f, s = c.diffusion, c.sample
+        assert (f.kind, f.T, f.schedule, f.prediction, f.loss) == ("blurring", 1000, "cosine", "eps", "l2")
+        assert (f.blur_sigma_max, f.blur_d_min) == (sigma_max, 0.001)
+        assert (s.corrector, s.steps, s.eta, s.clip) == ("blurring_ddim", 20, 0.0, 1.0)
 
 
 def test_ddim_keras_example():

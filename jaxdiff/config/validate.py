@@ -157,9 +157,10 @@ def Section() -> Spec:  # noqa: N802
 # --- names, from the registries (imported when first needed: they load jax) -----------------------
 def _process_classes() -> dict:
     """diffusion.kind → the process class it builds (jaxdiff.experiment.build_process)."""
+    from jaxdiff.blurring import BlurringProcess  # noqa: PLC0415
     from jaxdiff.forward import ColdProcess, GaussianProcess  # noqa: PLC0415
 
-    return {"cold": ColdProcess, "gaussian": GaussianProcess}
+    return {"cold": ColdProcess, "gaussian": GaussianProcess, "blurring": BlurringProcess}
 
 
 def _degradations():
@@ -229,6 +230,8 @@ FIELDS: dict = {
     "diffusion.noise_std": Real(0.0),
     "diffusion.schedule": Choice(lambda: tuple(_schedules())),
     "diffusion.schedule_params": Section(),
+    "diffusion.blur_sigma_max": Real(0.0),
+    "diffusion.blur_d_min": Real(0.0, 1.0, lo_open=True),
     "diffusion.prediction": Choice(_predictions),
     "diffusion.loss": Choice(_loss_kinds),
     "diffusion.loss_weighting": Choice(_weightings),
@@ -502,7 +505,7 @@ def validate_config(config, *, num_devices: Optional[int] = None, process_count:
         elif ok("data.end_source") and v("data.end_source"):
             add("data.end_source", v("data.end_source"),
                 f"'' for diffusion.kind={kind!r} (only a cold degradation that needs an end data set uses one)")
-        if kind == "gaussian" and ok("diffusion.schedule", "diffusion.schedule_params", "diffusion.T"):
+        if kind in ("gaussian", "blurring") and ok("diffusion.schedule", "diffusion.schedule_params", "diffusion.T"):
             for p in _schedule_problems(v("diffusion.schedule"), _as_dict(v("diffusion.schedule_params")), int(v("diffusion.T"))):
                 add(*p)
 

@@ -6,6 +6,7 @@ With ᾱ = ᾱ_t, ᾱ' = ᾱ_{t_prev}:
 * ``ddim``  x_{t_prev} = √ᾱ' x̂0 + √(1 − ᾱ' − σ²) ε̂ + σ z,  σ = η √((1 − ᾱ')/(1 − ᾱ)) √(1 − ᾱ/ᾱ')  (Song et al. 2021)
 * ``cold_naive``     x_{t_prev} = F_{t_prev}(x̂0) (+ σ_{t_prev} z when the process is noisy)  (Bansal et al. Alg. 1)
 * ``cold_improved``  x_{t_prev} = x_t − F_t(x̂0) + F_{t_prev}(x̂0)                             (Bansal et al. Alg. 2)
+* ``blurring_ddpm``, ``blurring_ddim``  the ddpm and ddim steps per DCT frequency of a blurring diffusion
 
 Every corrector returns x̂0 itself where t_prev = 0. Noise is z = ``jax.random.normal(key, x_t.shape)`` at the
 full (global) shape, so a sharded batch gets the same numbers on any device count.
@@ -20,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdiff.blurring import BlurringProcess
 from jaxdiff.forward import ForwardProcess, GaussianProcess, bcast
 from jaxdiff.registry import Registry, did_you_mean
 
@@ -35,6 +37,8 @@ __all__ = [
     "ddim",
     "cold_naive",
     "cold_improved",
+    "blurring_ddpm",
+    "blurring_ddim",
 ]
 
 Array = jnp.ndarray
@@ -106,9 +110,10 @@ class Corrector:
     def check(self, process: ForwardProcess) -> None:
         """ValueError unless ``process`` is a ``requires``."""
         if not isinstance(process, self.requires):
+            fits = [n for n, c in CORRECTORS.items() if isinstance(process, c.requires)]
             raise ValueError(
                 f"corrector {self.name!r} needs a {self.requires.__name__}, got a {type(process).__name__}; "
-                f"for cold (non-Gaussian) processes use 'cold_improved' or 'cold_naive'"
+                f"for a {type(process).__name__} use one of {fits}"
             )
 
     def __call__(self, process, *args, **kwargs) -> Array:
@@ -202,3 +207,42 @@ def cold_improved(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux
     del eps_hat, key, eta
     x_prev = x_t - process.mean(x0_hat, t, aux) + process.mean(x0_hat, t_prev, aux)
     return _finish(x_prev, x0_hat, t_prev)
+
+
+# --------------------------------------------------------------------------------------------------
+# Blurring diffusion (jaxdiff.blurring): the same two steps, per DCT frequency
+# --------------------------------------------------------------------------------------------------
+
+
+def _blurring_noise(key, x):
+    """σ-free noise in the DCT basis: dct2 of the pixel-space z (same law, and with d ≡ 1 the same numbers as ddpm)."""
+    from jaxdiff.dct import dct2  # noqa: PLC0415
+
+    return dct2(_noise(key, x))
+
+
+@register_corrector("blurring_ddpm", requires=BlurringProcess)
+def blurring_ddpm(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=None):
+    """Ancestral step per frequency: u_s = c0 û0 + ct u_t + √var z_u (:meth:`BlurringProcess.posterior_coefficients`)."""
+    from jaxdiff.dct import dct2, idct2  # noqa: PLC0415
+
+    del eps_hat, eta, aux
+    c0, ct, var = (v.astype(x_t.dtype) for v in process.posterior_coefficients(t, t_prev))
+    u = c0 * dct2(x0_hat) + ct * dct2(x_t) + jnp.sqrt(var) * _blurring_noise(key, x_t)
+    return _finish(idct2(u), x0_hat, t_prev)
+
+
+@register_corrector("blurring_ddim", requires=BlurringProcess)
+def blurring_ddim(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=None):
+    """u_s = α_s d_s û0 + √(σ_s² − η² var) ε̂_u + η √var z_u per frequency (η = 0: deterministic; var as blurring_ddpm)."""
+    from jaxdiff.dct import dct2, idct2  # noqa: PLC0415
+
+    del x_t, aux
+    _, _, var = process.posterior_coefficients(t, t_prev)
+    sigma2 = jnp.square(jnp.asarray(eta, jnp.float32)) * var
+    sig2_s = bcast(jnp.square(process.std(t_prev)), var)
+    dir_coef = jnp.sqrt(jnp.maximum(sig2_s - sigma2, 0.0))
+    cast = lambda v: v.astype(x0_hat.dtype)  # noqa: E731
+    u = cast(process.scale(t_prev)) * dct2(x0_hat) + cast(dir_coef) * dct2(eps_hat)
+    u = u + cast(jnp.sqrt(sigma2)) * _blurring_noise(key, x0_hat)
+    return _finish(idct2(u), x0_hat, t_prev)
