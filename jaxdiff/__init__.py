@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "schedules", "forward", "degradations", "parameterization", "sampling", "losses", "train", "data",
     "visualize", "priors", "models", "config", "evaluation", "inference", "cpu", "registry", "experiment", "cli",
-    "files", "ranges", "checks", "progress", "dct",
+    "files", "ranges", "checks", "progress", "dct", "blurring",
 }
 
 _EXPORTS = {
@@ -24,6 +24,7 @@ _EXPORTS = {
     "ForwardProcess": "forward",
     "GaussianProcess": "forward",
     "ColdProcess": "forward",
+    "BlurringProcess": "blurring",
     "Degradation": "degradations",
     "make_degradation": "degradations",
     "register_degradation": "degradations",
