@@ -176,3 +176,15 @@ def test_markdown_of_a_judged_generation():
     assert "class histogram (argmax): 0: 4, 1: 3, 2: 1" in md
     # a judge dict on its own is a section too
     assert "## The judge" in evaluation.report_markdown({"judge": j})
+
+
+def test_markdown_says_memorised_only_when_samples_are_far_nearer_the_training_set():
+    def md_of(p5_samples, p5_real):
+        samples, real, train = (indexed_images(np.arange(8), seed=s) for s in (1, 2, 3))
+        j = judge_mod.judge(samples, real=real, train=train, classifier=TableClassifier(TABLE), kid_subsets=0)
+        j = dict(j, nearest_train={"mean": p5_samples, "p5": p5_samples}, nearest_train_floor={"mean": p5_real, "p5": p5_real})
+        return evaluation.report_markdown({"judge": j})
+
+    assert "training images memorised" in md_of(0.01, 0.09)
+    assert "no sign of memorising" in md_of(0.095, 0.09)
+    assert "no sign of memorising" in md_of(0.16, 0.09)

@@ -285,6 +285,10 @@ def _pct(v) -> str:
     return "–" if v is None else f"{100 * float(v):.1f} %"
 
 
+#: samples whose 5th-percentile nearest-training distance is below this share of the held-out images' are copies
+MEMORISED_RATIO = 0.5
+
+
 def _judge_md(j: Mapping[str, Any]) -> list[str]:
     """The judge's row (:func:`jaxdiff.evaluation.judge.judge`): quality against the floor, diversity, memorising."""
     f, info = j.get("floor", {}), j.get("info", {})
@@ -306,10 +310,12 @@ def _judge_md(j: Mapping[str, Any]) -> list[str]:
         lines.append(f"- floor: {f['num_a']} training images vs the same {f['num_b']} held-out images: Fréchet "
                      f"{_fmt(f['frechet'])}{fkid}, confident {_pct(f.get('confident_fraction'))}, smallest class "
                      f"{_pct(f.get('smallest_class_share'))}")
+    copies = near["p5"] < MEMORISED_RATIO * near_f["p5"]
+    verdict = ("samples are far nearer the training set than held-out images are: training images memorised"
+               if copies else "samples are not far nearer the training set than held-out images: no sign of memorising")
     lines.append(f"- nearest training image (per-pixel RMSE on [0, 1], over {j['num_train']} training images): "
                  f"samples mean {_fmt(near['mean'], 3)}, 5th percentile {_fmt(near['p5'], 3)}; held-out images "
-                 f"mean {_fmt(near_f['mean'], 3)}, 5th percentile {_fmt(near_f['p5'], 3)} (samples far nearer "
-                 "than held-out images: memorised training digits)")
+                 f"mean {_fmt(near_f['mean'], 3)}, 5th percentile {_fmt(near_f['p5'], 3)} ({verdict})")
     return lines
 
 
