@@ -81,8 +81,8 @@ BAD = [
     ("cold_blur", "train.distributed", "yes", "True or False"),
     ("cold_blur", "data.channels", 2, "1 (grey) or 3 (RGB)"),
     ("cold_blur", "data.channels", 3, "1 for data.source='digits'"),
-    ("cold_decolor", "data.channels", 1, "needs color images"),
-    ("cold_snow", "data.channels", 1, "needs color images"),
+    ("cold_decolor", "data.channels", 1, "3 for data.source='photos' (RGB images)"),  # their default source
+    ("cold_snow", "data.channels", 1, "3 for data.source='photos' (RGB images)"),
     ("cold_blur", "data.source", "imagenet", "'digits' or 'tfds:<name>'"),
     ("cold_animorph", "data.source", "digits:classes=3-11", "labels in 0..9"),
     ("cold_animorph", "data.end_source", "", "required by diffusion.degradation='interpolate'"),
@@ -113,6 +113,15 @@ def test_bad_value_names_the_field(name, field, value, allowed):
     msg = str(err)
     assert f"{field}={value!r}" in msg
     assert allowed in msg
+
+
+@pytest.mark.parametrize("name", ["cold_decolor", "cold_snow"])
+def test_color_only_config_on_grey_data_of_unknown_channels_is_refused(name):
+    config = override(override(cfg(name), "data.source", "npz:/grey.npz"), "data.channels", 1)
+    with pytest.raises(ConfigError) as info:
+        validate_config(config, num_devices=8)
+    assert info.value.fields == ["data.channels"]
+    assert "needs color images" in str(info.value)
 
 
 def test_a_value_allowed_for_gaussian_is_refused_for_cold_and_vice_versa():
