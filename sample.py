@@ -20,7 +20,8 @@ from jaxdiff.cli.options import MODES, SWEEPS
 flags.DEFINE_string("workdir", None, "Training run directory (holds checkpoints/).")
 flags.DEFINE_enum("mode", "generate", MODES, "What to produce.")
 flags.DEFINE_string("corrector", None, "Corrector (ddpm | ddim | cold_naive | cold_improved); default: the config's "
-                                       "sample.corrector.")
+                                       "sample.corrector (generate/interpolate: the process's generation "
+                                       "corrector).")
 flags.DEFINE_string("sampler", None, "Deprecated spelling of --corrector.")
 flags.DEFINE_string("steps", None, "Network calls per sample (0: every step; default: the config's sample.steps); "
                                    "evaluate: a list 5,10,20 sweeps.")
@@ -35,6 +36,8 @@ flags.DEFINE_string("input", None, "restore: already-degraded images, folder:<pa
 flags.DEFINE_float("prior_noise", None, "Per-pixel noise of the fitted cold prior (blur: 0.002 = broken "
                                         "symmetry, 0 = perfect symmetry); default: the stored prior's.")
 flags.DEFINE_bool("refit_prior", False, "Refit the generation prior even if <workdir>/prior.npz exists.")
+flags.DEFINE_bool("force", False, "Generate even when the fitted prior does not match what the network saw at "
+                                  "t = T (refused otherwise, exit 2).")
 flags.DEFINE_enum("sweep", "auto", SWEEPS, "evaluate --steps=a,b,…: what the sweep measures (auto: restoration "
                                            "for cold processes, generation for Gaussian ones).")
 flags.DEFINE_integer("frames", 10, "Frames of the reverse-trajectory picture and GIF (0: none).")

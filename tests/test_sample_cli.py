@@ -76,6 +76,7 @@ def test_options_refuse_bad_values_before_anything_is_loaded(tmp_path):
         (dict(input="folder:/x"), "--input is for --mode=restore"),
         (dict(mode="restore", input="png:/x"), "expected folder:<path> or npz:<path>"),
         (dict(sweep="both"), "--sweep='both': allowed auto, generation, restoration"),
+        (dict(force="yes"), "--force='yes': must be True or False"),
     ):
         with pytest.raises(cli.UsageError, match=match):
             cli.SampleOptions(workdir=wd, **kw)
@@ -91,7 +92,7 @@ def test_sampler_flag_is_a_deprecated_spelling_of_corrector(tmp_path, caplog):
 
     names = [f.name for f in __import__("dataclasses").fields(cli.SampleOptions)]
     flags = dict({n: None for n in names}, workdir=str(tmp_path), mode="generate", num=0, seed=0, batch=0,
-                 refit_prior=False, sweep="auto", frames=10)
+                 refit_prior=False, force=False, sweep="auto", frames=10)
     with caplog.at_level("WARNING"):
         o = cli.SampleOptions.from_flags(types.SimpleNamespace(**flags, sampler="cold_naive"))
     assert o.corrector == "cold_naive"
@@ -172,9 +173,13 @@ def test_load_run_newest_step_and_an_old_config_spelling(trained_blur, tmp_path)
 @pytest.mark.slow
 def test_every_mode_end_to_end(blur_workdir, tmp_path):
     wd = blur_workdir
-    # generate: grid, npz, trajectory PNG + GIF; the prior is fitted once and stored
+    # generate: grid, npz, trajectory PNG + GIF, from the prior training stored with its checkpoints
+    # (the tiny blur does not flatten the digits by T = 8: generation is refused unless forced)
     # two batches of 8 (the second padded from 4), only the first one recording the trajectory
-    files = cli.run(workdir=wd, mode="generate", num=12, steps=3, frames=2, batch=8)
+    from jaxdiff.priors.store import stored_prior_meta
+
+    assert stored_prior_meta(wd)["step"] == 2
+    files = cli.run(workdir=wd, mode="generate", num=12, steps=3, frames=2, batch=8, force=True)
     x = np.load(files["npz"])
     assert x["samples"].shape == (12, 16, 16, 1) and x["x_T"].shape == (12, 16, 16, 1)
     assert np.all(np.abs(x["samples"]) <= 1.0)
@@ -185,7 +190,7 @@ def test_every_mode_end_to_end(blur_workdir, tmp_path):
     assert "step2" in files["grid"]  # the newest checkpoint
 
     # an older checkpoint on request
-    files1 = cli.run(workdir=wd, mode="generate", num=8, steps=2, step=1, frames=0)
+    files1 = cli.run(workdir=wd, mode="generate", num=8, steps=2, step=1, frames=0, force=True)
     assert "step1" in files1["grid"] and "trajectory_gif" not in files1
 
     # restore from held-out images at a chosen severity
@@ -206,7 +211,7 @@ def test_every_mode_end_to_end(blur_workdir, tmp_path):
     np.testing.assert_allclose(r2["direct"], r["direct"], atol=0.1)
 
     # evaluate: the table, generation metrics and a steps sweep, as JSON and Markdown
-    files = cli.run(workdir=wd, mode="evaluate", num=24, steps="1,2")
+    files = cli.run(workdir=wd, mode="evaluate", num=24, steps="1,2", force=True)
     rep = json.load(open(files["json"]))
     rows = rep["restoration"]["rows"]
     assert set(rows) == {"Degraded", "Direct", "Sampled (naive, Alg. 1)", "Sampled (improved, Alg. 2)"}
@@ -221,7 +226,7 @@ def test_every_mode_end_to_end(blur_workdir, tmp_path):
     assert "| Degraded |" in md and "## Sampling steps" in md
 
     # interpolate between two prior draws, and the forward pictures
-    files = cli.run(workdir=wd, mode="interpolate", num=2, steps=2)
+    files = cli.run(workdir=wd, mode="interpolate", num=2, steps=2, force=True)
     it = np.load(files["npz"])
     assert it["x_T"].shape == (2, 9, 16, 16, 1) and it["samples"].shape == (2, 9, 16, 16, 1)
     files = cli.run(workdir=wd, mode="forward", num=2)
@@ -436,3 +441,88 @@ def test_two_runs_differing_only_in_prior_noise_write_two_files(blur_workdir, tm
     assert sorted(os.listdir(out)) == sorted(os.path.basename(p) for p in (a["npz"], a["grid"], b["npz"], b["grid"]))
     np.testing.assert_array_equal(np.load(a["npz"])["samples"], first)  # the first run's file is untouched
     assert not np.allclose(np.load(b["npz"])["samples"], first)
+
+
+def _copy_run(wd: str, config, state) -> str:
+    """A workdir holding ``state`` under ``config`` (the UNet's shapes do not depend on the process)."""
+    from jaxdiff.train.checkpoints import Checkpointer, make_meta
+
+    ckpt = Checkpointer(os.path.join(wd, "checkpoints"))
+    ckpt.save(0, state.to_pytree(), config=config, meta=make_meta(config))
+    ckpt.close()
+    return wd
+
+
+def test_generate_defaults_to_the_generation_corrector():
+    import types
+
+    from jaxdiff.experiment import build_process
+
+    config = tiny("cold_blur.py", T=8)
+    config.sample.corrector = "cold_naive"
+    run = types.SimpleNamespace(process=build_process(config), config=config)
+    for mode, corrector in (("generate", "cold_improved"), ("interpolate", "cold_improved"),
+                            ("restore", "cold_naive"), ("evaluate", "cold_naive")):
+        assert cli.SampleOptions(workdir="w", mode=mode).resolve(run).corrector == corrector, mode
+    asked = cli.SampleOptions(workdir="w", mode="generate", corrector="cold_naive")
+    assert asked.resolve(run).corrector == "cold_naive"
+    inpaint = tiny("cold_inpaint.py")
+    run = types.SimpleNamespace(process=build_process(inpaint), config=inpaint)
+    for mode in ("generate", "interpolate"):
+        with pytest.raises(cli.UsageError, match=f"^--mode={mode}: diffusion.degradation='inpaint' has no "
+                                                 "generation prior.*use --mode=restore"):
+            cli.SampleOptions(workdir="w", mode=mode).resolve(run)
+    assert cli.SampleOptions(workdir="w", mode="restore").resolve(run).corrector == "cold_improved"
+
+
+def _refusal_numbers(message: str):
+    import re
+
+    m = re.search(r"Fréchet distance ([0-9.]+) between (\d+) prior draws .*?, ([0-9.]+)× the real-vs-real floor "
+                  r"([0-9.]+) \(refused above 3×\)", message)
+    assert m, message
+    return float(m.group(1)), int(m.group(2)), float(m.group(3)), float(m.group(4))
+
+
+@pytest.mark.slow
+def test_generation_from_a_prior_that_does_not_match_F_T_is_refused(blur_workdir, trained_blur, tmp_path):
+    from jaxdiff.cli.common import GenerationRefused
+
+    wd = blur_workdir  # trained: a 5×5 σ 0.5 blur, T = 8 leaves the digits readable; the prior is flat
+    for mode in ("generate", "interpolate"):
+        with pytest.raises(GenerationRefused) as e:
+            cli.run(workdir=wd, mode=mode, num=4, steps=2, out=str(tmp_path / mode))
+        msg = str(e.value)
+        assert msg.startswith(f"--mode={mode}: the fitted 'blur_mean' prior does not match what the network saw")
+        fd, n, ratio, floor = _refusal_numbers(msg)
+        assert n == 300 and fd > 3 * floor and ratio == pytest.approx(fd / floor, rel=0.01, abs=0.1)
+        assert "--mode=restore" in msg and "to_mean=True" in msg and "--force" in msg
+        assert not os.listdir(tmp_path / mode)  # nothing sampled, nothing written
+    # evaluate keeps the restoration table and says why there are no generation numbers
+    files = cli.run(workdir=wd, mode="evaluate", num=16, out=str(tmp_path / "eval"))
+    rep = json.load(open(files["json"]))
+    assert "generation" not in rep and rep["restoration"]["num_images"] == 16
+    assert rep["generation_refused"].startswith("--mode=evaluate: the fitted 'blur_mean' prior does not match")
+
+    # the main job (configs/cold_blur.py: 5×5 σ 0.5, T = 20) through sample.py: one line, exit 2
+    main_job = _copy_run(str(tmp_path / "cold_blur"), tiny("cold_blur.py"), trained_blur[1])
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={main_job}"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("sample.py: --mode=generate: the fitted 'blur_mean' prior does not match")
+    fd, n, ratio, floor = _refusal_numbers(last)
+    assert fd > 3 * floor and "--mode=restore" in last
+    assert not os.path.exists(os.path.join(main_job, "samples")) or not os.listdir(os.path.join(main_job, "samples"))
+
+
+@pytest.mark.slow
+def test_a_trained_gaussian_run_stores_its_prior_and_generates(tmp_path):
+    from jaxdiff.priors.store import load_prior, stored_prior_meta
+    from jaxdiff.train.loop import train_and_evaluate
+
+    wd = str(tmp_path / "ddim")
+    train_and_evaluate(tiny("ddim.py", T=100), wd)
+    assert load_prior(wd).kind == "gaussian" and stored_prior_meta(wd)["step"] == 2
+    files = cli.run(workdir=wd, mode="generate", num=4, steps=2, frames=0)  # not refused, no --force
+    assert np.load(files["npz"])["samples"].shape == (4, 16, 16, 1) and "ddim_2steps" in files["npz"]

@@ -10,7 +10,8 @@ import numpy as np
 from jaxdiff.cli.options import ModeSettings, UsageError
 
 __all__ = ["tag", "option_tags", "eta_tag", "HELD_OUT_SEED", "corrector_tag", "output_stem",
-           "prior_for_mode", "held_out_images", "training_images", "held_out_aux"]
+           "prior_for_mode", "GenerationRefused", "held_out_images",
+           "training_images", "held_out_aux"]
 
 
 #: the seed of the held-out subset evaluate and restore read: fixed, so runs that differ in --seed (the
@@ -69,7 +70,12 @@ def corrector_tag(s: ModeSettings, inf) -> str:
 
 
 def prior_for_mode(s: ModeSettings, inf):
-    """The run's generation prior (stored, else fitted and stored), with ``--prior_noise`` applied."""
+    """The run's generation prior (stored, else fitted and stored), with ``--prior_noise`` applied.
+
+    Refused (:class:`GenerationRefused`, exit 2) when the prior does not stand in for F_T(x0): the Fréchet
+    distance of :func:`jaxdiff.priors.store.prior_match` above ``PRIOR_MISMATCH_RATIO`` × the real-vs-real
+    floor, unless ``--force``.
+    """
     from jaxdiff.priors import store as prior_store
 
     o = s.options
@@ -81,7 +87,38 @@ def prior_for_mode(s: ModeSettings, inf):
         if "noise" not in prior.arrays:
             raise UsageError(f"--prior_noise: the {prior.kind!r} prior has no per-pixel noise to set")
         prior = prior.replace(noise=o.prior_noise)
+    if not o.force:
+        _refuse_mismatched_prior(s, inf, prior)
     return prior
+
+
+class GenerationRefused(UsageError):
+    """The run's prior does not match what its network saw at t = T (one line, exit 2; ``--force`` skips it)."""
+
+
+_MATCH_CACHE: dict = {}
+
+
+def _refuse_mismatched_prior(s: ModeSettings, inf, prior) -> None:
+    from jaxdiff.priors import store as prior_store
+
+    key = (os.path.abspath(s.options.workdir), inf.step, prior.kind,
+           tuple((k, v.tobytes()) for k, v in sorted(prior.arrays.items())))
+    if key not in _MATCH_CACHE:
+        _MATCH_CACHE.clear()
+        _MATCH_CACHE[key] = prior_store.prior_match(inf.config, inf.process, prior, seed=int(inf.config.seed))
+    m = _MATCH_CACHE[key]
+    if m["ratio"] <= prior_store.PRIOR_MISMATCH_RATIO:
+        return
+    deg = getattr(inf.process, "degradation", None)
+    hint = deg.generation.mismatch_hint if deg is not None and deg.generation is not None else ""
+    raise GenerationRefused(
+        f"--mode={s.mode}: the fitted {prior.kind!r} prior does not match what the network saw at t = T: "
+        f"Fréchet distance {m['frechet']:.1f} between {m['num']} prior draws and F_T(x0) of {m['num']} training "
+        f"images, {m['ratio']:.1f}× the real-vs-real floor {m['floor']:.1f} (refused above "
+        f"{prior_store.PRIOR_MISMATCH_RATIO:g}×), so samples would start off what it was trained on. "
+        f"Run --mode=restore to restore degraded images instead"
+        + (f", or {hint}" if hint else "") + "; --force generates anyway")
 
 
 def held_out_images(config, num: int, seed: int = HELD_OUT_SEED) -> np.ndarray:

@@ -11,7 +11,8 @@ import jax
 import numpy as np
 
 from jaxdiff.cli import keys
-from jaxdiff.cli.common import held_out_aux, held_out_images, output_stem, prior_for_mode, training_images
+from jaxdiff.cli.common import (GenerationRefused, held_out_aux, held_out_images, output_stem, prior_for_mode,
+                                training_images)
 from jaxdiff.cli.options import ModeSettings
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,14 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
             info={"severity": f"t={sev} of T={T}",
                   "sampling steps": len(restoration.severity_timesteps(sev, s.steps)) - 1},
         )
+    prior = None
     if prior_store.can_generate(inf.process):
-        prior = prior_for_mode(s, inf)
+        try:
+            prior = prior_for_mode(s, inf)
+        except GenerationRefused as e:  # the prior does not stand in for F_T(x0): no generation numbers
+            log.warning("%s", e)
+            report["generation_refused"] = str(e)
+    if prior is not None:
         res = inf.generate(key(keys.GENERATION), n, prior=prior, batch=s.batch, corrector=s.corrector,
                            steps=s.steps, eta=s.eta)
         calls = len(inf.timesteps(s.steps)) - 1

@@ -1,8 +1,9 @@
 """sample.py's options as one typed value, checked before anything is loaded or compiled.
 
 :class:`SampleOptions` is what the user asked for (flags or keyword arguments); :meth:`SampleOptions.resolve`
-fills in the loaded run's defaults (corrector, η, steps, image count) and makes the checks that need the run
-(T, the process, a generation prior), giving the :class:`ModeSettings` every mode reads. A bad value is one
+fills in the loaded run's defaults (corrector — for generate/interpolate the process's generation corrector —,
+η, steps, image count) and makes the checks that need the run (T, the process, a generation prior), giving
+the :class:`ModeSettings` every mode reads. A bad value is one
 :class:`UsageError` naming the flag, the value and what is allowed.
 """
 from __future__ import annotations
@@ -74,6 +75,7 @@ class SampleOptions:
     """What sample.py was asked to do (None: the run's own default). Checked on construction.
 
     steps: "5,10,20", an int or a list of network-call counts (several: a sweep, evaluate only).
+    force: generate even when the fitted prior does not match F_T(x0) (see ``cli.common.prior_for_mode``).
     """
 
     workdir: str
@@ -89,6 +91,7 @@ class SampleOptions:
     input: Optional[str] = None  # noqa: A003 - the flag's name
     prior_noise: Optional[float] = None
     refit_prior: bool = False
+    force: bool = False
     sweep: str = "auto"
     frames: int = 10
     out: Optional[str] = None
@@ -98,6 +101,9 @@ class SampleOptions:
             raise UsageError("--workdir is required")
         if self.mode not in MODES:
             raise UsageError(f"--mode={self.mode!r}: allowed {list(MODES)}")
+        for name in ("refit_prior", "force"):
+            if not isinstance(getattr(self, name), bool):
+                raise UsageError(f"--{name}={getattr(self, name)!r}: must be True or False")
         for name in ("num", "batch", "frames"):
             _nonneg_int(name, getattr(self, name))
         _nonneg_int("step", self.step, optional=True)
@@ -151,7 +157,15 @@ class SampleOptions:
 
         process, config = run.process, run.config
         T = int(process.T)
-        corrector = self.corrector or str(config.sample.corrector)
+        generates = self.mode in ("generate", "interpolate")
+        if generates and not prior_store.can_generate(process):
+            try:
+                prior_store.generation_prior(process)
+            except ValueError as e:
+                raise UsageError(f"--mode={self.mode}: {e}") from None
+        # generation's own default (the degradation's GenerationPrior.corrector; Gaussian: sample.corrector)
+        default = prior_store.generation_corrector(process, config) if generates else str(config.sample.corrector)
+        corrector = self.corrector or default
         if corrector not in sampling.CORRECTORS:
             raise UsageError(f"--corrector={corrector!r}: allowed {sorted(sampling.CORRECTORS)}")
         try:

@@ -2,8 +2,9 @@
 
 Per step: the batch of (seed, step) → the jitted step (jaxdiff.train.step); every ``log_every`` steps one
 host sync for the metrics row; every ``checkpoint_every`` steps an (asynchronous) checkpoint, a sample
-grid and the generation prior. The workdir is locked for the run (jaxdiff.train.lock); a resume starts from the newest checkpoint
-that passes its manifest. SIGTERM/SIGINT stop after the current step with a checkpoint of it.
+grid and the generation prior. The workdir is locked for the run (jaxdiff.train.lock); a resume starts
+from the newest checkpoint that passes its manifest. SIGTERM/SIGINT stop after the current step with a
+checkpoint of it.
 """
 from __future__ import annotations
 
