@@ -514,3 +514,17 @@ def test_photos_bad_channels_size_split_and_options():
         with pytest.raises(DataError, match=match):
             data.parse_source(bad)
     assert data.KNOWN_CHANNELS["photos"] == 3
+
+
+def test_color_only_configs_read_the_photos_through_load_images():
+    import jaxdiff.config as cv  # noqa: PLC0415
+
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    config = cv.load_config_file(os.path.join(root, "configs", "cold_decolor.py"))
+    held_out = data.load_images(config, split=config.data.eval_split, num=40, seed=1)
+    assert held_out.shape == (40, 16, 16, 3) and held_out.dtype == np.float32
+    full = data.normalize(load_source("photos", split="test", image_size=16, channels=3).images)
+    idx = np.sort(np.random.default_rng(1).choice(512, 40, replace=False))
+    np.testing.assert_array_equal(held_out, full[idx])
