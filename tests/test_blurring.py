@@ -295,3 +295,21 @@ def test_bad_process_arguments_and_mismatched_correctors_are_refused():
     with pytest.raises(ValueError, match=r"needs a BlurringProcess.*'ddim'"):
         sampling.sample(lambda *a: a[1], None, jax.random.key(0), rand_img(0),
                         process=GaussianProcess(sched), corrector="blurring_ddim")
+
+
+def test_restoring_a_blurring_run_uses_its_configured_corrector():
+    from jaxdiff import degradations
+    from jaxdiff.forward import ColdProcess
+    from jaxdiff.sampling import restoration
+
+    assert restoration.default_correctors(proc(), "blurring_ddim") == ("blurring_ddim",)
+    gauss = GaussianProcess(schedules.make_schedule("linear", T))
+    assert restoration.default_correctors(gauss, "ddpm") == ("ddpm",)
+    cold = ColdProcess(degradations.make_degradation("decolor", T=4, image_size=H, channels=3))
+    assert restoration.default_correctors(cold, "cold_improved") == ("cold_naive", "cold_improved")
+    # the chosen corrector really runs on the process (the cold ones are not silently used)
+    x0 = rand_img(3)
+    eps_net = lambda params, x_t, t: jnp.zeros_like(x_t)  # noqa: E731
+    out = restoration.restore(eps_net, None, jnp.asarray(x0), process=proc(), key=jax.random.PRNGKey(0),
+                              severity=T // 2, correctors=("blurring_ddim",), prediction="eps", clip=None, steps=None)
+    assert set(out) == {"direct", "blurring_ddim"} and np.all(np.isfinite(np.asarray(out["blurring_ddim"])))

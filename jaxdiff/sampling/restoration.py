@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdiff import sampling
-from jaxdiff.forward import ColdProcess, ForwardProcess, GaussianProcess
+from jaxdiff.forward import ColdProcess, ForwardProcess
 from jaxdiff.parameterization import predict
 
 __all__ = [
@@ -38,11 +38,12 @@ __all__ = [
 COLD_CORRECTORS = ("cold_naive", "cold_improved")
 
 
-def default_correctors(process: ForwardProcess, sampler: str) -> tuple[str, ...]:
-    """Cold processes: naive and improved (Algorithms 1 and 2); Gaussian ones: the configured ``sampler``."""
-    if isinstance(process, GaussianProcess):
-        return (sampler,)
-    return COLD_CORRECTORS
+def default_correctors(process: ForwardProcess, corrector: str) -> tuple[str, ...]:
+    """Cold processes: naive and improved (Algorithms 1 and 2); every other process (Gaussian, blurring
+    diffusion): the configured ``corrector``."""
+    if isinstance(process, ColdProcess):
+        return COLD_CORRECTORS
+    return (corrector,)
 
 
 def check_severity(severity, T: int, *, name: str = "severity") -> int:
