@@ -9,13 +9,8 @@ Modules: ``base`` (the value, the registry, shared checks), ``color`` (decolor, 
 ``masks`` (inpaint, fade), ``superres``, ``interpolate``.
 """
 from jaxdiff.degradations.base import (
-    DEGRADATIONS,
-    FIT_ON,
-    Degradation,
-    DegradationEntry,
-    GenerationPrior,
-    make_degradation,
-    register_degradation,
+    DEGRADATIONS, FIT_ON, Degradation, DegradationEntry, GenerationPrior, make_degradation,
+    register_degradation
 )
 from jaxdiff.degradations.blur import BLUR_PADDINGS, BLUR_ROUTINES, blur, blur_sigmas
 from jaxdiff.degradations.color import decolor, gray, snow

@@ -10,19 +10,8 @@ import numpy as np
 
 from jaxdiff.checks import check_int
 from jaxdiff.degradations.base import (
-    Degradation,
-    GenerationPrior,
-    check_bool,
-    check_choice,
-    check_image,
-    check_real,
-    check_size,
-    f32,
-    fail,
-    keep_t0,
-    register_degradation,
-    separable,
-    t_vec,
+    Degradation, GenerationPrior, check_bool, check_choice, check_image, check_real, check_size, f32, fail,
+    keep_t0, register_degradation, separable, t_vec
 )
 
 __all__ = ["BLUR_ROUTINES", "BLUR_PADDINGS", "blur_sigmas", "blur"]
@@ -101,10 +90,7 @@ def _blur_matrix(g: np.ndarray, n: int, padding: str) -> np.ndarray:
 
 @register_degradation("blur")
 def blur(
-    *,
-    T: int,
-    image_size: int = 32,
-    channels: int = 3,
+    *, T: int, image_size: int = 32, channels: int = 3,
     kernel_size: int = 11,
     std: float = 7.0,
     routine: str = "constant",

@@ -14,15 +14,7 @@ import numpy as np
 
 from jaxdiff.checks import check_int
 from jaxdiff.degradations.base import (
-    Degradation,
-    check_image,
-    check_real,
-    check_size,
-    f32,
-    fail,
-    keep_t0,
-    register_degradation,
-    t_vec,
+    Degradation, check_image, check_real, check_size, f32, fail, keep_t0, register_degradation, t_vec
 )
 from jaxdiff.forward import bcast
 
@@ -123,10 +115,7 @@ def _motion_blur(layer: np.ndarray, sigma: float, angle_deg: float) -> np.ndarra
 
 @register_degradation("snow", color_only=True)
 def snow(
-    *,
-    T: int,
-    image_size: int = 32,
-    channels: int = 3,
+    *, T: int, image_size: int = 32, channels: int = 3,
     seed: int = 0,
     thr_start: float = 1.15,
     thr_end: float = 0.70,

@@ -13,16 +13,8 @@ import numpy as np
 from jaxdiff.checks import check_int
 from jaxdiff.dct import dct2, idct2, laplacian_eigenvalues
 from jaxdiff.degradations.base import (
-    Degradation,
-    GenerationPrior,
-    check_image,
-    check_real,
-    check_size,
-    f32,
-    fail,
-    keep_t0,
-    register_degradation,
-    t_vec,
+    Degradation, GenerationPrior, check_image, check_real, check_size, f32, fail, keep_t0,
+    register_degradation, t_vec
 )
 
 __all__ = ["heat_sigmas", "heat"]
@@ -35,10 +27,7 @@ def heat_sigmas(T: int, *, sigma_min: float, sigma_max: float) -> np.ndarray:
 
 @register_degradation("heat")
 def heat(
-    *,
-    T: int,
-    image_size: int = 32,
-    channels: int = 3,
+    *, T: int, image_size: int = 32, channels: int = 3,
     sigma_min: float = 0.5,
     sigma_max: float = 20.0,
 ) -> Degradation:

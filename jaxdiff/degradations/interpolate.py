@@ -10,13 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdiff.degradations.base import (
-    Degradation,
-    GenerationPrior,
-    check_image,
-    check_size,
-    keep_t0,
-    register_degradation,
-    t_vec,
+    Degradation, GenerationPrior, check_image, check_size, keep_t0, register_degradation, t_vec
 )
 from jaxdiff.forward import bcast
 from jaxdiff.schedules import cosine

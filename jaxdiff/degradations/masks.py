@@ -13,16 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdiff.degradations.base import (
-    Degradation,
-    GenerationPrior,
-    check_bool,
-    check_image,
-    check_real,
-    check_size,
-    f32,
-    keep_t0,
-    register_degradation,
-    t_vec,
+    Degradation, GenerationPrior, check_bool, check_image, check_real, check_size, f32, keep_t0,
+    register_degradation, t_vec
 )
 
 __all__ = ["FADE_COLORS", "inpaint", "fade"]
@@ -76,10 +68,7 @@ def _sample_centers(key, x0, n):
 
 @register_degradation("inpaint")
 def inpaint(
-    *,
-    T: int,
-    image_size: int = 32,
-    channels: int = 3,
+    *, T: int, image_size: int = 32, channels: int = 3,
     kernel_std: float = 0.1,
     initial_mask: float = 11.0,
     centered: bool = False,
@@ -122,10 +111,7 @@ def inpaint(
 
 @register_degradation("fade")
 def fade(
-    *,
-    T: int,
-    image_size: int = 32,
-    channels: int = 3,
+    *, T: int, image_size: int = 32, channels: int = 3,
     kernel_std: float = 0.1,
     initial_mask: float = 11.0,
     centered: bool = True,

@@ -11,16 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdiff.degradations.base import (
-    Degradation,
-    GenerationPrior,
-    check_choice,
-    check_image,
-    check_size,
-    f32,
-    keep_t0,
-    register_degradation,
-    separable,
-    t_vec,
+    Degradation, GenerationPrior, check_choice, check_image, check_size, f32, keep_t0, register_degradation,
+    separable, t_vec
 )
 
 __all__ = ["SUPERRES_METHODS", "superres"]
