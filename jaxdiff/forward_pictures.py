@@ -113,7 +113,7 @@ def forward_strip_for_config(
     """
     from jaxdiff.data import load_images
     from jaxdiff.experiment import build_process, describe_process
-    from jaxdiff.priors.store import restoration_aux
+    from jaxdiff.priors.store import end_images_for, restoration_aux
 
     process = build_process(config) if process is None else process
     split = split or str(config.data.eval_split)
@@ -125,8 +125,8 @@ def forward_strip_for_config(
     aux = None
     degradation = getattr(process, "degradation", None)
     if degradation is not None and degradation.needs_end_source:
-        if end_images is None and config.data.get("end_source", ""):
-            end_images = load_images(config, split=split, field="data.end_source", num=n, seed=seed + END_IMAGES_SEED_OFFSET)
+        if end_images is None:
+            end_images = end_images_for(config, process, n, split=split, seed=seed + END_IMAGES_SEED_OFFSET)
         if end_images is not None:
             end_images = np.asarray(end_images, np.float32)[np.arange(n) % len(end_images)]
         # the same key forward_rows would draw the aux from

@@ -141,15 +141,10 @@ def training_images(config, num: int, seed: int) -> np.ndarray:
 def held_out_aux(inf, x0, key):
     """The per-example draw for degrading held-out images x0; end images of ``data.end_source`` (a seeded subset
     of its held-out split, cycled to len(x0)) when the degradation needs them."""
-    from jaxdiff.data import load_images
     from jaxdiff.priors import store as prior_store
 
-    end = None
-    degradation = getattr(inf.process, "degradation", None)
-    if degradation is not None and degradation.needs_end_source and inf.config.data.get("end_source"):
-        end = load_images(inf.config, split=str(inf.config.data.eval_split), field="data.end_source",
-                          num=int(x0.shape[0]), seed=HELD_OUT_SEED + 1)
-        end = end[np.arange(x0.shape[0]) % len(end)]
+    end = prior_store.end_images_for(inf.config, inf.process, x0.shape[0], split=str(inf.config.data.eval_split),
+                                     seed=HELD_OUT_SEED + 1)
     aux = prior_store.restoration_aux(inf.process, x0, key, end_images=end)
     return None if aux is None else _to_host(aux)
 

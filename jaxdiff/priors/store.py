@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from jaxdiff.degradations import GenerationPrior
-from jaxdiff.forward import ForwardProcess, GaussianProcess
+from jaxdiff.forward import ForwardProcess
 from jaxdiff.priors.base import PRIORS, Prior, fit_prior
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "load_or_fit_prior",
     "generation_aux",
     "restoration_aux",
+    "end_images_for",
     "generation_corrector",
     "store_prior_with_checkpoint",
     "stored_prior_meta",
@@ -270,6 +271,18 @@ def restoration_aux(process: ForwardProcess, x0, key: jax.Array, end_images=None
     return process.sample_aux(key, x0)
 
 
+def end_images_for(config, process: ForwardProcess, num: int, *, split: str, seed: int) -> Optional[np.ndarray]:
+    """The images of ``data.end_source`` that ``num`` images degraded by ``process`` move toward (a seeded
+    subset of ``split``, cycled to ``num``), or None when the degradation needs none or none is configured."""
+    deg = getattr(process, "degradation", None)
+    if deg is None or not deg.needs_end_source or not config.data.get("end_source", ""):
+        return None
+    from jaxdiff.data import load_images
+
+    end = load_images(config, split=split, field="data.end_source", num=int(num), seed=seed)
+    return end[np.arange(int(num)) % len(end)]
+
+
 def generation_corrector(process: ForwardProcess, config) -> str:
     """The corrector that generation uses by default: ``sample.corrector`` for Gaussian diffusion (ddpm or
     ddim), else the degradation's ``GenerationPrior.corrector`` (raises the ValueError of
@@ -302,11 +315,7 @@ def prior_match(config, process: ForwardProcess, prior: Prior, *, num: int = PRI
     n = images.shape[0] // 2
     a, b = images[:n], images[n:2 * n]
     k_aux, k_eps, k_prior = jax.random.split(jax.random.PRNGKey(seed), 3)
-    end_images = None
-    deg = getattr(process, "degradation", None)
-    if deg is not None and deg.needs_end_source and config.data.get("end_source"):
-        end_images = data_lib.load_images(config, split="train", field="data.end_source", num=n, seed=seed + 1)
-        end_images = end_images[np.arange(n) % len(end_images)]
+    end_images = end_images_for(config, process, n, split="train", seed=seed + 1)
     aux = restoration_aux(process, jnp.asarray(a), k_aux, end_images=end_images)
     eps = jax.random.normal(k_eps, a.shape, jnp.float32)
     x_T = np.asarray(process.perturb(jnp.asarray(a), jnp.full((n,), process.T, jnp.int32), eps, aux))
