@@ -1,0 +1,271 @@
+"""Inpainting with a known region (jaxdiff.sampling.inpainting) and sample.py --mode=inpaint."""
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from jaxdiff import degradations, sampling, schedules
+from jaxdiff.forward import ColdProcess, GaussianProcess
+from jaxdiff.sampling import inpainting as ip
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BETA0, BETA1 = 1e-4, 2e-2
+
+
+def abar64(T):
+    """Independent float64 ᾱ_0 … ᾱ_T of the DDPM linear schedule."""
+    return np.cumprod(np.concatenate([[1.0], 1.0 - np.linspace(BETA0, BETA1, T)]))
+
+
+@pytest.fixture(scope="module")
+def g10():
+    return GaussianProcess(schedules.linear(10))
+
+
+@pytest.fixture(scope="module")
+def g50():
+    return GaussianProcess(schedules.linear(50))
+
+
+def x0_oracle(params, x, t):
+    """x0-prediction of the true image (params)."""
+    del x, t
+    return params
+
+
+def eps_net(params, x, t):
+    """A network that knows nothing (ε-prediction)."""
+    return params * jnp.tanh(x)
+
+
+def images(seed, shape=(4, 8, 8, 1)):
+    return jax.random.uniform(jax.random.key(seed), shape, minval=-1.0, maxval=1.0)
+
+
+def half_mask(shape=(4, 8, 8, 1)):
+    """Left half known (1), right half unknown (0)."""
+    m = np.zeros(shape, np.float32)
+    m[:, :, : shape[2] // 2] = 1.0
+    return m
+
+
+# ------------------------------------------------------------------------------------------- the pair list
+
+
+def test_repaint_pairs_hand_built():
+    # T = N = 10, j = 2, r = 2: jump points k = 1, 3, 5, 7 (k + j ≤ N), each segment walked twice
+    want = [(10, 9), (9, 8), (8, 7), (7, 9), (9, 8), (8, 7), (7, 6), (6, 5), (5, 7), (7, 6), (6, 5), (5, 4),
+            (4, 3), (3, 5), (5, 4), (4, 3), (3, 2), (2, 1), (1, 3), (3, 2), (2, 1), (1, 0)]
+    pairs = ip.repaint_pairs(np.arange(10, -1, -1), (2, 2))
+    np.testing.assert_array_equal(pairs, np.array(want))
+    assert pairs.dtype == np.int32 and ip.network_calls(pairs) == 18  # 10 + (2 − 1)·2·⌊9/2⌋
+    # strided N = 5 over [10, 8, 6, 4, 2, 0], j = 2, r = 3: jump points k = 1, 3 (t = 2, 6), three walks each
+    want = [(10, 8), (8, 6), (6, 10), (10, 8), (8, 6), (6, 10), (10, 8), (8, 6), (6, 4), (4, 2), (2, 6), (6, 4),
+            (4, 2), (2, 6), (6, 4), (4, 2), (2, 0)]
+    pairs = ip.repaint_pairs([10, 8, 6, 4, 2, 0], (2, 3))
+    np.testing.assert_array_equal(pairs, np.array(want))
+    assert ip.network_calls(pairs) == 13  # 5 + 2·2·⌊4/2⌋
+    # no jumps, and r = 1 (each segment once): the plain descent
+    plain = [(10, 8), (8, 6), (6, 4), (4, 2), (2, 0)]
+    np.testing.assert_array_equal(ip.repaint_pairs([10, 8, 6, 4, 2, 0]), plain)
+    np.testing.assert_array_equal(ip.repaint_pairs([10, 8, 6, 4, 2, 0], (2, 1)), plain)
+    # RePaint's own setting: 250 steps, j = r = 10 → 250 + 9·10·24 network calls
+    assert ip.network_calls(ip.repaint_pairs(np.arange(250, -1, -1), (10, 10))) == 2410
+
+
+@pytest.mark.parametrize("jumps,match", [((0, 2), "two integers"), ((2,), "two integers"), ((2, 0), "two integers"),
+                                         ((2.5, 2), "two integers"), ((10, 2), "below the number of steps N=10"),
+                                         ("2,2", "two integers")])
+def test_check_jumps(jumps, match):
+    with pytest.raises(ValueError, match=match):
+        ip.check_jumps(jumps, 10)
+    assert ip.check_jumps((9, 3), 10) == (9, 3) and ip.check_jumps(None, 10) is None
+
+
+# ------------------------------------------------------------------------------------------- the renoise step
+
+
+@pytest.mark.parametrize("t,t_up", [(1, 2), (3, 5), (20, 50), (0, 7)])
+def test_renoise_mean_and_variance_match_the_closed_form(g50, t, t_up):
+    ab = abar64(50)
+    ratio = ab[t_up] / ab[t]
+    x = jnp.broadcast_to(jnp.linspace(-1.0, 1.0, 16).reshape(1, 4, 4, 1), (4000, 4, 4, 1))
+    out = np.asarray(ip.renoise(g50, x, jnp.full((4000,), t), jnp.full((4000,), t_up), jax.random.key(t_up)),
+                     np.float64)
+    mean, var = out.mean(0), out.var(0)  # per pixel over 4000 draws
+    np.testing.assert_allclose(mean, np.sqrt(ratio) * np.asarray(x[0], np.float64),
+                               atol=5 * np.sqrt((1 - ratio) / 4000))
+    np.testing.assert_allclose(var, np.full_like(var, 1 - ratio), rtol=5 * np.sqrt(2 / 4000))
+
+
+# ------------------------------------------------------------------------------------------- the loop
+
+
+@pytest.mark.parametrize("corrector", ["ddpm", "ddim"])
+@pytest.mark.parametrize("jumps", [None, (2, 2)])
+def test_oracle_fills_the_hole_and_keeps_the_known_region(g10, corrector, jumps):
+    x0 = images(1)
+    m = half_mask()
+    # the hole of the known image holds junk: it must never reach the result
+    known = jnp.where(m > 0.5, x0, 0.37)
+    x_T = jax.random.normal(jax.random.key(2), x0.shape)
+    res = ip.inpaint(x0_oracle, x0, jax.random.key(3), x_T, known, m, process=g10, corrector=corrector,
+                     prediction="x0", jumps=jumps, eta=0.5)
+    np.testing.assert_array_equal(res.x0, x0)
+
+
+def test_known_region_is_exact_whatever_the_network(g50):
+    x0 = images(4)
+    m = half_mask()
+    x_T = jax.random.normal(jax.random.key(5), x0.shape)
+    out = np.asarray(ip.inpaint(eps_net, 0.8, jax.random.key(6), x_T, x0, m, process=g50, corrector="ddpm",
+                                timesteps=10, jumps=(3, 2)).x0)
+    k = m > 0.5
+    np.testing.assert_array_equal(out[np.broadcast_to(k, out.shape)], np.asarray(x0)[np.broadcast_to(k, out.shape)])
+    hole = ~np.broadcast_to(k, out.shape)
+    assert np.abs(out[hole] - np.asarray(x0)[hole]).mean() > 0.1  # the network knows nothing: the hole differs
+
+
+@pytest.mark.parametrize("net,params,prediction,which", [(x0_oracle, None, "x0", "all"), (eps_net, 0.8, "eps", "known")])
+def test_trajectory_follows_q_xt_given_x0(g10, net, params, prediction, which):
+    """Every state (after down and up pairs alike) has x_t ~ N(√ᾱ_t x0, 1 − ᾱ_t): on the known pixels for any
+    network (x_T pure noise, off q: its known pixels are replaced first); everywhere for the oracle with ddpm
+    started from x_T ~ q(x_T | x0) (ᾱ_10 ≈ 0.9 here), since its posterior with the true x0 keeps q's marginals."""
+    ab = abar64(10)
+    B = 512
+    x0 = images(7, (B, 4, 4, 1))
+    m = np.zeros((B, 4, 4, 1), np.float32)
+    m[:, :2] = 1.0
+    noise = np.asarray(jax.random.normal(jax.random.key(8), x0.shape), np.float64)
+    on_q = np.sqrt(ab[10]) * np.asarray(x0, np.float64) + np.sqrt(1 - ab[10]) * noise
+    x_T = jnp.asarray(on_q if which == "all" else noise, jnp.float32)
+    res = ip.inpaint(net, x0 if params is None else params, jax.random.key(9), x_T, x0, m, process=g10,
+                     corrector="ddpm", prediction=prediction, jumps=(2, 2), return_states=True)
+    ts = np.asarray(res.states["t"])
+    np.testing.assert_array_equal(ts, ip.repaint_pairs(np.arange(10, -1, -1), (2, 2))[:, 1])
+    sel = np.broadcast_to(m > 0.5 if which == "known" else np.ones_like(m, bool), x0.shape)
+    x0n = np.asarray(x0, np.float64)
+    for p, t in enumerate(ts[:-1]):
+        z = (np.asarray(res.states["x_t"][p], np.float64) - np.sqrt(ab[t]) * x0n) / np.sqrt(1 - ab[t])
+        z = z[sel]
+        n = z.size
+        assert abs(z.mean()) < 5 / np.sqrt(n), (p, t, z.mean())
+        assert abs(z.var() - 1) < 5 * np.sqrt(2 / n), (p, t, z.var())
+    np.testing.assert_array_equal(np.asarray(res.states["x_t"][-1])[sel], x0n.astype(np.float32)[sel])
+
+
+def test_all_ones_mask_returns_the_input(g50):
+    x0 = images(10)
+    x_T = jax.random.normal(jax.random.key(11), x0.shape)
+    out = ip.inpaint(eps_net, 0.8, jax.random.key(12), x_T, x0, np.ones((1, 8, 8, 1)), process=g50,
+                     corrector="ddpm", timesteps=5, jumps=(2, 2)).x0
+    np.testing.assert_array_equal(out, x0)
+
+
+@pytest.mark.parametrize("corrector,eta", [("ddpm", 0.0), ("ddim", 0.7)])
+def test_all_zero_mask_is_plain_sampling_with_the_same_keys(g50, corrector, eta):
+    x0 = images(13)
+    x_T = jax.random.normal(jax.random.key(14), x0.shape)
+    key = jax.random.key(15)
+    got = ip.inpaint(eps_net, 0.8, key, x_T, x0, jnp.zeros((4, 8, 8, 1)), process=g50, corrector=corrector,
+                     timesteps=10, eta=eta).x0
+    want = sampling.sample(eps_net, 0.8, key, x_T, process=g50, corrector=corrector, timesteps=10, eta=eta).x0
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    other = sampling.sample(eps_net, 0.8, jax.random.key(16), x_T, process=g50, corrector=corrector, timesteps=10,
+                            eta=eta).x0
+    assert float(jnp.max(jnp.abs(other - want))) > 0.05  # a different key moves it: the keys are really shared
+
+
+def test_network_calls_are_the_down_pairs_only(g10):
+    calls = []
+
+    def counted(params, x, t):
+        jax.debug.callback(lambda: calls.append(1))
+        return eps_net(params, x, t)
+
+    x0 = images(17)
+    x_T = jax.random.normal(jax.random.key(18), x0.shape)
+    out = ip.inpaint(counted, 0.8, jax.random.key(19), x_T, x0, half_mask(), process=g10, corrector="ddim",
+                     jumps=(2, 2))
+    jax.block_until_ready(out.x0)
+    jax.effects_barrier()
+    assert len(calls) == 18  # T = 10 steps + (2 − 1)·2·4 resampled ones; the 4 up pairs call no network
+
+
+def test_one_program_for_new_values(g50):
+    traces = []
+
+    def den(params, x, t):
+        traces.append(1)
+        return eps_net(params, x, t)
+
+    x0 = images(20)
+    x_T = jax.random.normal(jax.random.key(21), x0.shape)
+    outs = []
+    for ts, m in (([50, 30, 10, 0], half_mask()), ([40, 21, 7, 0], 1 - half_mask())):
+        outs.append(ip.inpaint(den, 0.8, jax.random.key(0), x_T, x0, m, process=g50, corrector="ddpm",
+                               timesteps=ts, jumps=(1, 2)).x0)
+    assert len(traces) == 1  # the denoiser is traced once: one scan, one cond branch, values traced
+    assert float(jnp.max(jnp.abs(outs[0] - outs[1]))) > 1e-2
+    # the program: one scan over the pairs (no per-step Python loop), a cond in its body (the up pairs skip the net)
+    jaxpr = jax.make_jaxpr(lambda x: ip.inpaint_loop(den, 0.8, jax.random.key(0), x, x0, half_mask(),
+                                                     ip.repaint_pairs([50, 30, 10, 0], (1, 2)), process=g50,
+                                                     corrector="ddpm").x0)(x_T)
+    top = [e.primitive.name for e in jaxpr.jaxpr.eqns]
+    assert top.count("scan") == 1, top
+    body = next(e for e in jaxpr.jaxpr.eqns if e.primitive.name == "scan").params["jaxpr"].jaxpr
+    assert [e.primitive.name for e in body.eqns].count("cond") == 1
+
+
+def test_sharded_equals_single_device(g50):
+    n = jax.device_count()
+    assert n == 8
+    mesh = jax.make_mesh((n,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    sh = NamedSharding(mesh, P("data"))
+    shape = (16, 8, 8, 1)
+    x0 = images(22, shape)
+    x_T = jax.random.normal(jax.random.key(23), shape)
+    m = half_mask(shape)
+    args = dict(process=g50, corrector="ddpm", timesteps=6, jumps=(2, 2))
+    single = ip.inpaint(eps_net, 0.8, jax.random.key(24), x_T, x0, m, **args).x0
+    put = lambda a: jax.device_put(jnp.asarray(a), sh)  # noqa: E731
+    sharded = ip.inpaint(eps_net, 0.8, jax.random.key(24), put(x_T), put(x0), put(m), **args).x0
+    assert len(sharded.sharding.device_set) == n
+    np.testing.assert_allclose(sharded, single, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(corrector="cold_naive"), r"corrector='cold_naive': inpainting runs the stateless correctors \['ddpm', 'ddim'\]"),
+    (dict(corrector="dpmpp_2m"), "stateless correctors"),
+    (dict(mask=np.ones((4, 8, 7, 1))), r"mask of shape \(4, 8, 7, 1\) does not broadcast to the images' \(4, 8, 8, 1\)"),
+    (dict(mask=np.ones((8, 8))), "does not broadcast"),
+    (dict(x0_known=np.zeros((4, 8, 8, 3))), "x0_known must have x_T's shape"),
+    (dict(jumps=(10, 2), timesteps=10), "below the number of steps N=10"),
+    (dict(prediction="score"), "prediction must be one of"),
+    (dict(eta=-1.0), "eta must be"),
+])
+def test_validates_before_tracing(g50, kw, match):
+    traces = []
+
+    def den(params, x, t):
+        traces.append(1)
+        return eps_net(params, x, t)
+
+    args = dict(x0_known=np.zeros((4, 8, 8, 1)), mask=half_mask(), process=g50)
+    args.update(kw)
+    x0k, m = args.pop("x0_known"), args.pop("mask")
+    with pytest.raises(ValueError, match=match):
+        ip.inpaint(den, 0.8, jax.random.key(0), jnp.zeros((4, 8, 8, 1)), x0k, m, **args)
+    assert not traces
+
+
+def test_cold_process_is_told_to_restore():
+    deg = degradations.make_degradation("decolor", T=10, image_size=8, channels=3)
+    with pytest.raises(ValueError, match=r"needs a GaussianProcess.*got a ColdProcess.*--mode=restore"):
+        ip.inpaint(eps_net, 0.8, jax.random.key(0), jnp.zeros((2, 8, 8, 3)), jnp.zeros((2, 8, 8, 3)),
+                   np.ones((2, 8, 8, 1)), process=ColdProcess(deg), prediction="x0")
