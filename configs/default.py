@@ -53,10 +53,12 @@ def get_config() -> ml_collections.ConfigDict:
     m.dropout = 0.0
     m.num_groups = 8
     m.dtype = "float32"
+    m.num_classes = 0  # class-conditional UNet with this many labels (0: unconditional; needs a labelled source)
 
     # --- training -------------------------------------------------------------------------
     c.train = t = ml_collections.ConfigDict()
     t.batch_size = 64  # global batch, split over every device
+    t.grad_accum_steps = 1  # micro-batches per update (batch_size / this each, gradients averaged); 1: off
     t.num_steps = 1000
     t.learning_rate = 2e-3
     t.warmup_steps = 100
@@ -71,14 +73,17 @@ def get_config() -> ml_collections.ConfigDict:
     t.keep_checkpoints = 3
     t.num_sample_images = 64  # sample grid at each checkpoint
     t.max_consecutive_nonfinite = 20
+    t.label_dropout = 0.1  # conditional models: share of labels replaced by the null label (classifier-free guidance)
     t.distributed = False  # jax.distributed.initialize() (also when the usual env vars ask for it)
 
     # --- sampling -------------------------------------------------------------------------
     c.sample = s = ml_collections.ConfigDict()
-    s.corrector = "cold_improved"  # ddpm | ddim | cold_naive | cold_improved
+    s.corrector = "cold_improved"  # ddpm | ddim | cold_naive | cold_improved | dpmpp_2m | euler | heun (Gaussian)
     s.steps = 0  # 0: every timestep; else a strided subset of this many steps
+    s.spacing = "linear"  # timesteps of a strided subset: linear | quadratic | trailing | leading | karras
     s.eta = 0.0
     s.clip = 1.0  # clip x̂0 to [−clip, clip]; 0: off
     s.prior_noise = 0.002  # cold generation: per-pixel "broken symmetry" noise
+    s.guidance = 0.0  # conditional models: classifier-free guidance w, ε̃ = (1 + w) ε(x, c) − w ε(x, ∅)
     c.lock()
     return c

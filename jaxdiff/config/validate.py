@@ -15,6 +15,7 @@ unlocked one gets that check here (unknown and missing fields, with a did-you-me
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 import math
@@ -181,6 +182,12 @@ def _correctors():
     return CORRECTORS
 
 
+def _spacings():
+    from jaxdiff.sampling import SPACING_NAMES  # noqa: PLC0415
+
+    return SPACING_NAMES
+
+
 def _predictions():
     from jaxdiff.parameterization import PREDICTIONS  # noqa: PLC0415
 
@@ -243,8 +250,10 @@ FIELDS: dict = {
     "model.dropout": Real(0.0, 1.0, hi_open=True),
     "model.num_groups": Int(1),
     "model.dtype": Choice(lambda: tuple(_dtypes())),
+    "model.num_classes": Int(0),
     # train
     "train.batch_size": Int(1),
+    "train.grad_accum_steps": Int(1),
     "train.num_steps": Int(1),
     "train.learning_rate": Real(0.0, lo_open=True),
     "train.warmup_steps": Int(0),
@@ -260,12 +269,15 @@ FIELDS: dict = {
     "train.num_sample_images": Int(0),
     "train.max_consecutive_nonfinite": Int(1),
     "train.distributed": Bool(),
+    "train.label_dropout": Real(0.0, 1.0, hi_open=True),
     # sample
     "sample.corrector": Choice(lambda: tuple(_correctors())),
     "sample.steps": Int(0),
+    "sample.spacing": Choice(lambda: tuple(_spacings())),
     "sample.eta": Real(0.0, 1.0),
     "sample.clip": Real(0.0),
     "sample.prior_noise": Real(0.0),
+    "sample.guidance": Real(0.0),
 }
 
 #: fields that may be absent (their consumer has a default); checked when present
@@ -346,6 +358,30 @@ def _check_source(field: str, source: str, channels: Optional[int]) -> list:
         else:
             out.append(Problem(field, source, f"a source of data.channels={channels} images ({source!r} has {expected})"))
     return out
+
+
+def _check_labels(source: str, num_classes: int) -> list:
+    """A conditional model (model.num_classes > 0) needs a source with labels in [0, num_classes)."""
+    from jaxdiff.data import KNOWN_NUM_CLASSES, label_free_kinds, parse_classes, parse_source  # noqa: PLC0415
+
+    try:
+        spec = parse_source(source, "data.source")
+    except ValueError:
+        return []  # reported by _check_source
+    if spec.kind in label_free_kinds():
+        return [Problem("model.num_classes", num_classes, f"0 for data.source={source!r}, which has no labels "
+                        "(a conditional model needs digits, a labelled tfds set, npz 'labels' or folder class dirs)")]
+    key = f"tfds:{spec.target.split(':')[0]}" if spec.kind == "tfds" else spec.kind
+    try:
+        top = max(parse_classes(spec.options["classes"])) if "classes" in spec.options else None
+    except ValueError:
+        return []  # reported by _check_source
+    known = KNOWN_NUM_CLASSES.get(key)
+    top = top if top is not None else (known - 1 if known is not None else None)
+    if top is not None and top >= num_classes:
+        return [Problem("model.num_classes", num_classes, f"an integer > {top}: data.source={source!r} has label "
+                        f"{top} (labels must lie in 0 … model.num_classes − 1)")]
+    return []
 
 
 # --- builders judge their own parameters ----------------------------------------------------------
@@ -477,6 +513,10 @@ def validate_config(config, *, num_devices: Optional[int] = None, process_count:
         for p in _check_source("data.end_source", v("data.end_source"), channels):
             add(*p)
 
+    if ok("model.num_classes", "data.source") and v("model.num_classes"):
+        for p in _check_labels(v("data.source"), v("model.num_classes")):
+            add(*p)
+
     # --- what the kind's process allows
     if ok("diffusion.kind"):
         kind = v("diffusion.kind")
@@ -494,6 +534,10 @@ def validate_config(config, *, num_devices: Optional[int] = None, process_count:
                 fits = [n for n, c in correctors.items() if issubclass(process, c.requires)]
                 add("sample.corrector", name, f"{_one_of(fits)} for diffusion.kind={kind!r} ({name!r} needs a "
                     f"{correctors[name].requires.__name__})")
+        if (ok("sample.spacing") and v("sample.spacing") == "karras"
+                and "schedule" not in {f.name for f in dataclasses.fields(process)}):
+            add("sample.spacing", "karras", f"{_one_of(n for n in _spacings() if n != 'karras')} for "
+                f"diffusion.kind={kind!r} ('karras' needs the noise schedule of a Gaussian or blurring diffusion)")
         from jaxdiff.forward import GaussianProcess  # noqa: PLC0415
 
         if ok("diffusion.loss_weighting") and v("diffusion.loss_weighting") != "none" and not issubclass(process, GaussianProcess):
@@ -517,7 +561,12 @@ def validate_config(config, *, num_devices: Optional[int] = None, process_count:
     # --- the batch over devices and hosts
     if ok("train.batch_size"):
         b = v("train.batch_size")
-        if b % num_devices:
+        k = v("train.grad_accum_steps") if ok("train.grad_accum_steps") else 1
+        if k > 1 and b % (k * num_devices):
+            add("train.batch_size", b, f"a multiple of train.grad_accum_steps × the number of devices ({k} × "
+                f"{num_devices} = {k * num_devices}): the batch is split into train.grad_accum_steps={k} "
+                "micro-batches, each split over the devices")
+        elif b % num_devices:
             add("train.batch_size", b, f"a multiple of the number of devices ({num_devices}): the global batch is split over them")
         elif b % process_count:
             add("train.batch_size", b, f"a multiple of the number of processes ({process_count}): each loads an equal share")

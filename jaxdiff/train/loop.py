@@ -128,7 +128,10 @@ def train_and_evaluate(config, workdir: str, *, batch_hook: Optional[BatchHook] 
 
     # CPU only, before any backend exists: the host's cores become devices the batch is split over (no-op on
     # accelerators, in multi-process runs, or when the user chose a device count).
-    n_cpu = split_cpu_devices(config.train.get("batch_size"), distributed=bool(config.train.get("distributed", False)))
+    # With gradient accumulation each micro-batch (batch_size / grad_accum_steps) is what is split.
+    b, k = config.train.get("batch_size"), config.train.get("grad_accum_steps", 1)
+    micro = b // k if isinstance(b, int) and isinstance(k, int) and k >= 1 and b % k == 0 else b
+    n_cpu = split_cpu_devices(micro, distributed=bool(config.train.get("distributed", False)))
     maybe_initialize_distributed(config)
     if n_cpu:
         log.info("CPU: the batch is split over %d XLA CPU devices (JAXDIFF_CPU_DEVICES=1 turns this off)", n_cpu)
@@ -175,6 +178,9 @@ def _train(config, workdir: str, batch_hook: Optional[BatchHook]) -> TrainState:
     process = build_process(config)
     model = build_model(config)
     train_src = data_lib.source_from_config(config, split="train", field="data.source")
+    num_classes = int(config.model.get("num_classes", 0))
+    if num_classes:  # a conditional model trains on (images, labels): refuse a source without them before compiling
+        data_lib.check_labels(train_src, num_classes, source_string=str(config.data.source))
     end_batcher = data_lib.end_source(config, split="train", process_index=pidx, process_count=pcount)
 
     state = init_train_state(config, model, mesh=mesh)
@@ -192,7 +198,7 @@ def _train(config, workdir: str, batch_hook: Optional[BatchHook]) -> TrainState:
     accumulate = _make_accumulate()
     batches = data_lib.iterate_batches(train_src, global_batch_size=B, seed=int(config.seed), process_index=pidx,
                                        process_count=pcount, random_flip=bool(config.data.random_flip),
-                                       start_step=start)
+                                       start_step=start, with_labels=bool(num_classes))
 
     # What a killed run logged after `start` is dropped: every step is logged once (jsonl and TensorBoard).
     writer = MetricWriter(workdir, enabled=is_main, resume_step=start)

@@ -28,12 +28,14 @@ from jaxdiff.experiment import DATA_AXIS, build_model, build_process, make_mesh
 from jaxdiff.forward import ForwardProcess
 from jaxdiff.train.state import TrainState, create_train_state, ema_update, make_lr_schedule, make_optimizer
 
-__all__ = ["init_train_state", "make_train_step"]
+__all__ = ["init_train_state", "make_train_step", "accumulated_value_and_grad", "drop_labels"]
 
 log = logging.getLogger(__name__)
 
 #: folded into PRNGKey(config.seed) for the parameter initialisation (the train step folds in the step)
 INIT_KEY_SALT = 0x1A17
+#: folded into the step's key for the label dropout of a conditional model (the other draws keep their keys)
+LABEL_DROPOUT_SALT = 0x1ABE
 
 
 def init_train_state(config, model, *, mesh: Optional[jax.sharding.Mesh] = None) -> TrainState:
@@ -61,6 +63,42 @@ def init_train_state(config, model, *, mesh: Optional[jax.sharding.Mesh] = None)
 
 
 
+def accumulated_value_and_grad(loss_fn, params, batch, key, *, steps: int = 1, mesh=None):
+    """(loss, grads) of ``loss_fn(params, batch, key)`` over the whole batch, in ``steps`` micro-batches.
+
+    steps = 1: one ``jax.value_and_grad`` (the plain program). steps = k: a ``lax.scan`` over k micro-batches of
+    B/k examples (micro-batch i holds rows i, i + k, …, so it stays split over the ('data',) devices like the
+    batch); the loss and gradients are the means of the k micro-batch ones, which equals the whole-batch mean
+    loss when it is a mean over examples. Micro-batch i's dropout key is fold_in(key, i).
+    """
+    grad_fn = jax.value_and_grad(loss_fn)
+    if steps == 1:
+        return grad_fn(params, batch, key)
+
+    def split(a):
+        a = a.reshape((a.shape[0] // steps, steps) + a.shape[1:]).swapaxes(0, 1)
+        if mesh is None:
+            return a
+        return jax.lax.with_sharding_constraint(a, NamedSharding(mesh, P(None, DATA_AXIS)))
+
+    def body(total, xs):
+        i, mb = xs
+        out = grad_fn(params, mb, jax.random.fold_in(key, i))
+        return jax.tree.map(jnp.add, total, out), None
+
+    zero = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, params))
+    micro = (jnp.arange(steps, dtype=jnp.int32), jax.tree.map(split, batch))
+    total, _ = jax.lax.scan(body, zero, micro)
+    return jax.tree.map(lambda a: a / steps, total)
+
+
+def drop_labels(key, labels, rate: float, null: int):
+    """int32 labels with each entry replaced by ``null`` (the null label) with probability ``rate``, independently
+    (Bernoulli draws at the labels' full shape: the same on any device count)."""
+    drop = jax.random.bernoulli(key, rate, labels.shape)
+    return jnp.where(drop, null, labels).astype(jnp.int32)
+
+
 def make_train_step(
     config,
     model=None,
@@ -71,7 +109,8 @@ def make_train_step(
 ) -> Callable:
     """Returns the jitted ``train_step(state, batch, step[, end_batch]) -> (state, metrics)``.
 
-    state: a replicated TrainState; batch: global (B, H, W, C) float32 sharded P('data'); step: int
+    state: a replicated TrainState; batch: global (B, H, W, C) float32 sharded P('data') (a conditional model,
+    model.num_classes > 0: the pair (images, int32 labels (B,))); step: int
     (the state's step; it seeds the randomness); end_batch: only when ``config.data.end_source`` is set
     (interpolation/animorphosis), a batch like ``batch`` of the images the process moves toward.
     metrics (replicated scalars): loss, grad_norm, lr, skipped (1 if this update was dropped),
@@ -93,6 +132,11 @@ def make_train_step(
         warmup=bool(tc.ema_warmup),
     )
     uses_end = bool(config.data.get("end_source", ""))
+    # A conditional model's batch is (images, labels); each label becomes the null label (num_classes) with
+    # probability train.label_dropout, so one model learns ε(x, c) and ε(x, ∅) (classifier-free guidance).
+    num_classes = int(config.model.get("num_classes", 0))
+    label_dropout = float(tc.get("label_dropout", 0.0))
+    accum = int(tc.get("grad_accum_steps", 1))
     noise_free = process.noise_free
     # Fail before tracing on combinations the step cannot handle (each rule where it lives: the process
     # knows its predictions, losses its weightings, checked here on a one-element t).
@@ -102,7 +146,7 @@ def make_train_step(
     losses_lib.loss_weights(process, jnp.ones((1,), jnp.int32), weighting=weighting, prediction=prediction)
 
     def step_fn(state: TrainState, batch, step, end_batch=None):
-        x0 = batch
+        x0, labels = batch if num_classes else (batch, None)
         key = jax.random.fold_in(base_key, step)
         k_t, k_eps, k_aux, k_drop = jax.random.split(key, 4)
         B = x0.shape[0]
@@ -112,15 +156,21 @@ def make_train_step(
         else:
             eps = jax.random.normal(k_eps, x0.shape, x0.dtype)
         aux = end_batch if uses_end else process.sample_aux(k_aux, x0)
+        cond = {}
+        if num_classes:
+            cond = {"labels": drop_labels(jax.random.fold_in(key, LABEL_DROPOUT_SALT), labels, label_dropout,
+                                          num_classes)}
         x_t = process.perturb(x0, t, eps, aux)
         y = parameterization.target(process, prediction, x0, eps, t)
         w = losses_lib.loss_weights(process, t, weighting=weighting, prediction=prediction)
 
-        def loss_fn(params):
-            out = state.apply_fn({"params": params}, x_t, t, train=True, rngs={"dropout": k_drop})
-            return losses_lib.diffusion_loss(out, y, kind=kind, weights=w)
+        def loss_fn(params, mb, k_drop):
+            out = state.apply_fn({"params": params}, mb["x_t"], mb["t"], mb.get("labels"), train=True,
+                                 rngs={"dropout": k_drop})
+            return losses_lib.diffusion_loss(out, mb["y"], kind=kind, weights=mb["w"])
 
-        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        loss, grads = accumulated_value_and_grad(loss_fn, state.params, dict(x_t=x_t, t=t, y=y, w=w, **cond), k_drop,
+                                                 steps=accum, mesh=mesh)
         grad_norm = optax.tree.norm(grads)
         # One scalar test covers every gradient leaf (a NaN/inf anywhere makes the norm non-finite; a
         # finite gradient whose squared norm overflows float32, > 1e19, is treated as broken too).
