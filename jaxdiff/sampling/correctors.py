@@ -7,6 +7,7 @@ With ᾱ = ᾱ_t, ᾱ' = ᾱ_{t_prev}:
 * ``cold_naive``     x_{t_prev} = F_{t_prev}(x̂0) (+ σ_{t_prev} z when the process is noisy)  (Bansal et al. Alg. 1)
 * ``cold_improved``  x_{t_prev} = x_t − F_t(x̂0) + F_{t_prev}(x̂0)                             (Bansal et al. Alg. 2)
 * ``blurring_ddpm``, ``blurring_ddim``  the ddpm and ddim steps per DCT frequency of a blurring diffusion
+* ``dpmpp_2m``, ``euler``, ``heun``  ODE solvers with a state and/or extra network calls (:mod:`~jaxdiff.sampling.fast`)
 
 Every corrector returns x̂0 itself where t_prev = 0. Noise is z = ``jax.random.normal(key, x_t.shape)`` at the
 full (global) shape, so a sharded batch gets the same numbers on any device count.
@@ -15,7 +16,7 @@ Shapes: images (B, H, W, C); t, t_prev int32 (B,); schedule arrays (T + 1,) gath
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +32,7 @@ __all__ = [
     "register_corrector",
     "make_corrector",
     "check_corrector",
+    "network_calls",
     "posterior_coefficients",
     "ddim_sigma",
     "ddpm",
@@ -98,14 +100,28 @@ def ddim_sigma(schedule, t, t_prev, eta=0.0):
 # --------------------------------------------------------------------------------------------------
 
 
+def _one_call_per_step(num_steps: int) -> int:
+    return int(num_steps)
+
+
 @dataclasses.dataclass(frozen=True)
 class Corrector:
     """A registered corrector: ``fn(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=None)`` and the
-    process class it works with. Calling it checks the process, then runs ``fn``."""
+    process class it works with. Calling it checks the process, then runs ``fn``.
+
+    A *stateful* corrector has ``init_state(x_T) -> pytree``; its ``fn`` also takes ``state=`` (carried through
+    the loop's scan) and ``predict=`` (``predict(x, t) -> (x̂0, ε̂)``: the network plus predictor, for extra
+    evaluations) and returns ``(x_prev, new_state)``. ``network_calls(N)``: network evaluations of N steps."""
 
     name: str
     fn: Callable[..., Array]
     requires: type = ForwardProcess
+    init_state: Optional[Callable[[Array], Any]] = None
+    network_calls: Callable[[int], int] = _one_call_per_step
+
+    @property
+    def stateful(self) -> bool:
+        return self.init_state is not None
 
     def check(self, process: ForwardProcess) -> None:
         """ValueError unless ``process`` is a ``requires``."""
@@ -125,16 +141,17 @@ class Corrector:
 CORRECTORS: Registry[Corrector] = Registry("corrector")
 
 
-def register_corrector(name: str, *, requires: type = ForwardProcess):
+def register_corrector(name: str, *, requires: type = ForwardProcess, init_state=None, network_calls=None):
     """Decorator: registers ``fn(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=None)``.
 
     ``requires`` is the process class the corrector works with; :func:`jaxdiff.sampling.sample` refuses other
-    processes before tracing. The function must return x̂0 where t_prev == 0. Returns ``fn`` unchanged; a name
-    already registered raises ValueError.
+    processes before tracing. The function must return x̂0 where t_prev == 0. ``init_state`` makes it stateful
+    (see :class:`Corrector`); ``network_calls(N)`` counts its network evaluations over N steps (default N).
+    Returns ``fn`` unchanged; a name already registered raises ValueError.
     """
 
     def deco(fn):
-        CORRECTORS.register(name, Corrector(name, fn, requires))
+        CORRECTORS.register(name, Corrector(name, fn, requires, init_state, network_calls or _one_call_per_step))
         return fn
 
     return deco
@@ -153,6 +170,11 @@ def check_corrector(name: str, process: ForwardProcess, *, field: str = "correct
     entry = make_corrector(name, field=field)
     entry.check(process)
     return entry
+
+
+def network_calls(corrector: str, num_steps: int) -> int:
+    """Network evaluations of ``corrector`` over ``num_steps`` reverse steps (N; Heun: 2N − 1)."""
+    return int(make_corrector(corrector).network_calls(int(num_steps)))
 
 
 def _finish(x_prev, x0_hat, t_prev):
@@ -246,3 +268,7 @@ def blurring_ddim(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux
     u = cast(process.scale(t_prev)) * dct2(x0_hat) + cast(dir_coef) * dct2(eps_hat)
     u = u + cast(jnp.sqrt(sigma2)) * _blurring_noise(key, x0_hat)
     return _finish(idct2(u), x0_hat, t_prev)
+
+
+# the ODE solvers (dpmpp_2m, euler, heun) register themselves into CORRECTORS
+from jaxdiff.sampling import fast as _fast  # noqa: E402,F401

@@ -4,6 +4,7 @@
     x̂0, ε̂      = parameterization.predict(process, prediction, output, x_t, t)   # predictor
     x_{t_prev}  = corrector(process, x_t, x̂0, ε̂, t, t_prev, key)                  # corrector
 
+A stateful corrector (``Corrector.init_state``) carries its state in the scan and may call the network again.
 The last step (t_prev = 0) returns x̂0 itself. Shapes: x_T (B, H, W, C); t int32 (B,).
 """
 from __future__ import annotations
@@ -58,7 +59,8 @@ def sample_loop(
     timestep reached (t_prev), ``x_t`` the state there, ``x0_hat`` the prediction the step made. x_T itself is
     not a frame. Only M frames are stored: an outer scan over chunks of k steps runs an inner scan.
     """
-    corr = CORRECTORS[corrector].fn  # unvalidated: sample() checked it
+    entry = CORRECTORS[corrector]  # unvalidated: sample() checked it
+    corr = entry.fn
     ts = jnp.asarray(timesteps, jnp.int32)
     n = ts.shape[0] - 1
     batch = x_T.shape[0]
@@ -74,11 +76,28 @@ def sample_loop(
         x_prev = corr(process, x, x0_hat, eps_hat.astype(x.dtype), tb, tpb, jax.random.fold_in(key, i), eta=eta, aux=aux)
         return (x_prev.astype(x.dtype), x0_hat), None
 
+    def network(x, tb):
+        """The network and predictor at (x, t (B,)): what a stateful corrector calls for extra evaluations."""
+        x0_hat, eps_hat = predict(process, prediction, denoiser(params, x, tb), x, tb, clip=clip, aux=aux)
+        return x0_hat.astype(x.dtype), eps_hat.astype(x.dtype)
+
+    def stateful_body(carry, inp):
+        x, _, state = carry
+        i, t, t_prev = inp
+        tb = jnp.full((batch,), t, jnp.int32)
+        tpb = jnp.full((batch,), t_prev, jnp.int32)
+        x0_hat, eps_hat = network(x, tb)
+        x_prev, state = corr(process, x, x0_hat, eps_hat, tb, tpb, jax.random.fold_in(key, i), eta=eta, aux=aux,
+                             state=state, predict=network)
+        return (x_prev.astype(x.dtype), x0_hat, state), None
+
     def run(carry, steps):
-        return lax.scan(body, carry, steps)[0]
+        return lax.scan(stateful_body if entry.stateful else body, carry, steps)[0]
 
     steps = (jnp.arange(n, dtype=jnp.int32), ts[:-1], ts[1:])
     carry = (x_T, jnp.zeros_like(x_T))
+    if entry.stateful:  # the corrector's state rides in the same scan's carry
+        carry = carry + (entry.init_state(x_T),)
     if not return_every:
         return SampleResult(run(carry, steps)[0], None)
 
@@ -90,7 +109,7 @@ def sample_loop(
 
         def chunk(c, chunk_steps):
             c = run(c, chunk_steps)
-            return c, c
+            return c, (c[0], c[1])
 
         carry, (xs, x0s) = lax.scan(chunk, carry, head)
         frames_t.append(ts[k : n_chunks * k + 1 : k])
