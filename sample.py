@@ -5,6 +5,7 @@
     python sample.py --workdir=… --mode=evaluate [--steps=5,10,20]        # Cold Diffusion table (+ sweep)
     python sample.py --workdir=… --mode=interpolate                       # between two prior draws
     python sample.py --workdir=… --mode=forward                           # x0 → x_t, no network involved
+    python sample.py --workdir=… --mode=inpaint --mask=keep.png [--input=folder:…] [--jumps=10,10]
 
 Loads the config and EMA parameters of the newest (or ``--step``) checkpoint and writes to
 <workdir>/samples/ (or --out); docs/EVALUATION.md lists every file. The modes live in jaxdiff.cli.
@@ -32,7 +33,12 @@ flags.DEFINE_integer("seed", 0, "Random seed of the prior draws, degradations an
 flags.DEFINE_integer("batch", 0, "Images per batch (rounded up to a multiple of the device count); 0: automatic.")
 flags.DEFINE_integer("step", None, "Checkpoint step to load (default: the newest valid one).")
 flags.DEFINE_integer("severity", None, "restore/evaluate: the t the degraded images are at (default T).")
-flags.DEFINE_string("input", None, "restore: already-degraded images, folder:<path> or npz:<path>.")
+flags.DEFINE_string("input", None, "restore: already-degraded images; inpaint: the images to fill (default: "
+                                   "held-out images); folder:<path> or npz:<path>.")
+flags.DEFINE_string("mask", None, "inpaint: the known region, a PNG (white = keep, black = fill) or an .npz "
+                                  "('mask', one or one per image); binarised at 0.5, same H×W as the images.")
+flags.DEFINE_string("jumps", None, "inpaint: RePaint's resampling j,r (jump back j steps, walk each segment r "
+                                   "times), e.g. 10,10; default: none.")
 flags.DEFINE_float("prior_noise", None, "Per-pixel noise of the fitted cold prior (blur: 0.002 = broken "
                                         "symmetry, 0 = perfect symmetry); default: the stored prior's.")
 flags.DEFINE_bool("refit_prior", False, "Refit the generation prior even if <workdir>/prior.npz exists.")

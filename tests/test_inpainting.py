@@ -269,3 +269,168 @@ def test_cold_process_is_told_to_restore():
     with pytest.raises(ValueError, match=r"needs a GaussianProcess.*got a ColdProcess.*--mode=restore"):
         ip.inpaint(eps_net, 0.8, jax.random.key(0), jnp.zeros((2, 8, 8, 3)), jnp.zeros((2, 8, 8, 3)),
                    np.ones((2, 8, 8, 1)), process=ColdProcess(deg), prediction="x0")
+
+
+# ------------------------------------------------------------------------------------------- sample.py --mode=inpaint
+
+
+def _png(path, array_u8):
+    from PIL import Image
+
+    Image.fromarray(np.asarray(array_u8, np.uint8)).save(path)
+    return str(path)
+
+
+def test_inpaint_options_refuse_bad_flags_before_anything_is_loaded(tmp_path):
+    from jaxdiff import cli
+
+    wd = str(tmp_path / "missing")
+    png = _png(tmp_path / "m.png", np.full((16, 16), 255))
+    for kw, match in (
+        (dict(mode="inpaint"), "--mode=inpaint needs --mask="),
+        (dict(mask=png), "--mask is for --mode=inpaint, not --mode=generate"),
+        (dict(mode="restore", jumps="2,2"), "--jumps is for --mode=inpaint"),
+        (dict(mode="inpaint", mask=str(tmp_path / "nope.png")), r"--mask='.*nope.png': no such file"),
+        (dict(mode="inpaint", mask=str(tmp_path / "m.txt")), "expected a .png/.jpg image or an .npz/.npy"),
+        (dict(mode="inpaint", mask=png, jumps="10"), r"--jumps='10': expected j,r, two integers >= 1"),
+        (dict(mode="inpaint", mask=png, jumps="0,3"), r"--jumps='0,3'"),
+        (dict(mode="inpaint", mask=png, input="png:/x"), "expected folder:<path> or npz:<path>"),
+        (dict(mode="generate", input="npz:/x"), r"--input is for --mode=restore .* or --mode=inpaint"),
+    ):
+        with pytest.raises(cli.UsageError, match=match):
+            cli.SampleOptions(workdir=wd, **kw)
+    o = cli.SampleOptions(workdir=wd, mode="inpaint", mask=png, jumps=" 10, 3")
+    assert o.jump_pair == (10, 3) and not os.path.exists(wd)
+
+
+def test_read_mask_shapes_values_and_refusals(tmp_path):
+    from jaxdiff.cli import UsageError
+    from jaxdiff.cli.inpaint import read_mask
+
+    half = np.zeros((8, 8), np.uint8)
+    half[:, :4] = 200  # ≥ 0.5 · 255: kept
+    half[0, 0] = 100  # < 0.5: filled
+    m = read_mask(_png(tmp_path / "half.png", half), (8, 8, 3))
+    want = (half >= 128).astype(np.float32)[None, :, :, None]
+    np.testing.assert_array_equal(m, want)
+    # npz: one per image (bool, 0‥255 integers, floats), broadcast over channels
+    per = np.zeros((3, 8, 8), bool)
+    per[:, 2:6, 2:6] = True
+    for arr in (per, per.astype(np.uint8) * 255, per.astype(np.float32) * 0.9):
+        np.savez(tmp_path / "per.npz", mask=arr)
+        np.testing.assert_array_equal(read_mask(str(tmp_path / "per.npz"), (8, 8, 1)), per[..., None].astype(np.float32))
+    np.save(tmp_path / "one.npy", per[0])
+    assert read_mask(str(tmp_path / "one.npy"), (8, 8, 1)).shape == (1, 8, 8, 1)
+    for path, shape, match in (
+        (_png(tmp_path / "big.png", np.full((16, 12), 255)), (8, 8, 1),
+         r"--mask='.*big.png': the mask is 16×12 but the images are 8×8"),
+        (_png(tmp_path / "zeros.png", np.zeros((8, 8))), (8, 8, 1), "is all 0 .* plain generation"),
+        (_png(tmp_path / "ones.png", np.full((8, 8), 255)), (8, 8, 1), "is all 1 .* nothing to fill"),
+        (str(tmp_path / "missing.png"), (8, 8, 1), "no such file"),
+    ):
+        with pytest.raises(UsageError, match=match):
+            read_mask(path, shape)
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(UsageError, match=r"bad.png': cannot read it as an image"):
+        read_mask(str(tmp_path / "bad.png"), (8, 8, 1))
+    np.savez(tmp_path / "keys.npz", a=per, b=per)
+    with pytest.raises(UsageError, match=r"expected an array 'mask'.*found keys \['a', 'b'\]"):
+        read_mask(str(tmp_path / "keys.npz"), (8, 8, 1))
+    both = per.copy()
+    both[1] = True
+    np.savez(tmp_path / "both.npz", masks=both)
+    with pytest.raises(UsageError, match="mask 1 of 3 is all 1"):
+        read_mask(str(tmp_path / "both.npz"), (8, 8, 1))
+
+
+def test_a_cold_run_is_told_to_restore(tmp_path):
+    import types
+
+    from jaxdiff import cli
+
+    deg = degradations.make_degradation("blur", T=6, image_size=8, channels=1)
+    run = types.SimpleNamespace(process=ColdProcess(deg), config=None)
+    o = cli.SampleOptions(workdir=str(tmp_path), mode="inpaint", mask=_png(tmp_path / "m.png", np.eye(8) * 255))
+    with pytest.raises(cli.UsageError, match=r"^--mode=inpaint: .*needs a GaussianProcess.*ColdProcess.*--mode=restore"):
+        o.resolve(run)
+
+
+def tiny_gaussian():
+    """configs/ddim.py with a tiny UNet, T = 20, 5 DDIM steps, trained for 1 step."""
+    import runpy
+
+    c = runpy.run_path(os.path.join(ROOT, "configs", "ddim.py"))["get_config"]()
+    m, t = c.model, c.train
+    m.ch, m.ch_mult, m.num_res_blocks, m.attn_resolutions, m.num_groups = 8, (1, 2), 1, (), 4
+    t.batch_size, t.num_steps, t.checkpoint_every, t.log_every, t.warmup_steps = 16, 1, 1, 1, 0
+    t.num_sample_images = 0
+    c.diffusion.T, c.sample.steps = 20, 5
+    return c
+
+
+@pytest.fixture(scope="module")
+def gaussian_workdir(tmp_path_factory):
+    from jaxdiff.train.loop import train_and_evaluate
+
+    wd = str(tmp_path_factory.mktemp("inpaint_run"))
+    train_and_evaluate(tiny_gaussian(), wd)
+    return wd
+
+
+@pytest.mark.slow
+def test_sample_py_inpaint_end_to_end(gaussian_workdir, tmp_path):
+    from PIL import Image
+
+    from jaxdiff import cli
+    from jaxdiff.cli.common import held_out_images
+
+    wd, out = gaussian_workdir, str(tmp_path / "out")
+    keep = np.zeros((16, 16), np.uint8)
+    keep[:, :8] = 255  # left half kept
+    png = _png(tmp_path / "left.png", keep)
+    # the real entry point: flags → run → files, exit code 0
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={wd}", "--mode=inpaint",
+                        f"--mask={png}", "--num=4", "--steps=3", f"--out={out}"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    names = sorted(os.listdir(out))
+    stem = names[0][: -len(".npz")]
+    assert names == [stem + ".npz", stem + ".png"]
+    assert stem.startswith("inpaint_step1_mask-left-") and stem.endswith("_ddim_3steps_n4"), stem
+    z = np.load(os.path.join(out, stem + ".npz"))
+    original = held_out_images(__import__("jaxdiff.experiment", fromlist=["x"]).load_run(wd).config, 4)
+    np.testing.assert_array_equal(z["original"], original)
+    left = np.s_[:, :, :8]
+    np.testing.assert_array_equal(z["inpainted"][left], original[left])  # the known half, exactly
+    assert np.abs(z["inpainted"][:, :, 8:] - original[:, :, 8:]).max() > 1e-3
+    assert int(z["network_calls"]) == 3 and z["mask"].shape == (4, 16, 16, 1)
+    w, h = Image.open(os.path.join(out, stem + ".png")).size
+    assert w > 4 * 16 and h > 3 * 16  # three rows of four
+    # RePaint jumps, one mask per image from an npz, --input images: in-process, names carry every option
+    per = np.zeros((2, 16, 16), bool)
+    per[0, :8] = True
+    per[1, 4:12, 4:12] = True
+    per[1] = ~per[1]  # a centred square hole
+    np.savez(tmp_path / "per.npz", mask=per)
+    np.savez(tmp_path / "imgs.npz", images=(original[:2] + 1) / 2)
+    files = cli.run(workdir=wd, mode="inpaint", mask=str(tmp_path / "per.npz"), input=f"npz:{tmp_path}/imgs.npz",
+                    steps=4, jumps="2,3", corrector="ddpm", seed=1, out=out)
+    z = np.load(files["npz"])
+    assert "_jumps2-3_" in files["npz"] and "_ddpm_4steps_" in files["npz"] and "_input-imgs-" in files["npz"]
+    assert files["npz"].endswith("_n2_seed1.npz")
+    assert int(z["network_calls"]) == 4 + 2 * 2 * 1 and "original" not in z and z["known"].shape == (2, 16, 16, 1)
+    known = per[..., None]
+    np.testing.assert_array_equal(z["inpainted"][known], z["known"][known])
+    # the failures: one line each, before anything compiles
+    for kw, match in ((dict(mask=_png(tmp_path / "small.png", keep[:8, :8])),
+                       r"the mask is 8×8 but the images are 16×16"),
+                      (dict(mask=png, corrector="cold_naive"), "--corrector"),
+                      (dict(mask=png, jumps="5,2", steps=5), "below the number of steps N=5"),
+                      (dict(mask=str(tmp_path / "per.npz"), num=3), "holds 2 masks for 3 images")):
+        with pytest.raises(cli.UsageError, match=match):
+            cli.run(workdir=wd, mode="inpaint", out=out, **kw)
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={wd}", "--mode=inpaint",
+                        f"--mask={tmp_path / 'small.png'}", f"--out={out}"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("sample.py: --mask=") and "16×16" in r.stderr

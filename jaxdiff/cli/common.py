@@ -43,7 +43,7 @@ def option_tags(s: ModeSettings) -> list[str]:
         parts.append(f"t{o.severity}")
     if mode == "evaluate" and s.sweep_steps:
         parts.append(f"sweep-{s.sweep}-" + "-".join(str(v) for v in s.sweep_steps))
-    if mode == "restore" and o.input is not None:
+    if mode in ("restore", "inpaint") and o.input is not None:
         base = os.path.splitext(os.path.basename(o.input.split(":", 1)[-1].rstrip("/")))[0]
         name = re.sub(r"[^A-Za-z0-9.-]+", "-", base).strip("-") or "x"
         parts.append(f"input-{name}-{hashlib.sha1(o.input.encode()).hexdigest()[:6]}")

@@ -11,16 +11,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 from typing import Any, Optional, Sequence, Union
 
 __all__ = ["MODES", "SWEEPS", "DEFAULT_NUM", "UsageError", "parse_step_counts", "SampleOptions", "ModeSettings"]
 
 log = logging.getLogger(__name__)
 
-MODES = ("generate", "restore", "evaluate", "interpolate", "forward")
+MODES = ("generate", "restore", "evaluate", "interpolate", "forward", "inpaint")
 SWEEPS = ("auto", "generation", "restoration")
 #: images per mode when --num is 0 (interpolate: pairs; evaluate: at most this many held-out images)
-DEFAULT_NUM = {"generate": 64, "restore": 32, "interpolate": 4, "forward": 4, "evaluate": 2000}
+DEFAULT_NUM = {"generate": 64, "restore": 32, "interpolate": 4, "forward": 4, "evaluate": 2000, "inpaint": 16}
 
 
 class UsageError(ValueError):
@@ -95,6 +96,8 @@ class SampleOptions:
     sweep: str = "auto"
     frames: int = 10
     out: Optional[str] = None
+    mask: Optional[str] = None
+    jumps: Optional[str] = None
 
     def __post_init__(self):
         if not self.workdir:
@@ -118,12 +121,39 @@ class SampleOptions:
                                           or self.severity < 1):
             raise UsageError(f"--severity={self.severity!r}: must be an integer >= 1 (at most T)")
         if self.input is not None:
-            if self.mode != "restore":
-                raise UsageError(f"--input is for --mode=restore (images that arrive degraded), not --mode={self.mode}")
+            if self.mode not in ("restore", "inpaint"):
+                raise UsageError(f"--input is for --mode=restore (images that arrive degraded) or --mode=inpaint "
+                                 f"(images with a --mask), not --mode={self.mode}")
             if not (self.input.startswith("folder:") or self.input.startswith("npz:")):
                 raise UsageError(f"--input={self.input!r}: expected folder:<path> or npz:<path>")
         if self.sweep not in SWEEPS:
             raise UsageError(f"--sweep={self.sweep!r}: allowed {', '.join(SWEEPS)}")
+        self._check_inpaint_flags()
+
+    def _check_inpaint_flags(self) -> None:
+        for name in ("mask", "jumps"):
+            if getattr(self, name) is not None and self.mode != "inpaint":
+                raise UsageError(f"--{name} is for --mode=inpaint, not --mode={self.mode}")
+        if self.mode != "inpaint":
+            return
+        if not self.mask:
+            raise UsageError("--mode=inpaint needs --mask=<file.png or file.npz> (white / 1 = keep, black / 0 = fill)")
+        if not self.mask.lower().endswith((".png", ".jpg", ".jpeg", ".npz", ".npy")):
+            raise UsageError(f"--mask={self.mask!r}: expected a .png/.jpg image or an .npz/.npy array")
+        if not os.path.isfile(os.path.expanduser(self.mask)):
+            raise UsageError(f"--mask={self.mask!r}: no such file")
+        self.jump_pair  # noqa: B018 - parses --jumps
+
+    @property
+    def jump_pair(self) -> Optional[tuple[int, int]]:
+        """``--jumps=j,r`` parsed (RePaint: jump back j steps, walk each segment r times), or None."""
+        if self.jumps is None:
+            return None
+        parts = [p.strip() for p in str(self.jumps).split(",")]
+        if len(parts) != 2 or not all(p.isdigit() and int(p) >= 1 for p in parts):
+            raise UsageError(f"--jumps={self.jumps!r}: expected j,r, two integers >= 1 (jump back j steps, walk "
+                             "each segment r times), e.g. 10,10")
+        return int(parts[0]), int(parts[1])
 
     @property
     def step_counts(self) -> Optional[tuple[int, ...]]:
@@ -157,6 +187,13 @@ class SampleOptions:
 
         process, config = run.process, run.config
         T = int(process.T)
+        if self.mode == "inpaint":
+            from jaxdiff.sampling.inpainting import check_inpaint_process
+
+            try:
+                check_inpaint_process(process)
+            except ValueError as e:
+                raise UsageError(f"--mode=inpaint: {e}") from None
         generates = self.mode in ("generate", "interpolate")
         if generates and not prior_store.can_generate(process):
             try:
