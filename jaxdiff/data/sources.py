@@ -39,6 +39,8 @@ __all__ = [
     "photo_crop_boxes",
     "KNOWN_CHANNELS",
     "KNOWN_NUM_CLASSES",
+    "label_free_kinds",
+    "check_labels",
 ]
 
 
@@ -671,6 +673,30 @@ def _load_tfds(spec: SourceSpec, split: str, image_size: int, channels: int, dow
     has_labels = "label" in features and tuple(getattr(features["label"], "shape", ())) == ()
     return TfdsSource(ds, name=f"tfds:{name}:{split}", image_size=image_size, channels=channels,
                       has_labels=has_labels, field=field)
+
+# ----------------------------------------------------------------------------------------------------------
+# labels of a class-conditional model
+
+
+def label_free_kinds() -> tuple[str, ...]:
+    """Source kinds that never deliver labels (a conditional config on them is refused by the validator)."""
+    return ("photos",)
+
+
+def check_labels(source: Source, num_classes: int, *, source_string: str, field: str = "data.source") -> np.ndarray:
+    """The int32 labels (N,) of ``source`` for a model of ``num_classes`` classes; one DataError naming ``field``
+    and model.num_classes when the source has none or one lies outside [0, num_classes)."""
+    labels = source.labels
+    if labels is None:
+        raise DataError(f"model.num_classes={num_classes} needs labels, but {field}={source_string!r} has none "
+                        "(labels come from digits, a tfds set with a 'label' feature, npz 'labels' / "
+                        "'<split>_labels', or a folder's class sub-directories); set model.num_classes=0 for an "
+                        "unconditional model")
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or hi >= num_classes:
+        raise DataError(f"model.num_classes={num_classes}: {field}={source_string!r} has labels {lo} … {hi}; "
+                        f"allowed: 0 … {num_classes - 1} (raise model.num_classes to at least {hi + 1})")
+    return labels
 
 # ----------------------------------------------------------------------------------------------------------
 # entry points

@@ -1,6 +1,6 @@
 """The DDPM UNet (Ho et al. 2020) in flax.linen, NHWC: (B, S, S, C_in), t (B,) → (B, S, S, C_out) float32.
 
-    emb  = Dense(4ch) ∘ SiLU ∘ Dense(4ch) ∘ sinusoid_ch(t);   h = Conv3×3(ch)(x)
+    emb  = Dense(4ch) ∘ SiLU ∘ Dense(4ch) ∘ sinusoid_ch(t) [+ Embed_{num_classes+1}(label)];   h = Conv3×3(ch)(x)
     down: per level i, num_res_blocks × [ResBlock(ch·ch_mult[i]) (+ AttnBlock at attn_resolutions)], then a
           stride-2 conv (not after the last); every output is a skip
     mid:  ResBlock, AttnBlock (if mid_attention), ResBlock
@@ -12,7 +12,8 @@
 The layer inventory of diffusers' ``UNet2DModel`` (equal parameter counts). The last conv of every ResBlock and the
 output projection of every AttnBlock start at zero (DDPM), so a fresh model ignores t and dropout until its first
 update. Compute runs in ``dtype`` (float32/bfloat16); parameters, GroupNorm statistics, the time embedding and
-attention softmax stay float32.
+attention softmax stay float32. ``num_classes`` > 0 adds a learned label embedding (row num_classes = the null
+label, also used when no label is given); 0 (default) adds no parameter.
 """
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ MODEL_FIELDS = (
     "num_heads",
     "mid_attention",
     "dtype",
+    "num_classes",
 )
 
 _GN_EPS = 1e-5  # PyTorch/diffusers GroupNorm default, so benchmarks compare like with like
@@ -99,6 +101,7 @@ def validate_unet_config(
     image_size=None,
     in_channels=None,
     out_channels=None,
+    num_classes=0,
 ) -> None:
     """Raises one ValueError naming the field, its value and what is allowed; returns None if the config is valid.
 
@@ -129,6 +132,8 @@ def validate_unet_config(
         raise ValueError(f"model.num_heads={num_heads!r}: must be a positive int")
     if not isinstance(mid_attention, (bool, np.bool_)):
         raise ValueError(f"model.mid_attention={mid_attention!r}: must be True or False")
+    if not is_int(num_classes) or num_classes < 0:
+        raise ValueError(f"model.num_classes={num_classes!r}: must be an int >= 0 (0: unconditional)")
     name = _dtype_name(dtype)
     if name not in DTYPES:
         raise ValueError(f"model.dtype={dtype!r}: compute dtype must be one of {sorted(DTYPES)}")
@@ -272,8 +277,8 @@ class Upsample(nn.Module):
 class UNet(nn.Module):
     """DDPM UNet. ``apply(variables, x, t, train=False, rngs={'dropout': key})``.
 
-    x: (B, H, W, in_channels) float, t: (B,) or scalar, int timesteps or float noise levels
-    → (B, H, W, out_channels) float32.
+    x: (B, H, W, in_channels) float, t: (B,) or scalar, int timesteps or float noise levels, labels: None
+    or int (B,) in [0, num_classes] (num_classes = the null label; None: all null) → (B, H, W, out_channels) float32.
 
     image_size / in_channels: what the model is built for; when set, inputs of another H, W or C are rejected at
     trace time (before XLA compiles). When None, H = W is required and the level/attention checks run on it.
@@ -290,6 +295,7 @@ class UNet(nn.Module):
     num_heads: int = 1
     mid_attention: bool = True
     dtype: str = "float32"
+    num_classes: int = 0  # 0: unconditional (no label embedding); else labels 0 … num_classes − 1, null = num_classes
     image_size: Optional[int] = None
     in_channels: Optional[int] = None
     # How GroupNorm reduces (jaxdiff.models.norm): "auto" = the faster two-stage reduction on CPU, the textbook
@@ -320,6 +326,7 @@ class UNet(nn.Module):
             image_size=image_size,
             in_channels=self.in_channels,
             out_channels=self.out_channels,
+            num_classes=self.num_classes,
         )
 
     def _check_inputs(self, x, t):
@@ -350,15 +357,32 @@ class UNet(nn.Module):
             raise ValueError(f"UNet input t: shape {t.shape} must be () or (B,) = ({B},)")
         return t
 
+    def _check_labels(self, labels, B):
+        if labels is None:
+            return jnp.full((B,), self.num_classes, jnp.int32) if self.num_classes else None
+        if not self.num_classes:
+            raise ValueError("UNet input labels: this model is unconditional (model.num_classes=0); pass no labels")
+        labels = jnp.asarray(labels)
+        if not jnp.issubdtype(labels.dtype, jnp.integer):
+            raise ValueError(f"UNet input labels: dtype {labels.dtype} must be integer (class indices)")
+        if labels.ndim == 0:
+            labels = jnp.broadcast_to(labels, (B,))
+        if labels.shape != (B,):
+            raise ValueError(f"UNet input labels: shape {labels.shape} must be () or (B,) = ({B},)")
+        return labels.astype(jnp.int32)
+
     @nn.compact
-    def __call__(self, x, t, *, train: bool = False):
+    def __call__(self, x, t, labels=None, *, train: bool = False):
         t = self._check_inputs(x, t)
+        labels = self._check_labels(labels, x.shape[0])
         dt = DTYPES[self.dtype]
         gn = lambda name: GroupNorm(self.num_groups, _GN_EPS, dt, self.group_norm, name=name)  # noqa: E731
 
         emb = timestep_embedding(t, self.ch)
         emb = nn.Dense(4 * self.ch, dtype=dt, name="time_dense0")(emb)
         emb = nn.Dense(4 * self.ch, dtype=dt, name="time_dense1")(nn.silu(emb))
+        if labels is not None:  # class conditioning: one learned row per class and one for the null label
+            emb = emb + nn.Embed(self.num_classes + 1, 4 * self.ch, name="label_embed")(labels).astype(emb.dtype)
         emb_act = nn.silu(emb)  # every ResBlock projects SiLU(emb): compute it once
 
         def res(h, width, name):
