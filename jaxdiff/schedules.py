@@ -28,6 +28,7 @@ __all__ = [
     "make_schedule",
     "from_alphas_cumprod",
     "linear",
+    "scaled_linear",
     "cosine",
     "offset_cosine",
     "sigmoid",
@@ -129,6 +130,15 @@ def linear(T: int, *, beta_start: float = 1e-4, beta_end: float = 2e-2) -> Sched
     if not 0 < beta_start <= beta_end < 1:
         raise ValueError(f"linear schedule needs 0 < beta_start <= beta_end < 1, got {beta_start}, {beta_end}")
     return _from_betas64(np.linspace(beta_start, beta_end, T, dtype=np.float64))
+
+
+@register_schedule("scaled_linear")
+def scaled_linear(T: int, *, beta_start: float = 8.5e-4, beta_end: float = 1.2e-2) -> Schedule:
+    """Latent diffusion: √β linear from √beta_start to √beta_end over t = 1 … T (diffusers' "scaled_linear")."""
+    T = _check_T(T)
+    if not 0 < beta_start <= beta_end < 1:
+        raise ValueError(f"scaled_linear schedule needs 0 < beta_start <= beta_end < 1, got {beta_start}, {beta_end}")
+    return _from_betas64(np.linspace(math.sqrt(beta_start), math.sqrt(beta_end), T, dtype=np.float64) ** 2)
 
 
 @register_schedule("cosine")

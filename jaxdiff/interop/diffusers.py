@@ -165,7 +165,7 @@ def _to_state_dict(params: dict, levels: int) -> dict:
 _DOWN = {"DownBlock2D": False, "AttnDownBlock2D": True}
 _UP = {"UpBlock2D": False, "AttnUpBlock2D": True}
 #: fields that do not change the function
-_UNET_INERT = ("_class_name", "_diffusers_version", "_name_or_path", "num_train_timesteps")
+_UNET_INERT = ("_class_name", "_diffusers_version", "_name_or_path", "_use_default_values", "num_train_timesteps")
 #: field → the only value jaxdiff's UNet expresses (diffusers' default where it has one)
 _UNET_FIXED = {
     "center_input_sample": False, "time_embedding_type": "positional", "mid_block_type": "UNetMidBlock2D",
@@ -304,7 +304,7 @@ _SCHED_DEFAULTS = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 
 _SCHED_FIXED = {"trained_betas": (None,), "variance_type": ("fixed_small", "fixed_small_log"),
                 "thresholding": (False,), "rescale_betas_zero_snr": (False,), "set_alpha_to_one": (True,)}
 #: fields that only choose diffusers' inference steps (jaxdiff's sample.steps picks its own) or are unread
-_SCHED_INERT = ("_class_name", "_diffusers_version", "timestep_spacing", "steps_offset",
+_SCHED_INERT = ("_class_name", "_diffusers_version", "_use_default_values", "timestep_spacing", "steps_offset",
                 "dynamic_thresholding_ratio", "sample_max_value")
 
 
@@ -599,16 +599,22 @@ def write_workdir(converted: Converted, workdir) -> str:
     workdir = os.path.abspath(os.fspath(workdir))
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise InteropError(f"--workdir={workdir} is a file; choose a new directory (nothing was written)")
+
+    def refuse_nonempty():
+        entries = sorted(n for n in os.listdir(workdir) if n != LOCK_FILE) if os.path.isdir(workdir) else []
+        if entries:
+            raise InteropError(f"--workdir={workdir} is not empty ({entries[:5]}); import into a new directory "
+                               "(nothing was written)")
+
+    if not os.path.exists(os.path.join(workdir, LOCK_FILE)):
+        refuse_nonempty()  # before the lock file is created
     lock = WorkdirLock(workdir)
     try:
         lock.acquire()
     except WorkdirBusyError as e:
         raise InteropError(f"--workdir: {e} (nothing was written)") from None
     try:
-        entries = sorted(n for n in os.listdir(workdir) if n != LOCK_FILE)
-        if entries:
-            raise InteropError(f"--workdir={workdir} is not empty ({entries[:5]}); import into a new directory "
-                               "(nothing was written)")
+        refuse_nonempty()
         params = jax.tree.map(jnp.asarray, converted.params)
         state = {"step": jnp.zeros((), jnp.int32), "params": params, "ema_params": params}
         meta = make_meta(converted.config, imported_from=converted.source, imported_by="jaxdiff.interop.diffusers")
