@@ -58,6 +58,13 @@ MODEL_FIELDS = (
     "mid_attention",
     "dtype",
     "num_classes",
+    # layout options of other UNets of this family (diffusers' UNet2DModel); the defaults are jaxdiff's own
+    "flip_sin_to_cos",
+    "freq_shift",
+    "norm_eps",
+    "downsample_padding",
+    "head_dim",
+    "time_offset",
 )
 
 _GN_EPS = 1e-5  # PyTorch/diffusers GroupNorm default, so benchmarks compare like with like
@@ -102,6 +109,12 @@ def validate_unet_config(
     in_channels=None,
     out_channels=None,
     num_classes=0,
+    flip_sin_to_cos=True,
+    freq_shift=0,
+    norm_eps=_GN_EPS,
+    downsample_padding=1,
+    head_dim=0,
+    time_offset=0,
 ) -> None:
     """Raises one ValueError naming the field, its value and what is allowed; returns None if the config is valid.
 
@@ -134,6 +147,24 @@ def validate_unet_config(
         raise ValueError(f"model.mid_attention={mid_attention!r}: must be True or False")
     if not is_int(num_classes) or num_classes < 0:
         raise ValueError(f"model.num_classes={num_classes!r}: must be an int >= 0 (0: unconditional)")
+    if not isinstance(flip_sin_to_cos, (bool, np.bool_)):
+        raise ValueError(f"model.flip_sin_to_cos={flip_sin_to_cos!r}: must be True ([cos, sin]) or False ([sin, cos])")
+    if (isinstance(freq_shift, bool) or not isinstance(freq_shift, (int, float, np.integer, np.floating))
+            or not is_int(ch) or not float(freq_shift) < ch // 2):
+        raise ValueError(f"model.freq_shift={freq_shift!r}: must be a number below ch // 2 "
+                         "(frequencies max_period^(−k / (ch // 2 − freq_shift)))")
+    if isinstance(norm_eps, bool) or not isinstance(norm_eps, (int, float, np.floating)) or not float(norm_eps) > 0:
+        raise ValueError(f"model.norm_eps={norm_eps!r}: must be a float > 0 (the GroupNorm epsilon)")
+    if downsample_padding not in (0, 1) or isinstance(downsample_padding, bool):
+        raise ValueError(f"model.downsample_padding={downsample_padding!r}: must be 1 (one pixel on every side) or 0 "
+                         "(one pixel right and bottom only)")
+    if not is_int(head_dim) or head_dim < 0:
+        raise ValueError(f"model.head_dim={head_dim!r}: must be an int >= 0 (0: model.num_heads heads everywhere)")
+    if head_dim and num_heads != 1:
+        raise ValueError(f"model.head_dim={head_dim} and model.num_heads={num_heads}: set one of them (head_dim > 0 "
+                         "gives every attention layer width // head_dim heads; leave num_heads at 1)")
+    if not is_int(time_offset):
+        raise ValueError(f"model.time_offset={time_offset!r}: must be an int (the network embeds t + time_offset)")
     name = _dtype_name(dtype)
     if name not in DTYPES:
         raise ValueError(f"model.dtype={dtype!r}: compute dtype must be one of {sorted(DTYPES)}")
@@ -165,6 +196,11 @@ def validate_unet_config(
         attn_widths = {ch * m for m in ch_mult} if attn_resolutions else set()
     if mid_attention:
         attn_widths.add(ch * ch_mult[-1])
+    if head_dim:
+        bad = sorted(w for w in attn_widths if w % head_dim)
+        if bad:
+            raise ValueError(f"model.head_dim={head_dim}: must divide the width of every attention layer "
+                             f"{sorted(attn_widths)} ({bad} not divisible)")
     bad = sorted(w for w in attn_widths if w % num_heads)
     if bad:
         raise ValueError(
@@ -178,21 +214,25 @@ def validate_unet_config(
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def timestep_embedding(t: jnp.ndarray, dim: int, max_period: float = 10000.0) -> jnp.ndarray:
+def timestep_embedding(t: jnp.ndarray, dim: int, max_period: float = 10000.0, *, flip_sin_to_cos: bool = True,
+                       freq_shift: float = 0) -> jnp.ndarray:
     """Sinusoidal embedding of integer timesteps or continuous noise levels, float32.
 
         f_k = max_period^(−k / half),  k = 0 … half − 1,  half = ⌊dim / 2⌋
         emb(t) = [cos(t f_0), …, cos(t f_{half−1}), sin(t f_0), …, sin(t f_{half−1})]  (+ a zero column if dim is odd)
 
     t: shape (B,) (any shape works: (...) → (..., dim)), int or float. A continuous level in [0, 1] should be scaled
-    (e.g. by 1000) by the caller, otherwise only the lowest frequencies vary.
+    (e.g. by 1000) by the caller, otherwise only the lowest frequencies vary. ``freq_shift`` s ≠ 0 divides by
+    half − s instead of half; ``flip_sin_to_cos=False`` puts the sines first (diffusers' two options).
     """
     if not is_int(dim) or dim < 2:
         raise ValueError(f"timestep_embedding: dim={dim!r} must be an int >= 2")
     half = dim // 2
-    freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / half)
+    denom = half - freq_shift if freq_shift else half
+    freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / denom)
     args = jnp.asarray(t, jnp.float32)[..., None] * freqs
-    emb = jnp.concatenate([jnp.cos(args), jnp.sin(args)], axis=-1)
+    parts = [jnp.cos(args), jnp.sin(args)]
+    emb = jnp.concatenate(parts if flip_sin_to_cos else parts[::-1], axis=-1)
     if dim % 2:
         emb = jnp.concatenate([emb, jnp.zeros_like(emb[..., :1])], axis=-1)
     return emb
@@ -206,10 +246,11 @@ class ResBlock(nn.Module):
     dropout: float = 0.0
     dtype: Any = jnp.float32
     group_norm: str = "auto"
+    eps: float = _GN_EPS
 
     @nn.compact
     def __call__(self, x, emb_act, train: bool):
-        gn = lambda name: GroupNorm(self.num_groups, _GN_EPS, self.dtype, self.group_norm, name=name)  # noqa: E731
+        gn = lambda name: GroupNorm(self.num_groups, self.eps, self.dtype, self.group_norm, name=name)  # noqa: E731
         h = nn.silu(gn("norm1")(x))
         h = nn.Conv(self.out_ch, (3, 3), dtype=self.dtype, name="conv1")(h)
         h = h + nn.Dense(self.out_ch, dtype=self.dtype, name="emb_proj")(emb_act)[:, None, None, :]
@@ -230,12 +271,13 @@ class AttnBlock(nn.Module):
     num_heads: int = 1
     dtype: Any = jnp.float32
     group_norm: str = "auto"
+    eps: float = _GN_EPS
 
     @nn.compact
     def __call__(self, x):
         B, H, W, C = x.shape
         n, d = self.num_heads, C // self.num_heads
-        h = GroupNorm(self.num_groups, _GN_EPS, self.dtype, self.group_norm, name="norm")(x)
+        h = GroupNorm(self.num_groups, self.eps, self.dtype, self.group_norm, name="norm")(x)
         # One fused GEMM for q, k, v (the same parameter count as three C×C projections).
         qkv = nn.Dense(3 * C, dtype=self.dtype, name="qkv")(h).reshape(B, H * W, 3, n, d)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
@@ -248,13 +290,17 @@ class AttnBlock(nn.Module):
 
 
 class Downsample(nn.Module):
-    """Stride-2 3×3 conv with 1-pixel zero padding (as PyTorch/diffusers): (B,H,W,C) → (B,H/2,W/2,C)."""
+    """Stride-2 3×3 conv with 1-pixel zero padding (as PyTorch/diffusers): (B,H,W,C) → (B,H/2,W/2,C).
+
+    padding=0: one zero pixel on the right and bottom only (diffusers' ``downsample_padding=0``)."""
 
     dtype: Any = jnp.float32
+    padding: int = 1
 
     @nn.compact
     def __call__(self, x):
-        return nn.Conv(x.shape[-1], (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), dtype=self.dtype, name="conv")(x)
+        pad = ((1, 1), (1, 1)) if self.padding else ((0, 1), (0, 1))
+        return nn.Conv(x.shape[-1], (3, 3), strides=(2, 2), padding=pad, dtype=self.dtype, name="conv")(x)
 
 
 class Upsample(nn.Module):
@@ -296,6 +342,13 @@ class UNet(nn.Module):
     mid_attention: bool = True
     dtype: str = "float32"
     num_classes: int = 0  # 0: unconditional (no label embedding); else labels 0 … num_classes − 1, null = num_classes
+    # Options for the layouts of diffusers' UNet2DModel (jaxdiff.interop.diffusers); the defaults are jaxdiff's.
+    flip_sin_to_cos: bool = True  # time embedding [cos, sin] (False: [sin, cos])
+    freq_shift: float = 0  # frequencies max_period^(−k / (ch // 2 − freq_shift))
+    norm_eps: float = _GN_EPS  # every GroupNorm's ε
+    downsample_padding: int = 1  # 1: one pixel each side; 0: right/bottom only
+    head_dim: int = 0  # > 0: every attention layer has width // head_dim heads (then num_heads = 1)
+    time_offset: int = 0  # the network embeds t + time_offset (diffusers' index t − 1: −1)
     image_size: Optional[int] = None
     in_channels: Optional[int] = None
     # How GroupNorm reduces (jaxdiff.models.norm): "auto" = the faster two-stage reduction on CPU, the textbook
@@ -327,6 +380,12 @@ class UNet(nn.Module):
             in_channels=self.in_channels,
             out_channels=self.out_channels,
             num_classes=self.num_classes,
+            flip_sin_to_cos=self.flip_sin_to_cos,
+            freq_shift=self.freq_shift,
+            norm_eps=self.norm_eps,
+            downsample_padding=self.downsample_padding,
+            head_dim=self.head_dim,
+            time_offset=self.time_offset,
         )
 
     def _check_inputs(self, x, t):
@@ -376,9 +435,10 @@ class UNet(nn.Module):
         t = self._check_inputs(x, t)
         labels = self._check_labels(labels, x.shape[0])
         dt = DTYPES[self.dtype]
-        gn = lambda name: GroupNorm(self.num_groups, _GN_EPS, dt, self.group_norm, name=name)  # noqa: E731
+        gn = lambda name: GroupNorm(self.num_groups, self.norm_eps, dt, self.group_norm, name=name)  # noqa: E731
 
-        emb = timestep_embedding(t, self.ch)
+        emb = timestep_embedding(t + self.time_offset if self.time_offset else t, self.ch,
+                                 flip_sin_to_cos=self.flip_sin_to_cos, freq_shift=self.freq_shift)
         emb = nn.Dense(4 * self.ch, dtype=dt, name="time_dense0")(emb)
         emb = nn.Dense(4 * self.ch, dtype=dt, name="time_dense1")(nn.silu(emb))
         if labels is not None:  # class conditioning: one learned row per class and one for the null label
@@ -386,10 +446,12 @@ class UNet(nn.Module):
         emb_act = nn.silu(emb)  # every ResBlock projects SiLU(emb): compute it once
 
         def res(h, width, name):
-            return ResBlock(width, self.num_groups, self.dropout, dt, self.group_norm, name=name)(h, emb_act, train)
+            return ResBlock(width, self.num_groups, self.dropout, dt, self.group_norm, eps=self.norm_eps,
+                            name=name)(h, emb_act, train)
 
         def attn(h, name):
-            return AttnBlock(self.num_groups, self.num_heads, dt, self.group_norm, name=name)(h)
+            heads = h.shape[-1] // self.head_dim if self.head_dim else self.num_heads
+            return AttnBlock(self.num_groups, heads, dt, self.group_norm, eps=self.norm_eps, name=name)(h)
 
         levels = len(self.ch_mult)
         size = x.shape[1]
@@ -402,7 +464,7 @@ class UNet(nn.Module):
                     h = attn(h, f"down{i}_attn{j}")
                 skips.append(h)
             if i != levels - 1:
-                h = Downsample(dt, name=f"down{i}_downsample")(h)
+                h = Downsample(dt, self.downsample_padding, name=f"down{i}_downsample")(h)
                 size //= 2
                 skips.append(h)
 
