@@ -473,3 +473,15 @@ def test_import_script_then_sample_generate(tmp_path):
 
     a, b = load_file(os.path.join(src, dx.WEIGHTS_NAME)), load_file(str(tmp_path / "out" / dx.WEIGHTS_NAME))
     assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("field,value", [("norm_eps", 0.0), ("downsample_padding", 2), ("head_dim", -1),
+                                         ("time_offset", 0.5), ("flip_sin_to_cos", 1), ("head_dim", 3)])
+def test_layout_fields_are_validated_by_name(field, value):
+    from jaxdiff.config.validate import ConfigError, validate_config
+
+    c = _gaussian_config(attn_resolutions=(4,))
+    with c.unlocked():
+        c.model[field] = value
+    with pytest.raises(ConfigError, match=rf"model\.{field}={value!r}"):
+        validate_config(c, num_devices=1)

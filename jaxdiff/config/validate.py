@@ -284,6 +284,13 @@ FIELDS: dict = {
 OPTIONAL_FIELDS: dict = {
     "model.num_heads": Int(1),
     "model.mid_attention": Bool(),
+    # the UNet's options for diffusers' layouts (jaxdiff.interop.diffusers sets them; defaults: jaxdiff's own)
+    "model.flip_sin_to_cos": Bool(),
+    "model.freq_shift": Spec(_is_real, "a finite number (below model.ch // 2)"),
+    "model.norm_eps": Real(0.0, lo_open=True),
+    "model.downsample_padding": Int(0, 1),
+    "model.head_dim": Int(0),
+    "model.time_offset": Int(),
     # jaxdiff.train.state.make_optimizer: after the warm-up, "constant" (default) or a cosine decay to
     # min_learning_rate over the remaining steps
     "train.lr_schedule": Choice(lambda: ("constant", "cosine")),
