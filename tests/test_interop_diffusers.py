@@ -412,6 +412,28 @@ def test_export_then_load_is_bitwise_without_torch(tmp_path):
         dx.export(conv.config, conv.params, tmp_path / "b")
 
 
+def test_deprecated_attention_names_load(tmp_path):
+    """Older diffusers checkpoints name the attention query/key/value/proj_attn (diffusers renames them on load)."""
+    from safetensors.numpy import load_file, save_file
+
+    c = _gaussian_config(attn_resolutions=(4,))
+    dx.export(c, _model_params(c), tmp_path / "new")
+    new = dx.load(str(tmp_path / "new"))
+    tensors = load_file(str(tmp_path / "new" / dx.WEIGHTS_NAME))
+    old_names = {"to_q": "query", "to_k": "key", "to_v": "value", "to_out.0": "proj_attn"}
+    old = {}
+    for k, v in tensors.items():
+        for a, b in old_names.items():
+            if f".attentions.0.{a}." in k:
+                k = k.replace(f".{a}.", f".{b}.")
+        old[k] = v
+    assert "mid_block.attentions.0.proj_attn.weight" in old and "down_blocks.1.attentions.0.query.bias" in old
+    os.makedirs(tmp_path / "old")
+    (tmp_path / "old" / "config.json").write_bytes((tmp_path / "new" / "config.json").read_bytes())
+    save_file(old, str(tmp_path / "old" / dx.WEIGHTS_NAME))
+    assert _bitwise_equal(dx.load(str(tmp_path / "old")).params, new.params)
+
+
 def test_write_workdir_refuses_busy_or_nonempty(tmp_path):
     from jaxdiff.train.lock import WorkdirLock
 

@@ -120,10 +120,23 @@ def _diffusers_names(path: tuple, levels: int) -> tuple[tuple[str, ...], str]:
     return tuple(".".join(p for p in (prefix, n, tleaf) if p) for n in names), kind
 
 
+#: the attention names of diffusers' deprecated AttentionBlock (older checkpoints) → today's
+_DEPRECATED_ATTENTION = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
+
+
+def _renamed(name: str) -> str:
+    m = re.fullmatch(r"(.*\.attentions\.\d+)\.(query|key|value|proj_attn)\.(weight|bias)", name)
+    return f"{m.group(1)}.{_DEPRECATED_ATTENTION[m.group(2)]}.{m.group(3)}" if m else name
+
+
 def _from_state_dict(abstract: dict, tensors: dict, levels: int) -> dict:
     """jaxdiff params (nested dicts of NumPy float32) from a diffusers state dict; every tensor used once."""
     from flax import traverse_util
 
+    renamed = {_renamed(k): v for k, v in tensors.items()}
+    if len(renamed) != len(tensors):
+        raise InteropError("the state dict holds an attention layer under both its old and its new names")
+    tensors = renamed
     flat, used = {}, set()
     for path, a in traverse_util.flatten_dict(abstract).items():
         names, kind = _diffusers_names(path, levels)
