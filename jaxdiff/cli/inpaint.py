@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 STRIP_WIDTH = 16  # images per row block of the picture
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+#: the unknown pixels in the picture's "masked" row, in [−1, 1] RGB: red, unlike the grey padding
+HOLE_COLOR = np.array([0.9, -0.7, -0.7], np.float32)
 
 
 def _mask_array(path: str) -> np.ndarray:
@@ -163,11 +165,13 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
     outs = inf.map_batches(one, {"x": images, "m": masks}, n, B, desc="inpaint")
     result = np.concatenate([r["x0"] for r in outs])
     keep = np.broadcast_to(masks, images.shape) > 0.5
-    masked = np.where(keep, images, 0.0).astype(np.float32)  # the hole shown mid-grey
-    last = ("original", images) if o.input is None else ("input", images)
+    masked = np.where(keep, images, 0.0).astype(np.float32)
+    color = lambda x: np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x  # noqa: E731  (grey shown as RGB)
+    shown = np.where(color(keep), color(images), HOLE_COLOR).astype(np.float32)
+    last = ("original", color(images)) if o.input is None else ("input", color(images))
     rows, labels = [], []
     for start in range(0, n, STRIP_WIDTH):
-        for label, arr in (("masked", masked), ("inpainted", result), last):
+        for label, arr in (("masked", shown), ("inpainted", color(result)), last):
             rows.append(arr[start:start + STRIP_WIDTH])
             labels.append(label)
     steps = len(ts) - 1
