@@ -20,12 +20,16 @@ from jaxdiff.cli.options import MODES, SWEEPS
 
 flags.DEFINE_string("workdir", None, "Training run directory (holds checkpoints/).")
 flags.DEFINE_enum("mode", "generate", MODES, "What to produce.")
-flags.DEFINE_string("corrector", None, "Corrector (ddpm | ddim | cold_naive | cold_improved); default: the config's "
+flags.DEFINE_string("corrector", None, "Corrector (ddpm | ddim | dpmpp_2m | euler | heun | cold_naive | "
+                                       "cold_improved | …); default: the config's "
                                        "sample.corrector (generate/interpolate: the process's generation "
                                        "corrector).")
 flags.DEFINE_string("sampler", None, "Deprecated spelling of --corrector.")
-flags.DEFINE_string("steps", None, "Network calls per sample (0: every step; default: the config's sample.steps); "
+flags.DEFINE_string("steps", None, "Reverse steps N per sample, N network calls (heun: 2N − 1; 0: every step; "
+                                   "default: the config's sample.steps); "
                                    "evaluate: a list 5,10,20 sweeps.")
+flags.DEFINE_string("spacing", None, "Timesteps of the reverse loop: linear | quadratic | trailing | leading "
+                                     "(diffusers) | karras (σ, ρ = 7); default: the config's sample.spacing.")
 flags.DEFINE_float("eta", None, "DDIM η (default: the config's).")
 flags.DEFINE_integer("num", 0, "Images: generate 64, restore 32, interpolate 4 pairs, evaluate all held-out "
                                "images (at most 2000); 0 = that default.")

@@ -169,13 +169,15 @@ class Inference:
             clip=self.clip, eta=float(s.eta) if eta is None else float(eta), aux=aux, return_every=return_every,
         )
 
-    def timesteps(self, steps: Optional[int] = None) -> np.ndarray:
-        """The reverse sequence for ``steps`` network calls (None: the config's ``sample.steps``; 0: all T)."""
+    def timesteps(self, steps: Optional[int] = None, spacing: Optional[str] = None) -> np.ndarray:
+        """The reverse sequence for ``steps`` steps (None: the config's ``sample.steps``; 0: all T), spaced by
+        ``spacing`` (None: the config's ``sample.spacing``)."""
         T = int(self.process.T)
         n = int(self.config.sample.steps) if steps is None else int(steps)
         if not 0 <= n <= T:
             raise ValueError(f"steps must be in [0, T={T}] (0: every step), got {n}")
-        return sampling.timesteps(T, n or None)
+        sp = str(self.config.sample.get("spacing", "linear")) if spacing is None else spacing
+        return sampling.timesteps_for(self.process, n or None, sp)
 
     def generate(
         self,
@@ -191,18 +193,20 @@ class Inference:
         x_T: Optional[np.ndarray] = None,
         desc: str = "generate",
         progress: bool = True,
+        spacing: Optional[str] = None,
     ) -> GenerateResult:
         """``num`` samples from ``prior`` (a :class:`jaxdiff.priors.Prior`), or from given ``x_T`` (num, H, W, C).
 
         Batch i draws x_T from ``fold_in(key, i)`` and the aux the degradation needs from x_T
         (:func:`jaxdiff.priors.store.generation_aux`). ``trajectory_frames`` > 0 records about that many frames
-        of the first batch (the other batches run without recording).
+        of the first batch (the other batches run without recording). ``spacing``: the timestep spacing
+        (default: the config's ``sample.spacing``).
         """
         import time
 
         from jaxdiff.priors.store import generation_aux
 
-        ts = self.timesteps(steps)
+        ts = self.timesteps(steps, spacing)
         n_steps = len(ts) - 1
         every = max(1, math.ceil(n_steps / trajectory_frames)) if trajectory_frames else 0
         B = self.batch_size(batch, num)

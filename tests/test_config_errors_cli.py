@@ -63,7 +63,7 @@ def _bad_inputs(tmp):
 
     return [
         ("unknown degradation", set_("diffusion.degradation", "blurr"), r"diffusion\.degradation='blurr'.*'blur'"),
-        ("unknown sampler", set_("sample.corrector", "euler"), r"sample\.corrector='euler'.*allowed"),
+        ("unknown sampler", set_("sample.corrector", "lms"), r"sample\.corrector='lms'.*allowed"),
         ("unknown schedule", gaussian("cosin"), r"diffusion\.schedule='cosin'.*'cosine'"),
         ("T = 0", set_("diffusion.T", 0), r"diffusion\.T=0 .*integer >= 1"),
         ("T < 0", set_("diffusion.T", -4), r"diffusion\.T=-4 .*integer >= 1"),

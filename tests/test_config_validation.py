@@ -55,7 +55,7 @@ BAD = [
     ("ddpm", "diffusion.schedule", "cosin", "'cosine'"),
     ("ddpm", "diffusion.prediction", "epsilon", "'eps', 'x0', 'v'"),
     ("cold_blur", "diffusion.loss", "huber", "'l1', 'l2'"),
-    ("ddpm", "sample.corrector", "euler", "'ddpm', 'ddim'"),
+    ("ddpm", "sample.corrector", "lms", "'ddpm', 'ddim'"),
     ("cold_blur", "diffusion.T", 0, "integer >= 1"),
     ("cold_blur", "diffusion.T", 20.0, "integer >= 1"),
     ("ddim", "sample.steps", 1001, "[0, diffusion.T=1000]"),

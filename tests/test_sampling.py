@@ -532,7 +532,7 @@ def test_sample_inside_jit_with_traced_timesteps(g50):
 @pytest.mark.parametrize(
     "kw,match",
     [
-        (dict(corrector="euler"), "corrector must be one of"),
+        (dict(corrector="lms"), "corrector must be one of"),
         (dict(prediction="score"), "prediction must be one of"),
         (dict(eta=-0.1), "eta"),
         (dict(eta=float("nan")), "eta"),

@@ -64,9 +64,10 @@ def eta_tag(s: ModeSettings) -> str:
 
 
 def corrector_tag(s: ModeSettings, inf) -> str:
-    """``ddim_10steps_eta0.5``: the corrector, its network calls and a non-zero η."""
-    steps = len(inf.timesteps(s.steps)) - 1
-    return f"{s.corrector}_{steps}steps{eta_tag(s)}"
+    """``ddim_10steps_eta0.5``: the corrector, its steps, a spacing other than linear and a non-zero η."""
+    steps = len(inf.timesteps(s.steps, s.spacing)) - 1
+    spacing = "" if s.spacing == "linear" else f"_{s.spacing}"
+    return f"{s.corrector}_{steps}steps{spacing}{eta_tag(s)}"
 
 
 def prior_for_mode(s: ModeSettings, inf):

@@ -85,12 +85,15 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
             report["generation_refused"] = str(e)
     if prior is not None:
         res = inf.generate(key(keys.GENERATION), n, prior=prior, batch=s.batch, corrector=s.corrector,
-                           steps=s.steps, eta=s.eta)
-        calls = len(inf.timesteps(s.steps)) - 1
+                           steps=s.steps, eta=s.eta, spacing=s.spacing)
+        from jaxdiff.sampling import network_calls
+
+        n_steps = len(inf.timesteps(s.steps, s.spacing)) - 1
+        calls = network_calls(s.corrector, n_steps)
         report["generation"] = evaluation.generation_metrics(
             res.x0, real, feature_fn, feature_net=net_name, floor_images=floor_imgs, seed=s.seed,
-            info={"prior": prior.kind, "corrector": s.corrector, "sampling steps": calls,
-                  "seconds": round(res.seconds, 3)},
+            info={"prior": prior.kind, "corrector": s.corrector, "sampling steps": n_steps, "spacing": s.spacing,
+                  "network calls": calls, "seconds": round(res.seconds, 3)},
         )
         from jaxdiff.data import load_images
 
@@ -103,7 +106,8 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
                           aux=held_out_aux(inf, real, key(keys.END_STATE_AUX)), batch=s.batch)
         report["generation"]["prior_vs_end_state"] = evaluation.prior_check(res.x_T, end, feature_fn)
     if s.sweep_steps is not None:
-        report["steps_sweep"] = _sweep(s, inf, real, degraded, aux, sev, feature_fn)
+        report["steps_sweep"] = _sweep(s, inf, real, degraded, aux, sev, feature_fn,
+                                       classifier=features.load_digits_classifier(net.path))
     from jaxdiff.cli.common import corrector_tag  # the name carries every option that changes the report
 
     stem = output_stem(s, out_dir, inf.step, corrector_tag(s, inf))
@@ -113,10 +117,12 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
     return {"json": j, "markdown": m}
 
 
-def _sweep(s: ModeSettings, inf, real, degraded, aux, sev: int, feature_fn) -> dict[str, Any]:
-    """Quality and wall time against the number of network calls: generation or restoration (``s.sweep``)."""
+def _sweep(s: ModeSettings, inf, real, degraded, aux, sev: int, feature_fn, classifier=None) -> dict[str, Any]:
+    """Quality and wall time against the number of network calls: generation or restoration (``s.sweep``);
+    generation rows also carry the judge's confident and smallest-class shares (``classifier``)."""
     from jaxdiff import evaluation
-    from jaxdiff.sampling import restoration
+    from jaxdiff.evaluation.judge import confidence_stats
+    from jaxdiff.sampling import network_calls, restoration
 
     n = real.shape[0]
     if s.sweep == "generation":
@@ -126,16 +132,21 @@ def _sweep(s: ModeSettings, inf, real, degraded, aux, sev: int, feature_fn) -> d
             def go(warmup):
                 num = inf.batch_size(s.batch, n) if warmup else n
                 return inf.generate(keys.key_for(s.seed, keys.SWEEP_GENERATION), num, prior=prior, batch=s.batch,
-                                    corrector=s.corrector, steps=nsteps, eta=s.eta, progress=False).x0
+                                    corrector=s.corrector, steps=nsteps, eta=s.eta, progress=False,
+                                    spacing=s.spacing).x0
 
             return _timed(go)
 
         def score(x):
             g = evaluation.generation_metrics(x, real, feature_fn, seed=s.seed)
-            return {k: g[k] for k in ("frechet", "kid_mean", "kid_std") if k in g}
+            out = {k: g[k] for k in ("frechet", "kid_mean", "kid_std") if k in g}
+            if classifier is not None:
+                c = confidence_stats(classifier.logits(np.asarray(x)))
+                out.update(confident_fraction=c["confident_fraction"], smallest_class_share=c["smallest_class_share"])
+            return out
 
-        what = f"generation with {s.corrector} from the {prior.kind} prior"
-        counts = [len(inf.timesteps(v)) - 1 for v in s.sweep_steps]
+        what = f"generation with {s.corrector} ({s.spacing} spacing) from the {prior.kind} prior"
+        counts = [len(inf.timesteps(v, s.spacing)) - 1 for v in s.sweep_steps]
     else:
         def run_one(nsteps):
             def go(warmup):
@@ -154,7 +165,8 @@ def _sweep(s: ModeSettings, inf, real, degraded, aux, sev: int, feature_fn) -> d
         what = f"restoration from t={sev} with {s.corrector}"
         counts = [len(restoration.severity_timesteps(sev, v)) - 1 for v in s.sweep_steps]
     result = evaluation.steps_sweep(run_one, s.sweep_steps, score, num_images=n)
-    for row, c in zip(result["rows"], counts):  # 0 means every step: show it as the number of network calls
+    for row, c in zip(result["rows"], counts):  # 0 means every step: show it as the number of steps
         row["steps"] = c
+        row["network_calls"] = network_calls(s.corrector, c)
     result["info"] = {"task": what}
     return result

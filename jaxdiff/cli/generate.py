@@ -20,7 +20,7 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
 
     prior = prior_for_mode(s, inf)
     res = inf.generate(jax.random.PRNGKey(s.seed), s.num, prior=prior, batch=s.batch, corrector=s.corrector,
-                       steps=s.steps, eta=s.eta, trajectory_frames=s.options.frames)
+                       steps=s.steps, eta=s.eta, trajectory_frames=s.options.frames, spacing=s.spacing)
     stem = output_stem(s, out_dir, inf.step, corrector_tag(s, inf))
     files = {"grid": visualize.save_grid(stem + ".png", res.x0, nrow=int(math.ceil(math.sqrt(res.x0.shape[0])))),
              "npz": save_npz(stem + ".npz", samples=res.x0, x_T=res.x_T)}
@@ -30,7 +30,7 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
         # The strip starts from x_T so the first column shows what the corrector was given.
         xt = np.concatenate([res.x_T[None, :k], tr["x_t"][:, :k]])
         xh = np.concatenate([np.zeros_like(res.x_T[None, :k]), tr["x0_hat"][:, :k]])
-        ts = [int(inf.timesteps(s.steps)[0])] + [int(t) for t in tr["t"]]
+        ts = [int(inf.timesteps(s.steps, s.spacing)[0])] + [int(t) for t in tr["t"]]
         png, gif = visualize.save_trajectory(stem + "_trajectory.png", stem + "_trajectory.gif", xt, xh, ts)
         files.update(trajectory_png=png, trajectory_gif=gif)
     log.info("generated %d samples in %.1f s (prior %s)", res.x0.shape[0], res.seconds, prior.kind)

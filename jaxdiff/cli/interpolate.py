@@ -24,7 +24,7 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
     points = interpolation.points_between(a, b, COLUMNS, method)  # (P, K, H, W, C)
     flat = points.reshape((pairs * COLUMNS,) + points.shape[2:])
     res = inf.generate(k_run, flat.shape[0], prior=prior, batch=s.batch, corrector=s.corrector, steps=s.steps,
-                       eta=s.eta, x_T=flat)
+                       eta=s.eta, x_T=flat, spacing=s.spacing)
     x0 = res.x0.reshape(points.shape)
     rows, labels = [], []
     for p in range(pairs):

@@ -24,6 +24,10 @@ SWEEPS = ("auto", "generation", "restoration")
 DEFAULT_NUM = {"generate": 64, "restore": 32, "interpolate": 4, "forward": 4, "evaluate": 2000, "inpaint": 16}
 
 
+#: modes whose generation takes --spacing (timesteps of the reverse loop)
+SPACING_MODES = ("generate", "evaluate", "interpolate")
+
+
 class UsageError(ValueError):
     """A bad flag value, reported as one line and exit code 2."""
 
@@ -98,6 +102,7 @@ class SampleOptions:
     out: Optional[str] = None
     mask: Optional[str] = None
     jumps: Optional[str] = None
+    spacing: Optional[str] = None
 
     def __post_init__(self):
         if not self.workdir:
@@ -129,6 +134,17 @@ class SampleOptions:
         if self.sweep not in SWEEPS:
             raise UsageError(f"--sweep={self.sweep!r}: allowed {', '.join(SWEEPS)}")
         self._check_inpaint_flags()
+        self._check_spacing()
+
+    def _check_spacing(self) -> None:
+        if self.spacing is None:
+            return
+        from jaxdiff.sampling.steps import SPACING_NAMES
+
+        if self.spacing not in SPACING_NAMES:
+            raise UsageError(f"--spacing={self.spacing!r}: allowed {', '.join(SPACING_NAMES)}")
+        if self.mode not in SPACING_MODES:
+            raise UsageError(f"--spacing is for --mode={'|'.join(SPACING_MODES)} (generation), not --mode={self.mode}")
 
     def _check_inpaint_flags(self) -> None:
         for name in ("mask", "jumps"):
@@ -227,11 +243,17 @@ class SampleOptions:
             log.info("restore with a Gaussian process from t = T starts from (nearly) pure noise; "
                      "pass --severity=t < T to denoise partially noised images")
         default_steps = int(config.sample.steps)
+        spacing = self.spacing or str(config.sample.get("spacing", "linear"))
+        if spacing == "karras":
+            try:
+                sampling.model_sigmas(process)
+            except ValueError as e:
+                raise UsageError(f"--spacing=karras: {e}") from None
         return ModeSettings(
             options=self, corrector=corrector, eta=float(config.sample.eta) if self.eta is None else float(self.eta),
             steps=default_steps if counts is None or len(counts) > 1 else counts[0],
             sweep_steps=counts if counts is not None and len(counts) > 1 else None,
-            sweep=sweep, num=self.num or DEFAULT_NUM[self.mode],
+            sweep=sweep, num=self.num or DEFAULT_NUM[self.mode], spacing=spacing,
         )
 
 
@@ -250,6 +272,7 @@ class ModeSettings:
     sweep_steps: Optional[tuple[int, ...]]
     sweep: str
     num: int
+    spacing: str = "linear"
 
     @property
     def seed(self) -> int:

@@ -321,12 +321,17 @@ def _judge_md(j: Mapping[str, Any]) -> list[str]:
 
 def _sweep_md(s: Mapping[str, Any]) -> list[str]:
     rows = s["rows"]
-    keys = [k for k in ("frechet", "kid_mean", "ssim", "rmse", "psnr") if any(k in r for r in rows)]
-    names = {"frechet": "Fréchet ↓", "kid_mean": "KID ↓", "ssim": "SSIM ↑", "rmse": "RMSE ↓", "psnr": "PSNR ↑"}
+    keys = [k for k in ("network_calls", "frechet", "kid_mean", "confident_fraction", "smallest_class_share", "ssim",
+                        "rmse", "psnr") if any(k in r for r in rows)]
+    names = {"network_calls": "Network calls", "frechet": "Fréchet ↓", "kid_mean": "KID ↓",
+             "confident_fraction": "Confident ↑", "smallest_class_share": "Smallest class ↑", "ssim": "SSIM ↑",
+             "rmse": "RMSE ↓", "psnr": "PSNR ↑"}
+    fmt = {"confident_fraction": _pct, "smallest_class_share": _pct}
     head = ["Steps"] + [names[k] for k in keys] + ["Seconds", "Images/s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [str(r["steps"])] + [_fmt(r.get(k)) for k in keys] + [_fmt(r["seconds"], 3), _fmt(r["images_per_sec"], 3)]
+        cells = ([str(r["steps"])] + [fmt.get(k, _fmt)(r.get(k)) for k in keys]
+                 + [_fmt(r["seconds"], 3), _fmt(r["images_per_sec"], 3)])
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"- {s['num_images']} images per row; wall time of the sampling alone (compiled beforehand)")
