@@ -472,7 +472,7 @@ def test_import_script_then_sample_generate(tmp_path):
     m = _diffusers_unet(torch, sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16),
                         layers_per_block=1, down_block_types=("DownBlock2D", "AttnDownBlock2D"),
                         up_block_types=("AttnUpBlock2D", "UpBlock2D"), norm_num_groups=4, attention_head_dim=None)
-    src = _save(m, DDIMScheduler(num_train_timesteps=100), tmp_path / "src")
+    src = _save(m, DDIMScheduler(num_train_timesteps=1000), tmp_path / "src")
     w = tmp_path / "w"
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     r = subprocess.run([sys.executable, "scripts/import_diffusers.py", src, f"--workdir={w}"], cwd=REPO, env=env,
