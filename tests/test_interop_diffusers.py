@@ -83,7 +83,8 @@ BENCH32 = dict(sample_size=32, in_channels=3, out_channels=3, block_out_channels
                attention_head_dim=None)
 # google/ddpm-cifar10-32's layout (widths 128/256/256/256 there), with its non-default embedding and padding
 CIFAR_LAYOUT = dict(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(16, 32, 32, 32),
-                    layers_per_block=2, down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+                    layers_per_block=2,
+                    down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
                     up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"), norm_num_groups=8,
                     attention_head_dim=None, downsample_padding=0, flip_sin_to_cos=False, freq_shift=1, norm_eps=1e-6)
 
@@ -227,7 +228,8 @@ def test_scheduler_alphas_cumprod_match_diffusers(cls, beta_schedule, extra):
     x0, eps = rng.randn(4, 1, 8, 8).astype(np.float32), rng.randn(4, 1, 8, 8).astype(np.float32)
     i = np.array([0, 1, 500, 999])
     want = sched.add_noise(torch.from_numpy(x0), torch.from_numpy(eps), torch.from_numpy(i)).numpy()
-    got = process.perturb(jnp.asarray(x0.transpose(0, 2, 3, 1)), jnp.asarray(i + 1), jnp.asarray(eps.transpose(0, 2, 3, 1)))
+    nhwc = lambda a: jnp.asarray(a.transpose(0, 2, 3, 1))  # noqa: E731
+    got = process.perturb(nhwc(x0), jnp.asarray(i + 1), nhwc(eps))
     np.testing.assert_allclose(np.asarray(got).transpose(0, 3, 1, 2), want, atol=1e-5)
     # and back: the exported scheduler config gives diffusers the same table
     again = getattr(diffusers, cls).from_config(dx.scheduler_config_from(config))
@@ -324,7 +326,8 @@ def _gaussian_config(**model):
 
 
 def _model_params(c, seed=0):
-    """Random params of the config's UNet, none zero: kernels N(0, 1/fan_in), biases N(0, 0.02²), scales 1 + N(0, 0.02²)."""
+    """Random params of the config's UNet, none zero: kernels N(0, 1/fan_in), biases N(0, 0.02²), GroupNorm scales
+    1 + N(0, 0.02²)."""
     from jaxdiff.experiment import build_model
 
     s, ch = int(c.data.image_size), int(c.data.channels)
@@ -462,6 +465,29 @@ def test_written_workdir_loads_as_a_run(tmp_path):
     assert run.step == 0 and run.meta["imported_from"] == str(tmp_path / "m")
     assert _bitwise_equal(jax.tree.map(np.asarray, run.params), jax.tree.map(np.asarray, conv.params))
     assert run.config.to_dict() == conv.config.to_dict()
+
+
+def _script(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "scripts", f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_scripts_refuse_with_one_line_and_exit_2(tmp_path, capsys):
+    c = _gaussian_config()
+    dx.export(c, _model_params(c), tmp_path / "m")
+    (tmp_path / "m" / "diffusion_pytorch_model.bin").write_bytes(b"\x80\x04")
+    os.remove(tmp_path / "m" / dx.WEIGHTS_NAME)
+    assert _script("import_diffusers").main([str(tmp_path / "m"), f"--workdir={tmp_path / 'w'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("import_diffusers.py: ") and "safe_serialization=True" in err and err.count("\n") == 1
+    assert not (tmp_path / "w").exists()
+    assert _script("export_diffusers").main([f"--workdir={tmp_path / 'none'}", f"--out={tmp_path / 'o'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("export_diffusers.py: no checkpoint in ") and not (tmp_path / "o").exists()
 
 
 @pytest.mark.slow

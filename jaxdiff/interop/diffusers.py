@@ -2,7 +2,7 @@
 
     conv weight (O, I, kh, kw) ↔ kernel (kh, kw, I, O);  linear weight (O, I) ↔ kernel (I, O)
     1×1 conv_shortcut (O, I, 1, 1) ↔ Dense kernel (I, O);  to_q, to_k, to_v ↔ the fused qkv kernel [q | k | v]
-    diffusers' timestep index i = jaxdiff's t − 1 (model.time_offset = −1); ᾱ_t (jaxdiff) = alphas_cumprod[t − 1]
+    diffusers' timestep index i = jaxdiff's t − 1 (model.time_offset = −1); jaxdiff's ᾱ_t = alphas_cumprod[t − 1]
 
 One name table (:data:`MODULES`, :data:`SUBMODULES`, :data:`LEAVES`) read both ways: :func:`load` fills every jaxdiff
 leaf from its diffusers tensor(s), :func:`export` writes the same leaves back (exact inverses, bitwise). Every config
@@ -544,7 +544,8 @@ def _time_shift_matrix(dim: int, shift: int, *, flip_sin_to_cos: bool, freq_shif
     f = np.exp(-math.log(10000.0) * np.arange(half, dtype=np.float32) / np.float32(denom)).astype(np.float64)
     c, s = np.cos(shift * f), np.sin(shift * f)
     A = np.eye(dim)
-    ic, is_ = (np.arange(half), half + np.arange(half)) if flip_sin_to_cos else (half + np.arange(half), np.arange(half))
+    lo, hi = np.arange(half), half + np.arange(half)
+    ic, is_ = (lo, hi) if flip_sin_to_cos else (hi, lo)
     A[ic, ic], A[is_, ic], A[is_, is_], A[ic, is_] = c, -s, c, s
     return A
 
