@@ -105,6 +105,26 @@ def test_bench32_full_size_parameter_count_and_config(tmp_path):
                                                                                       "eps", "ddpm")
 
 
+def test_ddpm_cifar10_32_full_size_config_and_parameter_count():
+    """google/ddpm-cifar10-32's UNet spec (35.7 M parameters): the config maps, the counts agree (no weights)."""
+    torch = _torch()
+    from diffusers import UNet2DModel
+
+    from jaxdiff.experiment import build_model
+
+    cfg = dict(CIFAR_LAYOUT, block_out_channels=(128, 256, 256, 256), norm_num_groups=32)
+    config = dx.config_from_diffusers({"_class_name": "UNet2DModel", **cfg}, None)
+    m = config.model
+    assert (m.ch, tuple(m.ch_mult), m.num_res_blocks, tuple(m.attn_resolutions), m.num_groups) == (
+        128, (1, 2, 2, 2), 2, (16,), 32)
+    model = build_model(config)
+    abstract = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)),
+                                                 jnp.ones((1,), jnp.int32)))
+    with torch.device("meta"):
+        n = sum(p.numel() for p in UNet2DModel(**cfg).parameters())
+    assert n == _param_count(abstract["params"]) == 35_746_307
+
+
 def test_bench32_layout_small_widths_matches_torch(tmp_path):
     torch = _torch()
     from diffusers import DDPMScheduler
