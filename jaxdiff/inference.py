@@ -7,7 +7,9 @@
 Every batch has the same size B (a multiple of the device count; the last one is padded and trimmed), so
 each program compiles once; it is sharded over a 1-D ('data',) mesh (``NamedSharding(mesh, P('data'))``),
 the parameters replicated. Batch i uses the key ``fold_in(key, i)``: results depend on the batch size but
-not on the number of devices. Single-process (one host); results come back as NumPy arrays.
+not on the number of devices. Under ``jax.distributed`` the mesh spans every process: each process puts the
+rows of its own devices (every process holds the same host inputs, the prior drawn at the global shape) and
+computes its share; results come back to every process as NumPy arrays of the whole batch.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from jaxdiff.experiment import NoCheckpointError, Run, load_run
 from jaxdiff.forward import ForwardProcess
 from jaxdiff.sampling import restoration
 
-__all__ = ["Inference", "GenerateResult", "pad_to", "NoCheckpointError"]
+__all__ = ["Inference", "GenerateResult", "pad_to", "to_host", "NoCheckpointError"]
 
 
 def pad_to(x, size: int):
@@ -128,7 +130,14 @@ class Inference:
         """Host arrays (leading dim B, a multiple of the device count) → arrays sharded P('data')."""
         sh = NamedSharding(self.mesh, P("data"))
         repl = NamedSharding(self.mesh, P())
-        return jax.tree.map(lambda a: jax.device_put(a, sh if np.ndim(a) else repl), tree)
+        if jax.process_count() == 1:
+            return jax.tree.map(lambda a: jax.device_put(a, sh if np.ndim(a) else repl), tree)
+
+        def put(a):  # several processes: the same host value everywhere, each places its own devices' rows
+            a = np.asarray(a)
+            return jax.make_array_from_callback(a.shape, sh if a.ndim else repl, lambda idx: a[idx])
+
+        return jax.tree.map(put, tree)
 
     # --- batched runs --------------------------------------------------------------------
     def map_batches(
@@ -147,7 +156,7 @@ class Inference:
         from jaxdiff.progress import ProgressBar
 
         outs = []
-        bar = ProgressBar(num, desc=desc, unit="img", enabled=progress)  # counts images: tqdm shows img/s
+        bar = ProgressBar(num, desc=desc, unit="img", enabled=progress and jax.process_index() == 0)  # counts images: tqdm shows img/s
         try:
             for i, start in enumerate(range(0, num, batch)):
                 k = min(batch, num - start)
@@ -160,11 +169,19 @@ class Inference:
         return outs
 
     def run_sampler(self, x_T, *, key, corrector: Optional[str] = None, timesteps=None, eta: Optional[float] = None,
-                    aux: Any = None, return_every: int = 0) -> sampling.SampleResult:
-        """One (sharded) batch through :func:`jaxdiff.sampling.sample` with the config's defaults."""
+                    aux: Any = None, return_every: int = 0, labels=None, guidance: float = 0.0) -> sampling.SampleResult:
+        """One (sharded) batch through :func:`jaxdiff.sampling.sample` with the config's defaults.
+
+        ``labels`` (B,) int32 (sharded like x_T) condition a class-conditional model, guided with w = ``guidance``
+        (:mod:`jaxdiff.sampling.guidance`: labels and w are traced, so new values reuse the program)."""
+        from jaxdiff.sampling import guidance as guidance_lib
+
         s = self.config.sample
+        denoiser, params = self.denoiser, self.params
+        if labels is not None:
+            denoiser, params = guidance_lib.guided_params(self.model, self.params, labels, guidance)
         return sampling.sample(
-            self.denoiser, self.params, key, x_T, process=self.process,
+            denoiser, params, key, x_T, process=self.process,
             corrector=corrector or str(s.corrector), timesteps=timesteps, prediction=self.prediction,
             clip=self.clip, eta=float(s.eta) if eta is None else float(eta), aux=aux, return_every=return_every,
         )
@@ -193,14 +210,17 @@ class Inference:
         x_T: Optional[np.ndarray] = None,
         desc: str = "generate",
         progress: bool = True,
+        labels: Optional[np.ndarray] = None,
+        guidance: Optional[float] = None,
         spacing: Optional[str] = None,
     ) -> GenerateResult:
         """``num`` samples from ``prior`` (a :class:`jaxdiff.priors.Prior`), or from given ``x_T`` (num, H, W, C).
 
         Batch i draws x_T from ``fold_in(key, i)`` and the aux the degradation needs from x_T
         (:func:`jaxdiff.priors.store.generation_aux`). ``trajectory_frames`` > 0 records about that many frames
-        of the first batch (the other batches run without recording). ``spacing``: the timestep spacing
-        (default: the config's ``sample.spacing``).
+        of the first batch (the other batches run without recording). ``labels`` (num,) int: the class of each
+        sample (a conditional model), guided with w = ``guidance`` (default: the config's ``sample.guidance``).
+        ``spacing``: the timestep spacing (default: the config's ``sample.spacing``).
         """
         import time
 
@@ -211,20 +231,33 @@ class Inference:
         every = max(1, math.ceil(n_steps / trajectory_frames)) if trajectory_frames else 0
         B = self.batch_size(batch, num)
         x_T_all = x_T
+        if labels is not None:
+            from jaxdiff.sampling.guidance import check_labels_for
+
+            w = float(self.config.sample.get("guidance", 0.0)) if guidance is None else float(guidance)
+            labels = check_labels_for(self.model, np.asarray(labels).reshape(-1), guidance=w)
+            if labels.shape[0] != num:
+                raise ValueError(f"labels: {labels.shape[0]} labels for num={num} samples")
 
         def one(i, chunk):
             k_prior, k_aux, k_sample = jax.random.split(jax.random.fold_in(key, i), 3)
+            lab = None
+            if isinstance(chunk, dict):
+                chunk, lab = chunk.get("x_T"), chunk["labels"]
             xT = chunk if chunk is not None else self.shard(prior.sample(k_prior, B))
             aux = generation_aux(self.process, xT, k_aux)
             # Only the first batch records frames: the others run the trajectory-free program, so memory stays
             # O(B) however many frames are asked for (at the price of a second compilation).
             rec = every if i == 0 else 0
+            cond = {} if lab is None else {"labels": lab, "guidance": w}
             res = self.run_sampler(xT, key=k_sample, corrector=corrector, timesteps=ts, eta=eta, aux=aux,
-                                   return_every=rec)
+                                   return_every=rec, **cond)
             return {"x0": res.x0, "x_T": xT, "traj": res.trajectory} if rec else {"x0": res.x0, "x_T": xT}
 
         t0 = time.perf_counter()
         inputs = None if x_T_all is None else np.asarray(x_T_all, np.float32)
+        if labels is not None:
+            inputs = {"labels": labels} if inputs is None else {"x_T": inputs, "labels": labels}
         outs = self.map_batches(one, inputs, num, B, desc=desc, progress=progress)
         seconds = time.perf_counter() - t0
         traj = None
@@ -290,11 +323,20 @@ class Inference:
         return np.concatenate(self.map_batches(one, inputs, n, B, desc="degrade", progress=False))
 
 
+def to_host(a) -> np.ndarray:
+    """A (possibly multi-process) array → the whole value as NumPy on this process."""
+    if isinstance(a, jax.Array) and not a.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(a, tiled=True))
+    return np.asarray(a)
+
+
 def _trim(tree, k: int):
     """Pytree of (B, …) device arrays → NumPy, first k rows; the trajectory dict keeps its frame axis."""
 
     def one(path, a):
-        a = np.asarray(a)
+        a = to_host(a)
         keys = [getattr(p, "key", None) for p in path]
         if "traj" in keys:
             name = keys[-1]

@@ -46,12 +46,34 @@ def run(options: Optional[SampleOptions] = None, **kwargs) -> dict[str, str]:
     log.info("loaded step %d of %s (%d devices)", inf.step, o.workdir, inf.num_devices)
     settings = o.resolve(inf.run)
     out_dir = o.out or os.path.join(os.path.abspath(o.workdir), "samples")
-    os.makedirs(out_dir, exist_ok=True)
     mode = importlib.import_module(f"jaxdiff.cli.{MODE_MODULES[o.mode]}")
+    import jax
+
+    if jax.process_index() != 0:
+        # Several processes (jax.distributed): all compute, process 0 alone writes; the others' files go to a
+        # scratch directory that is removed. Returns process 0's paths.
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="jaxdiff_sample_") as scratch:
+            files = mode.run(settings, inf, scratch)
+        return {name: os.path.join(out_dir, os.path.relpath(path, scratch)) for name, path in files.items()}
+    os.makedirs(out_dir, exist_ok=True)
     files = mode.run(settings, inf, out_dir)
     for name, path in files.items():
         print(f"{name}: {path}", flush=True)
     return files
+
+
+def maybe_initialize_distributed() -> bool:
+    """``jax.distributed.initialize`` when JAX_COORDINATOR_ADDRESS (with JAX_NUM_PROCESSES, JAX_PROCESS_ID) is set,
+    as train.py does; before any backend starts. The stored config's ``train.distributed`` is not consulted."""
+    if not os.environ.get("JAX_COORDINATOR_ADDRESS"):
+        return False
+    import ml_collections
+
+    from jaxdiff.experiment import maybe_initialize_distributed as init
+
+    return init(ml_collections.ConfigDict({"train": {"distributed": False}}))
 
 
 def main(flag_values) -> int:
@@ -64,6 +86,7 @@ def main(flag_values) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         options = SampleOptions.from_flags(flag_values)
+        maybe_initialize_distributed()  # several hosts: each samples its devices' share of every batch
         # CPU only: split each sampling batch over the cores (batches are rounded up to a multiple of the count).
         split_cpu_devices(options.batch if options.batch > 0 else 64)
         run(options)
