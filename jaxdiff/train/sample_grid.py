@@ -35,13 +35,14 @@ def make_sample_fn(config, model, process) -> Callable:
     """``fn(params, key, x0, aux) -> dict of (N, H, W, C) arrays``, jitted (one device).
 
     Gaussian: ``{"x0_hat"}`` generated from x_T ~ N(0, I) (x0 only gives the shape). Cold: keys
-    ``x_T, from_T, x_tr, from_tr`` (see the module docstring); ``sample.steps`` steps from T.
+    ``x_T, from_T, x_tr, from_tr`` (see the module docstring); ``sample.steps`` steps from T, spaced by
+    ``sample.spacing``.
     """
     from jaxdiff import sampling
 
     s = config.sample
     T = int(process.T)
-    ts = sampling.timesteps(T, int(s.steps) if s.steps else None)
+    ts = sampling.timesteps_for(process, int(s.steps) if s.steps else None, str(s.get("spacing", "linear")))
     t_r = restore_level(T)
     ts_r = np.arange(t_r, -1, -1, dtype=np.int32)
     clip = float(s.clip) if s.clip else None
