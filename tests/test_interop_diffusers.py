@@ -256,6 +256,35 @@ def test_scheduler_alphas_cumprod_match_diffusers(cls, beta_schedule, extra):
     np.testing.assert_allclose(again.alphas_cumprod.numpy(), sched.alphas_cumprod.numpy(), rtol=1e-6, atol=0)
 
 
+@pytest.mark.slow
+def test_ddim_sampling_matches_diffusers_loop(tmp_path):
+    """The whole convention at once: jaxdiff's DDIM over every step T … 1 (t_prev = t − 1) with the converted
+    denoiser and process gives diffusers' DDIMScheduler loop over its indices T − 1 … 0 (η = 0, no clipping)."""
+    torch = _torch()
+    from diffusers import DDIMScheduler
+
+    from jaxdiff.sampling import sample
+
+    m = _diffusers_unet(torch, seed=7, sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16),
+                        layers_per_block=1, down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+                        up_block_types=("AttnUpBlock2D", "UpBlock2D"), norm_num_groups=4, attention_head_dim=None)
+    sched = DDIMScheduler(num_train_timesteps=20, beta_start=1e-3, beta_end=0.2, clip_sample=False)
+    conv = dx.load(_save(m, sched, tmp_path / "m"))
+    x_T = np.random.RandomState(8).randn(2, 1, 8, 8).astype(np.float32)
+    sched.set_timesteps(20)
+    assert sched.timesteps.tolist() == list(range(19, -1, -1))
+    x = torch.from_numpy(x_T)
+    with torch.no_grad():
+        for i in sched.timesteps:
+            x = sched.step(m(x, i).sample, i, x, eta=0.0).prev_sample
+    got = sample(conv.denoiser, conv.params, jax.random.PRNGKey(0), jnp.asarray(x_T.transpose(0, 2, 3, 1)),
+                 process=conv.process, corrector="ddim", timesteps=None, prediction=conv.config.diffusion.prediction,
+                 clip=conv.config.sample.clip, eta=0.0).x0
+    ref = x.numpy()
+    assert np.max(np.abs(ref)) > 0.1
+    np.testing.assert_allclose(np.asarray(got).transpose(0, 3, 1, 2), ref, atol=TOL, rtol=0)
+
+
 @pytest.mark.parametrize("field,expect", [
     ({"prediction_type": "epsilon"}, ("eps", 1.0)),
     ({"prediction_type": "sample", "clip_sample": False}, ("x0", 0.0)),
