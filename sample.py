@@ -6,6 +6,7 @@
     python sample.py --workdir=… --mode=interpolate                       # between two prior draws
     python sample.py --workdir=… --mode=forward                           # x0 → x_t, no network involved
     python sample.py --workdir=… --mode=inpaint --mask=keep.png [--input=folder:…] [--jumps=10,10]
+    python sample.py --workdir=… --labels=0-9 [--guidance=1]              # class-conditional: a row per class
 
 Loads the config and EMA parameters of the newest (or ``--step``) checkpoint and writes to
 <workdir>/samples/ (or --out); docs/EVALUATION.md lists every file. The modes live in jaxdiff.cli.
@@ -52,6 +53,11 @@ flags.DEFINE_enum("sweep", "auto", SWEEPS, "evaluate --steps=a,b,…: what the s
                                            "for cold processes, generation for Gaussian ones).")
 flags.DEFINE_integer("frames", 10, "Frames of the reverse-trajectory picture and GIF (0: none).")
 flags.DEFINE_string("out", None, "Output directory (default <workdir>/samples).")
+flags.DEFINE_integer("label", None, "generate: the class of every sample (a class-conditional model).")
+flags.DEFINE_string("labels", None, "generate: classes such as 0-9 or 1,3,7: a grid with one row per class "
+                                    "(--num images in all, default 8 per class).")
+flags.DEFINE_float("guidance", None, "Classifier-free guidance w with --label/--labels, "
+                                     "ε̃ = (1 + w) ε(x, c) − w ε(x, ∅); default: the config's sample.guidance.")
 
 
 def main(argv) -> int:

@@ -23,20 +23,28 @@ def _unet(num_classes=0):
                 in_channels=C)
 
 
-def _init(model, seed=0):
+def _shapes(model):
+    """The parameter tree's shapes, traced abstractly (no compile)."""
     x, t = jnp.zeros((1, S, S, C)), jnp.zeros((1,), jnp.int32)
-    return jax.jit(model.init)({"params": jax.random.PRNGKey(seed)}, x, t)["params"]
+    return jax.eval_shape(model.init, {"params": jax.random.PRNGKey(0)}, x, t)["params"]
+
+
+_JITTED = {}
 
 
 def _apply(model, params, x, t, labels=None):
-    """model.apply under jit (eager flax dispatches op by op: slow on CPU)."""
-    if labels is None:
-        return np.asarray(jax.jit(lambda p, x, t: model.apply({"params": p}, x, t))(params, x, t))
-    return np.asarray(jax.jit(lambda p, x, t, c: model.apply({"params": p}, x, t, c))(params, x, t, labels))
+    """model.apply under jit, one program per (model, with labels) (eager flax dispatches op by op: slow on CPU)."""
+    key = (model, labels is None)
+    if key not in _JITTED:
+        _JITTED[key] = (jax.jit(lambda p, x, t: model.apply({"params": p}, x, t)) if labels is None
+                        else jax.jit(lambda p, x, t, c: model.apply({"params": p}, x, t, c)))
+    args = (params, x, t) if labels is None else (params, x, t, labels)
+    return np.asarray(_JITTED[key](*args))
 
 
 def _randomize(params, seed=1):
-    """Every leaf random (a fresh UNet zeroes its last convs, so it would ignore the embedding)."""
+    """Every leaf random (shapes from ``params``; a fresh UNet zeroes its last convs, so it would ignore the
+    embedding)."""
     leaves, tree = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
     return jax.tree.unflatten(tree, [0.3 * jax.random.normal(k, a.shape) for k, a in zip(keys, leaves)])
@@ -48,14 +56,14 @@ def _inputs(B=4, seed=2):
 
 
 def test_unconditional_unet_has_no_new_parameter_and_matches_a_zero_embedding():
-    p0, p3 = _init(_unet(0)), _init(_unet(3))
+    p0, p3 = _shapes(_unet(0)), _shapes(_unet(3))
     assert "label_embed" not in p0
     assert set(p3) == set(p0) | {"label_embed"}
     assert p3["label_embed"]["embedding"].shape == (3 + 1, 4 * CH)  # one row per class + the null label
     assert param_count(p3) == param_count(p0) + 4 * 4 * CH
-    # every other leaf is initialised exactly as before (flax keys parameters by their module path)
-    for a, b in zip(jax.tree.leaves(p0), jax.tree.leaves({k: v for k, v in p3.items() if k != "label_embed"})):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    same = {k: v for k, v in p3.items() if k != "label_embed"}  # every other parameter keeps its name and shape
+    assert jax.tree.structure(same) == jax.tree.structure(p0)
+    assert [a.shape for a in jax.tree.leaves(same)] == [a.shape for a in jax.tree.leaves(p0)]
     # a conditional UNet whose embedding is zero computes the unconditional function, for any label
     p0 = _randomize(p0)
     pz = dict(p0, label_embed={"embedding": jnp.zeros((4, 4 * CH))})
@@ -67,7 +75,7 @@ def test_unconditional_unet_has_no_new_parameter_and_matches_a_zero_embedding():
 
 def test_label_changes_the_output_and_none_is_the_null_label():
     model = _unet(3)
-    p = _randomize(_init(model))
+    p = _randomize(_shapes(model))
     x, t = _inputs()
     out = {c: _apply(model, p, x, t, jnp.full((4,), c, jnp.int32)) for c in range(4)}
     for a in range(4):
@@ -82,8 +90,8 @@ def test_label_changes_the_output_and_none_is_the_null_label():
 def test_unet_label_errors():
     x, t = _inputs()
     with pytest.raises(ValueError, match="num_classes=0"):
-        _apply(_unet(0), _init(_unet(0)), x, t, jnp.zeros((4,), jnp.int32))
-    p = _init(_unet(3))
+        _apply(_unet(0), _randomize(_shapes(_unet(0))), x, t, jnp.zeros((4,), jnp.int32))
+    p = _randomize(_shapes(_unet(3)))
     with pytest.raises(ValueError, match="labels: dtype"):
         _apply(_unet(3), p, x, t, jnp.zeros((4,), jnp.float32))
     with pytest.raises(ValueError, match=r"labels: shape \(3,\)"):
@@ -236,7 +244,7 @@ def test_cold_restoration_given_a_label():
 
     process = ColdProcess(make_degradation("blur", T=4, image_size=S, channels=C, kernel_size=3, std=1.0))
     model = _unet(3)
-    p = _randomize(_init(model))
+    p = _randomize(_shapes(model))
     x_t = jax.random.uniform(jax.random.PRNGKey(5), (4, S, S, C), minval=-1, maxval=1)
 
     def plain(params, x, t):

@@ -32,8 +32,9 @@ def tag(s: ModeSettings, step: int, extra: str = "") -> str:
 def option_tags(s: ModeSettings) -> list[str]:
     """Name parts of the flags that change a mode's result besides the corrector, steps and η: ``noise<p>``
     (--prior_noise), ``t<s>`` (--severity, evaluate), ``sweep-<kind>-<counts>``, ``input-<name>-<hash>``
-    (--input), ``n<num>`` (--num) and ``b<batch>`` (--batch: batch i draws from fold_in(key, i)). Forward
-    mode (no network, no prior) adds none."""
+    (--input), ``label<c>`` / ``labels<a-b+c>`` with ``w<guidance>`` (--label, --labels, --guidance),
+    ``n<num>`` (--num) and ``b<batch>`` (--batch: batch i draws from fold_in(key, i)). Forward mode (no
+    network, no prior) adds none."""
     o, mode, parts = s.options, s.mode, []
     if mode == "forward":
         return parts
@@ -47,10 +48,25 @@ def option_tags(s: ModeSettings) -> list[str]:
         base = os.path.splitext(os.path.basename(o.input.split(":", 1)[-1].rstrip("/")))[0]
         name = re.sub(r"[^A-Za-z0-9.-]+", "-", base).strip("-") or "x"
         parts.append(f"input-{name}-{hashlib.sha1(o.input.encode()).hexdigest()[:6]}")
+    if s.label_classes is not None:
+        parts.append(("label" if o.label is not None else "labels") + _ranges(s.label_classes))
+        parts.append(f"w{s.guidance:g}")
     parts.append(f"n{s.num}")
     if o.batch:
         parts.append(f"b{o.batch}")
     return parts
+
+
+def _ranges(values) -> str:
+    """(0, 1, 2, 7) → "0-2+7" (a file-name-safe spelling of the classes)."""
+    runs, start = [], None
+    for i, v in enumerate(values):
+        if start is None:
+            start = v
+        if i + 1 == len(values) or values[i + 1] != v + 1:
+            runs.append(str(start) if start == v else f"{start}-{v}")
+            start = None
+    return "+".join(runs)
 
 
 def output_stem(s: ModeSettings, out_dir: str, step: int, extra: str = "") -> str:

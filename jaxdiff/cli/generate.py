@@ -20,10 +20,14 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
 
     prior = prior_for_mode(s, inf)
     res = inf.generate(jax.random.PRNGKey(s.seed), s.num, prior=prior, batch=s.batch, corrector=s.corrector,
-                       steps=s.steps, eta=s.eta, trajectory_frames=s.options.frames, spacing=s.spacing)
+                       steps=s.steps, eta=s.eta, trajectory_frames=s.options.frames, labels=s.sample_labels,
+                       guidance=s.guidance, spacing=s.spacing)
     stem = output_stem(s, out_dir, inf.step, corrector_tag(s, inf))
-    files = {"grid": visualize.save_grid(stem + ".png", res.x0, nrow=int(math.ceil(math.sqrt(res.x0.shape[0])))),
-             "npz": save_npz(stem + ".npz", samples=res.x0, x_T=res.x_T)}
+    # --labels: one row per class (num / classes columns); else a square grid
+    nrow = s.num // len(s.label_classes) if s.options.labels is not None else int(math.ceil(math.sqrt(res.x0.shape[0])))
+    files = {"grid": visualize.save_grid(stem + ".png", res.x0, nrow=nrow),
+             "npz": save_npz(stem + ".npz", samples=res.x0, x_T=res.x_T,
+                             **({} if s.sample_labels is None else {"labels": s.sample_labels}))}
     if res.trajectory is not None:
         tr = res.trajectory
         k = min(16, tr["x_t"].shape[1])

@@ -22,8 +22,10 @@ MODES = ("generate", "restore", "evaluate", "interpolate", "forward", "inpaint")
 SWEEPS = ("auto", "generation", "restoration")
 #: images per mode when --num is 0 (interpolate: pairs; evaluate: at most this many held-out images)
 DEFAULT_NUM = {"generate": 64, "restore": 32, "interpolate": 4, "forward": 4, "evaluate": 2000, "inpaint": 16}
-
-
+#: modes that take a class label (--label / --labels) and classifier-free guidance (--guidance)
+LABEL_MODES = ("generate",)
+#: samples per class of a --labels grid when --num is 0
+DEFAULT_PER_LABEL = 8
 #: modes whose generation takes --spacing (timesteps of the reverse loop)
 SPACING_MODES = ("generate", "evaluate", "interpolate")
 
@@ -102,6 +104,9 @@ class SampleOptions:
     out: Optional[str] = None
     mask: Optional[str] = None
     jumps: Optional[str] = None
+    label: Optional[int] = None
+    labels: Optional[str] = None
+    guidance: Optional[float] = None
     spacing: Optional[str] = None
 
     def __post_init__(self):
@@ -135,6 +140,7 @@ class SampleOptions:
             raise UsageError(f"--sweep={self.sweep!r}: allowed {', '.join(SWEEPS)}")
         self._check_inpaint_flags()
         self._check_spacing()
+        self._check_label_flags()
 
     def _check_spacing(self) -> None:
         if self.spacing is None:
@@ -145,6 +151,34 @@ class SampleOptions:
             raise UsageError(f"--spacing={self.spacing!r}: allowed {', '.join(SPACING_NAMES)}")
         if self.mode not in SPACING_MODES:
             raise UsageError(f"--spacing is for --mode={'|'.join(SPACING_MODES)} (generation), not --mode={self.mode}")
+
+    def _check_label_flags(self) -> None:
+        for name in ("label", "labels"):
+            if getattr(self, name) is not None and self.mode not in LABEL_MODES:
+                raise UsageError(f"--{name} is for --mode={'|'.join(LABEL_MODES)} (a class-conditional model), "
+                                 f"not --mode={self.mode}")
+        if self.label is not None and self.labels is not None:
+            raise UsageError(f"--label={self.label!r} and --labels={self.labels!r}: pass one (--labels=0-9 draws "
+                             "a grid with one row per class)")
+        _nonneg_int("label", self.label, optional=True)
+        self.label_classes  # noqa: B018 - parses --labels
+        _nonneg_float("guidance", self.guidance)
+        if self.guidance is not None and self.label is None and self.labels is None:
+            raise UsageError(f"--guidance={self.guidance!r} needs --label or --labels (guidance steers toward a class)")
+
+    @property
+    def label_classes(self) -> Optional[tuple[int, ...]]:
+        """The classes asked for (--label=3 → (3,), --labels=0-2,7 → (0, 1, 2, 7)), or None."""
+        if self.label is not None:
+            return (int(self.label),)
+        if self.labels is None:
+            return None
+        from jaxdiff.ranges import parse_int_ranges
+
+        try:
+            return parse_int_ranges(self.labels, field="--labels", example="0-9")
+        except ValueError as e:
+            raise UsageError(str(e)) from None
 
     def _check_inpaint_flags(self) -> None:
         for name in ("mask", "jumps"):
@@ -249,12 +283,33 @@ class SampleOptions:
                 sampling.model_sigmas(process)
             except ValueError as e:
                 raise UsageError(f"--spacing=karras: {e}") from None
+        classes, guidance = self._resolve_labels(config)
         return ModeSettings(
             options=self, corrector=corrector, eta=float(config.sample.eta) if self.eta is None else float(self.eta),
             steps=default_steps if counts is None or len(counts) > 1 else counts[0],
             sweep_steps=counts if counts is not None and len(counts) > 1 else None,
-            sweep=sweep, num=self.num or DEFAULT_NUM[self.mode], spacing=spacing,
+            sweep=sweep, num=self._num(classes), label_classes=classes, guidance=guidance, spacing=spacing,
         )
+
+    def _num(self, classes) -> int:
+        if self.labels is None:
+            return self.num or DEFAULT_NUM[self.mode]
+        per = math.ceil(self.num / len(classes)) if self.num else DEFAULT_PER_LABEL  # one full row per class
+        return per * len(classes)
+
+    def _resolve_labels(self, config) -> tuple[Optional[tuple[int, ...]], float]:
+        classes = self.label_classes
+        if classes is None:
+            return None, 0.0
+        flag = f"--label={self.label}" if self.label is not None else f"--labels={self.labels}"
+        n = int(config.model.get("num_classes", 0))
+        if n == 0:
+            raise UsageError(f"{flag}: the model of {self.workdir} is unconditional (model.num_classes=0); "
+                             "labels need a class-conditional run (e.g. configs/ddim_cond.py)")
+        if max(classes) >= n:
+            raise UsageError(f"{flag}: label {max(classes)} does not exist; allowed: 0 … {n - 1} "
+                             f"(model.num_classes={n})")
+        return classes, float(config.sample.get("guidance", 0.0)) if self.guidance is None else float(self.guidance)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,7 +327,20 @@ class ModeSettings:
     sweep_steps: Optional[tuple[int, ...]]
     sweep: str
     num: int
+    label_classes: Optional[tuple[int, ...]] = None
+    guidance: float = 0.0
     spacing: str = "linear"
+
+    @property
+    def sample_labels(self):
+        """int32 (num,): the class of each sample (--labels: ``num / len(classes)`` per class, class by class, so
+        a grid of that many columns has one row per class), or None without --label/--labels."""
+        if self.label_classes is None:
+            return None
+        import numpy as np
+
+        per = self.num // len(self.label_classes)
+        return np.repeat(np.asarray(self.label_classes, np.int32), per)
 
     @property
     def seed(self) -> int:
