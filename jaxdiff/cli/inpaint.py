@@ -16,7 +16,7 @@ import re
 import jax
 import numpy as np
 
-from jaxdiff.cli.common import eta_tag, held_out_images, output_stem
+from jaxdiff.cli.common import corrector_tag, held_out_images, output_stem
 from jaxdiff.cli.options import ModeSettings, UsageError
 from jaxdiff.files import save_npz
 
@@ -120,7 +120,7 @@ def _check(s: ModeSettings, inf):
         ip.check_inpaint_corrector(s.corrector, field=field)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    ts = inf.timesteps(s.steps)
+    ts = inf.timesteps(s.steps, s.spacing)
     try:
         jumps = ip.check_jumps(o.jump_pair, len(ts) - 1, field="--jumps")
     except ValueError as e:
@@ -177,7 +177,7 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
     steps = len(ts) - 1
     s = dataclasses.replace(s, num=n)  # the name counts the images inpainted (one per mask of an npz)
     jtag = f"_jumps{jumps[0]}-{jumps[1]}" if jumps else ""
-    stem = output_stem(s, out_dir, inf.step, f"{mask_tag(o.mask, mask)}_{s.corrector}_{steps}steps{jtag}{eta_tag(s)}")
+    stem = output_stem(s, out_dir, inf.step, f"{mask_tag(o.mask, mask)}_{corrector_tag(s, inf)}{jtag}")
     title = (f"inpainting, {s.corrector} {steps} steps" + (f", RePaint jumps j={jumps[0]} r={jumps[1]}" if jumps
                                                             else "") + f" ({calls} network calls)")
     arrays = dict(known=images if o.input is not None else None, original=images if o.input is None else None)
