@@ -235,7 +235,8 @@ def test_scheduler_alphas_cumprod_match_diffusers(cls, beta_schedule, extra):
     import diffusers
 
     sched = getattr(diffusers, cls)(num_train_timesteps=1000, beta_schedule=beta_schedule, **extra)
-    config = dx.config_from_diffusers(_SMALL_UNET, dict(sched.config))
+    config = dx.config_from_diffusers(_SMALL_UNET, {**sched.config, "_class_name": cls})
+    assert config.sample.corrector == cls[:4].lower()
     from jaxdiff.experiment import build_process
 
     process = build_process(config)
@@ -283,6 +284,22 @@ def test_ddim_sampling_matches_diffusers_loop(tmp_path):
     ref = x.numpy()
     assert np.max(np.abs(ref)) > 0.1
     np.testing.assert_allclose(np.asarray(got).transpose(0, 3, 1, 2), ref, atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("spacing", ["leading", "trailing"])
+def test_timestep_spacing_gives_diffusers_steps(spacing):
+    pytest.importorskip("diffusers")
+    from diffusers import DDIMScheduler
+
+    from jaxdiff.sampling.steps import timesteps
+
+    sched = DDIMScheduler(num_train_timesteps=1000, timestep_spacing=spacing)
+    config = dx.config_from_diffusers(_SMALL_UNET, {**sched.config, "_class_name": "DDIMScheduler"})
+    assert (config.sample.spacing, config.sample.steps) == (spacing, 50)
+    sched.set_timesteps(50)
+    ours = timesteps(1000, 50, spacing=config.sample.spacing)
+    assert ours.tolist() == [int(i) + 1 for i in sched.timesteps] + [0]  # t = index + 1, then the clean t = 0
+    assert dx.scheduler_config_from(config)["timestep_spacing"] == spacing
 
 
 @pytest.mark.parametrize("field,expect", [
@@ -353,6 +370,7 @@ def test_unet_config_fields_refused_by_name(tmp_path, change, match):
     ({"thresholding": True}, r"thresholding=True"),
     ({"trained_betas": [0.1, 0.2]}, r"trained_betas="),
     ({"rescale_betas_zero_snr": True}, r"rescale_betas_zero_snr=True"),
+    ({"timestep_spacing": "karras"}, r"timestep_spacing='karras'"),
 ])
 def test_scheduler_fields_refused_by_name(tmp_path, sched, match):
     d = _write_model_dir(tmp_path / "m", _SMALL_UNET, scheduler={"_class_name": "DDPMScheduler", **sched})

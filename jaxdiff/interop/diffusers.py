@@ -319,6 +319,9 @@ _SCHED_FIXED = {"trained_betas": (None,), "variance_type": ("fixed_small", "fixe
 #: fields that only choose diffusers' inference steps (jaxdiff's sample.steps picks its own) or are unread
 _SCHED_INERT = ("_class_name", "_diffusers_version", "_use_default_values", "timestep_spacing", "steps_offset",
                 "dynamic_thresholding_ratio", "sample_max_value")
+#: diffusers' timestep_spacing → sample.spacing (leading and trailing as diffusers; linspace ≈ linear); only the
+#: choice of sampling steps, as steps_offset (not kept: jaxdiff's leading starts at index 0)
+_SPACINGS = {"leading": "leading", "trailing": "trailing", "linspace": "linear"}
 
 
 def _process_from_scheduler_config(cfg: dict, where: str) -> tuple[dict, dict]:
@@ -346,6 +349,9 @@ def _process_from_scheduler_config(cfg: dict, where: str) -> tuple[dict, dict]:
     T = c["num_train_timesteps"]
     if isinstance(T, bool) or not isinstance(T, int) or T < 1:
         raise InteropError(f"{where}: num_train_timesteps={T!r}; allowed: an int >= 1")
+    spacing = cfg.get("timestep_spacing", "leading")
+    if spacing not in _SPACINGS:
+        raise InteropError(f"{where}: timestep_spacing={spacing!r}; allowed: {sorted(_SPACINGS)}")
     clip = float(c["clip_sample_range"]) if c["clip_sample"] else 0.0
     if c["clip_sample"] and not clip > 0:
         raise InteropError(f"{where}: clip_sample_range={c['clip_sample_range']!r}; allowed: > 0")
@@ -353,7 +359,7 @@ def _process_from_scheduler_config(cfg: dict, where: str) -> tuple[dict, dict]:
     diffusion = dict(kind="gaussian", T=T, schedule=sched, schedule_params=params,
                      prediction=_PREDICTIONS[c["prediction_type"]], loss="l2", loss_weighting="none", noise_std=0.0)
     sample = dict(corrector=corrector, steps=50 if corrector == "ddim" and T > 50 else 0,
-                  eta=0.0 if corrector == "ddim" else 1.0, clip=clip)
+                  eta=0.0 if corrector == "ddim" else 1.0, clip=clip, spacing=_SPACINGS[spacing])
     return diffusion, sample
 
 
@@ -372,7 +378,8 @@ def scheduler_config_from(config) -> dict:
            "num_train_timesteps": int(f.T), "beta_schedule": inverse[f.schedule], "trained_betas": None,
            "prediction_type": {v: k for k, v in _PREDICTIONS.items()}[str(f.prediction)],
            "clip_sample": float(s.clip) > 0, "clip_sample_range": float(s.clip) if float(s.clip) > 0 else 1.0,
-           "thresholding": False, "rescale_betas_zero_snr": False}
+           "thresholding": False, "rescale_betas_zero_snr": False,
+           "timestep_spacing": {v: k for k, v in _SPACINGS.items()}.get(str(s.get("spacing", "linear")), "leading")}
     from jaxdiff.schedules import SCHEDULES
 
     given = {**{k: p.default for k, p in inspect.signature(SCHEDULES[f.schedule]).parameters.items()
