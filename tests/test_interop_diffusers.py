@@ -600,3 +600,18 @@ def test_layout_fields_are_validated_by_name(field, value):
         c.model[field] = value
     with pytest.raises(ConfigError, match=rf"model\.{field}={value!r}"):
         validate_config(c, num_devices=1)
+
+
+def test_layout_fields_at_equivalent_values_change_nothing():
+    """time_offset −1 at t is the default model at t − 1, and head_dim = width is one head: bitwise."""
+    from jaxdiff.experiment import build_model
+
+    c = _gaussian_config(attn_resolutions=(4,))
+    params = _model_params(c)
+    x = jnp.asarray(np.random.RandomState(0).randn(2, 8, 8, 1).astype(np.float32))
+    t = jnp.asarray([1, 37])
+    base = jax.jit(build_model(c).apply)({"params": params}, x, t - 1)
+    with c.unlocked():
+        c.model.time_offset, c.model.head_dim = -1, 16  # widths 8 (no attention there), 16 at 4×4 and mid
+    other = jax.jit(build_model(c).apply)({"params": params}, x, t)
+    assert np.array_equal(np.asarray(base), np.asarray(other))
