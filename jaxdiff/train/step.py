@@ -63,13 +63,14 @@ def init_train_state(config, model, *, mesh: Optional[jax.sharding.Mesh] = None)
 
 
 
-def accumulated_value_and_grad(loss_fn, params, batch, key, *, steps: int = 1, mesh=None):
+def accumulated_value_and_grad(loss_fn, params, batch, key, *, steps: int = 1, mesh=None, unroll=1):
     """(loss, grads) of ``loss_fn(params, batch, key)`` over the whole batch, in ``steps`` micro-batches.
 
     steps = 1: one ``jax.value_and_grad`` (the plain program). steps = k: a ``lax.scan`` over k micro-batches of
     B/k examples (micro-batch i holds rows i, i + k, …, so it stays split over the ('data',) devices like the
     batch); the loss and gradients are the means of the k micro-batch ones, which equals the whole-batch mean
-    loss when it is a mean over examples. Micro-batch i's dropout key is fold_in(key, i).
+    loss when it is a mean over examples. Micro-batch i's dropout key is fold_in(key, i). ``unroll``: lax.scan's
+    (True: k copies of the micro-step in one program, no loop).
     """
     grad_fn = jax.value_and_grad(loss_fn)
     if steps == 1:
@@ -88,7 +89,7 @@ def accumulated_value_and_grad(loss_fn, params, batch, key, *, steps: int = 1, m
 
     zero = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, params))
     micro = (jnp.arange(steps, dtype=jnp.int32), jax.tree.map(split, batch))
-    total, _ = jax.lax.scan(body, zero, micro)
+    total, _ = jax.lax.scan(body, zero, micro, unroll=unroll)
     return jax.tree.map(lambda a: a / steps, total)
 
 
@@ -137,6 +138,9 @@ def make_train_step(
     num_classes = int(config.model.get("num_classes", 0))
     label_dropout = float(tc.get("label_dropout", 0.0))
     accum = int(tc.get("grad_accum_steps", 1))
+    # XLA:CPU runs the micro-step ~6x slower inside a while loop than unrolled (BENCHMARKS.md, "Gradient
+    # accumulation"): unrolled on CPU meshes; elsewhere a rolled scan, which keeps one micro-batch's activations.
+    unroll = True if mesh.devices.flat[0].platform == "cpu" else 1
     noise_free = process.noise_free
     # Fail before tracing on combinations the step cannot handle (each rule where it lives: the process
     # knows its predictions, losses its weightings, checked here on a one-element t).
@@ -170,7 +174,7 @@ def make_train_step(
             return losses_lib.diffusion_loss(out, mb["y"], kind=kind, weights=mb["w"])
 
         loss, grads = accumulated_value_and_grad(loss_fn, state.params, dict(x_t=x_t, t=t, y=y, w=w, **cond), k_drop,
-                                                 steps=accum, mesh=mesh)
+                                                 steps=accum, mesh=mesh, unroll=unroll)
         grad_norm = optax.tree.norm(grads)
         # One scalar test covers every gradient leaf (a NaN/inf anywhere makes the norm non-finite; a
         # finite gradient whose squared norm overflows float32, > 1e19, is treated as broken too).
