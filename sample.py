@@ -53,7 +53,7 @@ flags.DEFINE_enum("sweep", "auto", SWEEPS, "evaluate --steps=a,b,…: what the s
                                            "for cold processes, generation for Gaussian ones).")
 flags.DEFINE_integer("frames", 10, "Frames of the reverse-trajectory picture and GIF (0: none).")
 flags.DEFINE_string("out", None, "Output directory (default <workdir>/samples).")
-flags.DEFINE_integer("label", None, "generate: the class of every sample (a class-conditional model).")
+flags.DEFINE_integer("label", None, "generate, inpaint: the class of every sample (a class-conditional model).")
 flags.DEFINE_string("labels", None, "generate: classes such as 0-9 or 1,3,7: a grid with one row per class "
                                     "(--num images in all, default 8 per class).")
 flags.DEFINE_float("guidance", None, "Classifier-free guidance w with --label/--labels, "

@@ -271,6 +271,41 @@ def test_cold_process_is_told_to_restore():
                    np.ones((2, 8, 8, 1)), process=ColdProcess(deg), prediction="x0")
 
 
+class ClassImages:
+    """A class-conditional x0-predictor: o(x, t, c) = P[c], its own image per class (row K = the null label)."""
+
+    num_classes = 3
+
+    def __init__(self):
+        self.traces = 0
+
+    def apply(self, variables, x, t, labels=None, *, train=False):
+        self.traces += 1
+        lab = jnp.full((x.shape[0],), self.num_classes, jnp.int32) if labels is None else labels
+        return variables["params"][lab]
+
+
+def test_a_guided_denoiser_drops_in(g10):
+    """guidance.guided_params' (denoiser, (params, labels, w)): the hole is the guided x̂0 of the last step,
+    (1 + w) P[c] − w P[∅] (float64 by hand); new labels and w reuse the program."""
+    from jaxdiff.sampling import guidance
+
+    model = ClassImages()
+    P = np.asarray(jax.random.uniform(jax.random.key(30), (4, 8, 8, 1), minval=-1, maxval=1), np.float32)
+    x0 = images(31)
+    m = half_mask()
+    x_T = jax.random.normal(jax.random.key(32), x0.shape)
+    hole = np.broadcast_to(m < 0.5, x0.shape)
+    for labels, w in (([0, 2, 1, 0], 1.5), ([2, 2, 1, 1], 0.25)):
+        den, params = guidance.guided_params(model, jnp.asarray(P), jnp.asarray(labels, jnp.int32), w)
+        out = np.asarray(ip.inpaint(den, params, jax.random.key(33), x_T, x0, m, process=g10, corrector="ddpm",
+                                    prediction="x0", timesteps=5, jumps=(2, 2)).x0)
+        want = (1 + w) * P.astype(np.float64)[labels] - w * P.astype(np.float64)[3]
+        np.testing.assert_allclose(out[hole], want[hole], rtol=0, atol=1e-5)
+        np.testing.assert_array_equal(out[~hole], np.asarray(x0)[~hole])
+    assert model.traces == 1
+
+
 # ------------------------------------------------------------------------------------------- sample.py --mode=inpaint
 
 
@@ -296,11 +331,12 @@ def test_inpaint_options_refuse_bad_flags_before_anything_is_loaded(tmp_path):
         (dict(mode="inpaint", mask=png, jumps="0,3"), r"--jumps='0,3'"),
         (dict(mode="inpaint", mask=png, input="png:/x"), "expected folder:<path> or npz:<path>"),
         (dict(mode="generate", input="npz:/x"), r"--input is for --mode=restore .* or --mode=inpaint"),
+        (dict(mode="inpaint", mask=png, labels="0-9"), r"--labels='0-9' is for --mode=generate .* takes --label=c"),
     ):
         with pytest.raises(cli.UsageError, match=match):
             cli.SampleOptions(workdir=wd, **kw)
-    o = cli.SampleOptions(workdir=wd, mode="inpaint", mask=png, jumps=" 10, 3")
-    assert o.jump_pair == (10, 3) and not os.path.exists(wd)
+    o = cli.SampleOptions(workdir=wd, mode="inpaint", mask=png, jumps=" 10, 3", label=2, guidance=1.5)
+    assert o.jump_pair == (10, 3) and o.label_classes == (2,) and not os.path.exists(wd)
 
 
 def test_read_mask_shapes_values_and_refusals(tmp_path):
@@ -356,10 +392,11 @@ def test_a_cold_run_is_told_to_restore(tmp_path):
 
 
 def tiny_gaussian():
-    """configs/ddim.py with a tiny UNet, T = 20, 5 DDIM steps, trained for 1 step."""
+    """configs/ddim_cond.py (class-conditional: it also samples unconditionally, with the null label) with a tiny
+    UNet, T = 20, 5 DDIM steps, trained for 1 step."""
     import runpy
 
-    c = runpy.run_path(os.path.join(ROOT, "configs", "ddim.py"))["get_config"]()
+    c = runpy.run_path(os.path.join(ROOT, "configs", "ddim_cond.py"))["get_config"]()
     m, t = c.model, c.train
     m.ch, m.ch_mult, m.num_res_blocks, m.attn_resolutions, m.num_groups = 8, (1, 2), 1, (), 4
     t.batch_size, t.num_steps, t.checkpoint_every, t.log_every, t.warmup_steps = 16, 1, 1, 1, 0
@@ -421,12 +458,19 @@ def test_sample_py_inpaint_end_to_end(gaussian_workdir, tmp_path):
     assert int(z["network_calls"]) == 4 + 2 * 2 * 1 and "original" not in z and z["known"].shape == (2, 16, 16, 1)
     known = per[..., None]
     np.testing.assert_array_equal(z["inpainted"][known], z["known"][known])
+    # a label (and guidance) for every image: the name says so, the known region stays exact
+    files = cli.run(workdir=wd, mode="inpaint", mask=png, num=2, steps=3, label=3, guidance=2.0, out=out)
+    assert "_ddim_3steps_label3_w2_n2" in files["npz"]
+    z = np.load(files["npz"])
+    np.testing.assert_array_equal(z["labels"], [3, 3])
+    np.testing.assert_array_equal(z["inpainted"][left], z["original"][left])
     # the failures: one line each, before anything compiles
     for kw, match in ((dict(mask=_png(tmp_path / "small.png", keep[:8, :8])),
                        r"the mask is 8×8 but the images are 16×16"),
                       (dict(mask=png, corrector="cold_naive"), "--corrector"),
                       (dict(mask=png, jumps="5,2", steps=5), "below the number of steps N=5"),
-                      (dict(mask=str(tmp_path / "per.npz"), num=3), "holds 2 masks for 3 images")):
+                      (dict(mask=str(tmp_path / "per.npz"), num=3), "holds 2 masks for 3 images"),
+                      (dict(mask=png, label=10), "label 10 does not exist")):
         with pytest.raises(cli.UsageError, match=match):
             cli.run(workdir=wd, mode="inpaint", out=out, **kw)
     r = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={wd}", "--mode=inpaint",

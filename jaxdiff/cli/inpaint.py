@@ -3,7 +3,8 @@
 The mask is a PNG or an .npz ('mask', 'masks' or its only array; one mask for all images, or one per image),
 binarised at 0.5 and broadcast over the channels. A mask with nothing known (all 0: that is generation) or
 nothing to fill (all 1) is refused. Rows of the picture: masked input | inpainted | original (held-out images)
-or input (``--input``: the image as given, the original when the whole image was given).
+or input (``--input``: the image as given, the original when the whole image was given). A class-conditional
+run takes ``--label=c`` (and ``--guidance=w``) for every image, through :mod:`jaxdiff.sampling.guidance`.
 """
 from __future__ import annotations
 
@@ -133,6 +134,7 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
     from jaxdiff import visualize
     from jaxdiff.cli.restore import input_images
     from jaxdiff.sampling import inpainting as ip
+    from jaxdiff.sampling.guidance import guided_params
 
     o = s.options
     ts, jumps = _check(s, inf)
@@ -147,6 +149,10 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
         raise UsageError(f"--mask={o.mask!r} holds {mask.shape[0]} masks for {n} images: give one mask, or one "
                          "per image")
     masks = np.broadcast_to(mask, (n,) + mask.shape[1:]).astype(np.float32)
+    inputs = {"x": images, "m": masks}
+    cls = None if s.label_classes is None else int(s.label_classes[0])  # --label (resolve checked the model)
+    if cls is not None:
+        inputs["labels"] = np.full((n,), cls, np.int32)
     pairs = ip.repaint_pairs(ts, jumps)
     calls = ip.network_calls(pairs)
     log.info("inpainting %d images: %d network calls each (%d steps%s)", n, calls, len(ts) - 1,
@@ -157,12 +163,15 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
 
     def one(i, chunk):
         x_T = inf.shard(np.asarray(jax.random.normal(jax.random.fold_in(k_T, i), shape)))
-        res = ip.inpaint(inf.denoiser, inf.params, jax.random.fold_in(k_run, i), x_T, chunk["x"], chunk["m"],
+        denoiser, params = inf.denoiser, inf.params
+        if "labels" in chunk:  # one guided forward pass of 2B rows (w = 0: conditional only); labels, w traced
+            denoiser, params = guided_params(inf.model, inf.params, chunk["labels"], s.guidance)
+        res = ip.inpaint(denoiser, params, jax.random.fold_in(k_run, i), x_T, chunk["x"], chunk["m"],
                          process=inf.process, corrector=s.corrector, timesteps=ts, jumps=jumps,
                          prediction=inf.prediction, clip=inf.clip, eta=s.eta)
         return {"x0": res.x0}
 
-    outs = inf.map_batches(one, {"x": images, "m": masks}, n, B, desc="inpaint")
+    outs = inf.map_batches(one, inputs, n, B, desc="inpaint")
     result = np.concatenate([r["x0"] for r in outs])
     keep = np.broadcast_to(masks, images.shape) > 0.5
     masked = np.where(keep, images, 0.0).astype(np.float32)
@@ -179,8 +188,9 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
     jtag = f"_jumps{jumps[0]}-{jumps[1]}" if jumps else ""
     stem = output_stem(s, out_dir, inf.step, f"{mask_tag(o.mask, mask)}_{corrector_tag(s, inf)}{jtag}")
     title = (f"inpainting, {s.corrector} {steps} steps" + (f", RePaint jumps j={jumps[0]} r={jumps[1]}" if jumps
-                                                            else "") + f" ({calls} network calls)")
+                                                            else "")
+             + ("" if cls is None else f", label {cls}, guidance w={s.guidance:g}") + f" ({calls} network calls)")
     arrays = dict(known=images if o.input is not None else None, original=images if o.input is None else None)
     return {"strip": visualize.save_strip(stem + ".png", rows, labels, title=title),
             "npz": save_npz(stem + ".npz", masked=masked, mask=masks, inpainted=result, network_calls=calls,
-                            **arrays)}
+                            labels=inputs.get("labels"), **arrays)}

@@ -23,7 +23,7 @@ SWEEPS = ("auto", "generation", "restoration")
 #: images per mode when --num is 0 (interpolate: pairs; evaluate: at most this many held-out images)
 DEFAULT_NUM = {"generate": 64, "restore": 32, "interpolate": 4, "forward": 4, "evaluate": 2000, "inpaint": 16}
 #: modes that take a class label (--label / --labels) and classifier-free guidance (--guidance)
-LABEL_MODES = ("generate",)
+LABEL_MODES = ("generate", "inpaint")
 #: samples per class of a --labels grid when --num is 0
 DEFAULT_PER_LABEL = 8
 #: modes whose generation takes --spacing (timesteps of the reverse loop)
@@ -186,6 +186,9 @@ class SampleOptions:
                 raise UsageError(f"--{name} is for --mode=inpaint, not --mode={self.mode}")
         if self.mode != "inpaint":
             return
+        if self.labels is not None:
+            raise UsageError(f"--labels={self.labels!r} is for --mode=generate (a grid with one row per class); "
+                             "--mode=inpaint takes --label=c, the class of every image")
         if not self.mask:
             raise UsageError("--mode=inpaint needs --mask=<file.png or file.npz> (white / 1 = keep, black / 0 = fill)")
         if not self.mask.lower().endswith((".png", ".jpg", ".jpeg", ".npz", ".npy")):
