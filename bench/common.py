@@ -64,7 +64,12 @@ def torch_threads(n: int) -> None:
 
 
 def block(x):
-    """Waits for a JAX result (any pytree) or returns torch results as they are (torch CPU is synchronous)."""
+    """Waits for a JAX result (any pytree) or a torch result (CUDA: synchronize; torch CPU is synchronous)."""
+    if getattr(x, "is_cuda", False):
+        import torch
+
+        torch.cuda.synchronize()
+        return x
     try:
         import jax
 
