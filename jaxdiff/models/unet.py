@@ -11,9 +11,9 @@
 
 The layer inventory of diffusers' ``UNet2DModel`` (equal parameter counts). The last conv of every ResBlock and the
 output projection of every AttnBlock start at zero (DDPM), so a fresh model ignores t and dropout until its first
-update. Compute runs in ``dtype`` (float32/bfloat16); parameters, GroupNorm statistics, the time embedding and
-attention softmax stay float32. ``num_classes`` > 0 adds a learned label embedding (row num_classes = the null
-label, also used when no label is given); 0 (default) adds no parameter.
+update. Compute runs in ``dtype`` (float32/bfloat16); parameters, GroupNorm statistics, the sinusoidal time
+features, the attention logits and softmax, and the returned output stay float32. ``num_classes`` > 0 adds a learned
+label embedding (row num_classes = the null label, also used when no label is given); 0 (default) adds no parameter.
 """
 from __future__ import annotations
 
