@@ -3,7 +3,7 @@ writing bench/results/<name>.json; then bench/results/summary.md collects their 
 
     python -m bench.run [--quick] [--only NAME[,NAME…]] [--no-compile] [--torch-python PATH]
 
-Names: bench32, mainjob, sampler, degradation_overhead, system, parallel, conv_wgrad, group_norm.
+Names: bench32, mainjob, sampler, degradation_overhead, system, parallel, conv_wgrad, group_norm, guidance.
 PyTorch and diffusers are needed for bench32, mainjob and conv_wgrad (``pip install -e .[bench]``).
 """
 from __future__ import annotations
@@ -16,7 +16,8 @@ import time
 
 from bench import common
 
-BENCHES = ["bench32", "mainjob", "sampler", "degradation_overhead", "system", "parallel", "conv_wgrad", "group_norm"]
+BENCHES = ["bench32", "mainjob", "sampler", "degradation_overhead", "system", "parallel", "conv_wgrad", "group_norm",
+           "guidance"]
 
 
 def main(argv=None):
