@@ -262,3 +262,30 @@ def test_cold_restoration_given_a_label():
     assert np.abs(with_label - base).max() > 1e-3
     g, gp = guidance.guided_params(model, p, jnp.array([0, 1, 2, 0], jnp.int32), 2.0)
     assert np.abs(run(g, gp) - with_label).max() > 1e-3
+
+
+# --- end to end ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_train_a_tiny_conditional_model_then_sample_a_row_per_label(tmp_path):
+    from jaxdiff import cli
+    from jaxdiff.cli.options import UsageError
+    from jaxdiff.train.loop import train_and_evaluate
+
+    c = _config(ch=8, ch_mult=(1, 2), num_groups=4)
+    t = c.train
+    t.batch_size, t.num_steps, t.checkpoint_every, t.log_every, t.warmup_steps = 16, 3, 3, 1, 0
+    t.num_sample_images = 0
+    wd = str(tmp_path / "run")
+    state = train_and_evaluate(c, wd)
+    assert int(state.step) == 3 and state.params["label_embed"]["embedding"].shape == (11, 32)
+    files = cli.run(workdir=wd, labels="0-2", num=6, steps=2, guidance=1.0, frames=0)
+    assert os.path.basename(files["grid"]) == "generate_step3_ddim_2steps_labels0-2_w1_n6.png"
+    with np.load(files["npz"]) as z:
+        np.testing.assert_array_equal(z["labels"], [0, 0, 1, 1, 2, 2])
+        assert z["samples"].shape == (6, 16, 16, 1) and np.isfinite(z["samples"]).all()
+    with Image.open(files["grid"]) as im:
+        assert im.size[0] < im.size[1] * 2  # 2 columns × 3 rows of tiles, not one long row
+    with pytest.raises(UsageError, match=r"--label=10: label 10 does not exist; allowed: 0 … 9"):
+        cli.run(workdir=wd, label=10, num=2, steps=2)
