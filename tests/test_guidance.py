@@ -155,7 +155,6 @@ def test_bad_label_flags_are_one_usage_error(kw, message):
 def _run(num_classes):
     c = runpy.run_path(os.path.join(ROOT, "configs", "ddim_cond.py"))["get_config"]()
     c.model.num_classes = num_classes
-    c.data.source = "digits" if num_classes else "digits"
     return types.SimpleNamespace(config=c, process=GaussianProcess(make_schedule("linear", 10)))
 
 
@@ -165,7 +164,7 @@ def test_label_flags_checked_against_the_run():
     with pytest.raises(UsageError, match=r"--labels=0-10: label 10 does not exist; allowed: 0 … 9"):
         SampleOptions(workdir="w", labels="0-10").resolve(_run(10))
     s = SampleOptions(workdir="w", labels="0-2,7").resolve(_run(10))
-    assert s.label_classes == (0, 1, 2, 7) and s.num == 32 and s.guidance == 1.0  # 8 per class; config's w
+    assert s.label_classes == (0, 1, 2, 7) and s.num == 32 and s.guidance == 0.5  # 8 per class; the config's w
     np.testing.assert_array_equal(s.sample_labels, np.repeat([0, 1, 2, 7], 8))
     s = SampleOptions(workdir="w", labels="0-9", num=25, guidance=3.0).resolve(_run(10))
     assert s.num == 30 and s.guidance == 3.0 and list(s.sample_labels[::3]) == list(range(10))
