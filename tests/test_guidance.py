@@ -187,3 +187,24 @@ def test_output_names_carry_label_and_guidance():
     assert name(labels="0-2,7", guidance=0.5) == "generate_step3_ddim_20steps_labels0-2+7_w0.5_n64"
     names = [name(label=3), name(label=4), name(label=3, guidance=2.0), name(labels="3"), name()]
     assert len(set(names)) == len(names)
+
+
+def test_guided_sampling_sharded_over_8_devices_matches_one(process):
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    from jaxdiff.experiment import make_mesh
+
+    mesh = make_mesh(jax.devices()[:8])
+    model = ToyModel()
+    den = guidance.guided_denoiser(model)
+    n = 16
+    x = jax.random.normal(jax.random.PRNGKey(0), (n, S, S, 1))
+    labels = jnp.arange(n, dtype=jnp.int32) % K
+
+    def run(x, labels):
+        return np.asarray(sampling.sample(den, (PARAMS, labels, jnp.float32(2.0)), jax.random.PRNGKey(1), x,
+                                          process=process, corrector="ddim", timesteps=4, prediction="eps").x0)
+
+    sh = NamedSharding(mesh, P("data"))
+    np.testing.assert_allclose(run(jax.device_put(x, sh), jax.device_put(labels, sh)), run(x, labels),
+                               rtol=1e-5, atol=1e-5)
