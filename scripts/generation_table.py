@@ -5,11 +5,12 @@
     .venv/bin/python scripts/generation_table.py --rows=ddim_20,heat   # some rows
     .venv/bin/python scripts/generation_table.py --root=/tmp/runs --no-train
 
-For each row: the workdir ``<root>/<config name>`` (trained with the config's default command,
-``train_and_evaluate(get_config(), workdir)``, unless it has reached its last step already), the stored
-generation prior (``--prior_noise`` set per row), ``--num`` samples drawn with the row's corrector and network
-calls, judged by the shipped digits judge (jaxdiff.evaluation.judge) against every held-out digit, and the first
-64 samples as ``<images>/gen_<row>.png``. Writes ``<out>.json`` and ``<out>.md`` (the table) and prints the table.
+For each row: the workdir ``<root>/<config name>`` (or the row's ``workdir``), trained with the config's default
+command and the row's overrides (``train_and_evaluate(get_config(), workdir)``) unless it has reached its last
+step already; the stored generation prior (``--prior_noise`` set per row), ``--num`` samples drawn with the
+row's corrector and network calls, judged by the shipped digits judge (jaxdiff.evaluation.judge) against every
+held-out digit, and the first 64 samples as ``<images>/gen_<row>.png``. Writes ``<out>.json`` and ``<out>.md``
+(the table) and prints the table.
 Wall time: the sampling of ``--num`` images after one warm-up batch of the same shape (so compilation is not
 in it), on whatever the machine is doing meanwhile. Also writes the perfect/broken-symmetry picture
 (``<images>/blur_symmetry.png``): the same prior means with per-pixel noise 0 and 0.002.
@@ -35,6 +36,12 @@ class Row:
     steps: Optional[int] = None  # network calls; None: the config's sample.steps (0: every step)
     prior_noise: Optional[float] = None  # None: the stored prior's
     note: str = ""
+    overrides: tuple = ()  # (dotted field, value) pairs on top of the default command
+    workdir: str = ""  # the workdir's name under --root (default: the config's name)
+
+    @property
+    def run_name(self) -> str:
+        return self.workdir or self.config
 
 
 ROWS = (
@@ -52,6 +59,10 @@ ROWS = (
     Row("heat_naive", "heat", corrector="cold_naive", note="the paper's step: F_{t−1}(x̂0) + δ z"),
     Row("blurring_ddim", "blurring_diffusion", note="20 steps, the config's default"),
     Row("blurring_ddpm", "blurring_diffusion", corrector="blurring_ddpm", steps=0),
+    Row("blurring_x0_ddim", "blurring_diffusion", note="x0-prediction", overrides=(("diffusion.prediction", "x0"),),
+        workdir="blurring_diffusion_x0"),
+    Row("blurring_x0_ddpm", "blurring_diffusion", corrector="blurring_ddpm", steps=0, note="x0-prediction",
+        overrides=(("diffusion.prediction", "x0"),), workdir="blurring_diffusion_x0"),
     Row("superres", "cold_superres"),
     Row("fade", "cold_fade"),
     Row("animorph", "cold_animorph", note="digits 5–9 → 0–4: five classes expected"),
@@ -85,18 +96,25 @@ def select_rows(spec: str) -> list[Row]:
     return [names[s] for s in chosen]
 
 
-def _config(name: str):
+def _config(name: str, overrides=()):
     from jaxdiff.config import files
 
-    return files.load_config_file(os.path.join(REPO, "configs", f"{name}.py"))
+    c = files.load_config_file(os.path.join(REPO, "configs", f"{name}.py"))
+    for field, value in overrides:
+        *parents, leaf = field.split(".")
+        node = c
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return c
 
 
 def ensure_trained(row: Row, root: str, train: bool) -> Optional[str]:
     """The row's workdir once its run has reached train.num_steps (training it first when ``train``), else None."""
     from jaxdiff.experiment import NoCheckpointError, list_checkpoint_steps
 
-    cfg = _config(row.config)
-    wd = os.path.join(root, row.config)
+    cfg = _config(row.config, row.overrides)
+    wd = os.path.join(root, row.run_name)
     try:
         last = max(list_checkpoint_steps(wd), default=0)
     except NoCheckpointError:
@@ -108,7 +126,8 @@ def ensure_trained(row: Row, root: str, train: bool) -> Optional[str]:
         return None
     from jaxdiff.train import train_and_evaluate
 
-    print(f"[{row.name}] training configs/{row.config}.py into {wd}", file=sys.stderr)
+    extra = "".join(f" --config.{k}={v}" for k, v in row.overrides)
+    print(f"[{row.name}] training configs/{row.config}.py{extra} into {wd}", file=sys.stderr)
     t0 = time.perf_counter()
     train_and_evaluate(cfg, wd)
     print(f"[{row.name}] trained in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
@@ -145,7 +164,8 @@ def judge_row(row: Row, wd: str, *, num: int, batch: int, seed: int, images: str
     return {
         "row": row.name, "config": row.config, "workdir": wd, "step": inf.step, "corrector": corrector,
         "network_calls": calls, "prior": prior.kind, "prior_noise": row.prior_noise, "note": row.note,
-        "prior_vs_end_state_ratio": match["ratio"], "seconds": seconds, "grid": grid, "judge": j,
+        "overrides": [list(o) for o in row.overrides], "prior_vs_end_state_ratio": match["ratio"],
+        "seconds": seconds, "grid": grid, "judge": j,
         "train_seconds": _train_seconds(wd),
     }
 
@@ -194,7 +214,7 @@ def markdown(results: list[dict], num_real: int) -> str:
     lines = []
     for r in results:
         j, f = r["judge"], r["judge"]["floor"]
-        name = r["row"] + (f" ({r['note']})" if r["note"] else "")
+        name = r["row"] + (f" ({r['note']})" if r.get("note") else "")
         tr = "" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}"
         lines.append(
             f"| {name} | `{r['config']}` | `{r['corrector']}` | {r['network_calls']} | "
@@ -231,7 +251,7 @@ def main(argv=None) -> int:
               f"{100 * j['confident_fraction']:.1f} %, smallest class {100 * j['smallest_class_share']:.1f} %, "
               f"{r['seconds']:.1f} s", file=sys.stderr, flush=True)
     if any(r.config == "cold_blur_gen" for r in rows):
-        wd = os.path.join(args.root, "cold_blur_gen")
+        wd = os.path.join(args.root, "cold_blur_gen")  # the symmetry picture's run
         if os.path.isdir(wd):
             symmetry_picture(wd, args.images, args.seed)
     if not results:

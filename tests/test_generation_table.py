@@ -19,8 +19,12 @@ def test_rows_name_configs_and_correctors_that_exist():
 
     rows = TABLE["ROWS"]
     assert len({r.name for r in rows}) == len(rows)
+    # rows that share a workdir share its training: the same config and overrides
+    runs = {}
     for r in rows:
-        c = files.load_config_file(os.path.join(ROOT, "configs", f"{r.config}.py"))
+        assert runs.setdefault(r.run_name, (r.config, r.overrides)) == (r.config, r.overrides), r.name
+    for r in rows:
+        c = TABLE["_config"](r.config, r.overrides)
         process = experiment.build_process(c)
         assert store.can_generate(process), r.config
         check_corrector(r.corrector or store.generation_corrector(process, c), process)
