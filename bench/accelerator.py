@@ -60,8 +60,10 @@ def spec_config(name: str, dtype: str, quick: bool):
         c.model.update(dict(ch=128, ch_mult=(1, 2, 2, 2, 4), num_res_blocks=2, attn_resolutions=(16,)))
         c.train.batch_size = 64
     c.model.dtype = dtype
-    if quick:
-        c.model.update(dict(ch=8, num_groups=4))
+    if quick:  # a smoke run of every code path: two levels (attention on the first), one block, 16x16, batch 2
+        c.data.image_size = 16
+        c.model.update(dict(ch=8, num_groups=4, num_res_blocks=1, ch_mult=tuple(c.model.ch_mult)[:2],
+                            attn_resolutions=(16,)))
         c.train.batch_size = 2
     return c
 
@@ -256,7 +258,8 @@ def run(quick: bool = False, torch_side: bool = True, compile_torch: bool = True
                  "(train: the whole step; forward: one call). Parameters: "
                  + "; ".join(f"{k} {', '.join(f'{n} {c:,}' for n, c in v.items())}" for k, v in params.items()))
     if quick:
-        notes.append("--quick: widths ch 8 (GroupNorm 4), batch 2, DDIM 5, 3 repeats: a smoke run, not a figure.")
+        notes.append("--quick: 16x16, two levels of width 8 (GroupNorm 4), one block, batch 2, DDIM 5, 3 repeats: "
+                     "a smoke run of every code path, not a figure.")
     sampler_table = common.markdown_table(sampler_rows, SAMPLER_COLUMNS)
     out = common.finish("accelerator", rows, COLUMNS, notes=[sampler_table, *notes], sampler=sampler_rows,
                         params=params, device_kind=kind, quick=quick, seconds=time.perf_counter() - t_start)
