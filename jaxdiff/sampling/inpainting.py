@@ -12,8 +12,6 @@ Shapes: images (B, H, W, C); mask broadcastable to them, e.g. (B, H, W, 1); bina
 """
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 import jax
@@ -25,6 +23,7 @@ from jaxdiff.checks import is_int
 from jaxdiff.forward import ForwardProcess, GaussianProcess, bcast
 from jaxdiff.parameterization import predict
 from jaxdiff.sampling.correctors import CORRECTORS, _log_alphas_cumprod
+from jaxdiff.sampling.loop import _check_number
 from jaxdiff.sampling.steps import timesteps as make_timesteps
 from jaxdiff.sampling.steps import validate_timesteps
 
@@ -185,13 +184,9 @@ inpaint_loop_jit = jax.jit(
 
 
 def _finite_nonneg(name, v):
-    if isinstance(v, jax.core.Tracer):
-        return v
-    if isinstance(v, (jax.Array, np.ndarray)) and np.ndim(v) == 0:
-        v = float(v)
-    if not isinstance(v, numbers.Real) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-    return float(v)
+    """``v`` as a float (a tracer passes through), after :func:`jaxdiff.sampling.loop._check_number`."""
+    _check_number(name, v)
+    return v if isinstance(v, jax.core.Tracer) else float(v)
 
 
 def inpaint(
