@@ -186,7 +186,11 @@ def jax_contenders(config):
 # ---------------------------------------------------------------------------------------------- the run
 
 
-def run(quick: bool = False, torch_side: bool = True, compile_torch: bool = True, budget_s: float = 420.0) -> dict:
+SPECS = ("bench32", "ddpm64")
+
+
+def run(quick: bool = False, torch_side: bool = True, compile_torch: bool = True, budget_s: float = 420.0,
+        specs: str = ",".join(SPECS)) -> dict:
     t_start = time.perf_counter()
     common.setup_threads()
     import jax
@@ -207,7 +211,10 @@ def run(quick: bool = False, torch_side: bool = True, compile_torch: bool = True
     n_sampler = 5 if quick else 50
     rows, sampler_rows, params = [], [], {}
     compile_skipped = []
-    for spec in ("bench32", "ddpm64"):
+    chosen = [x.strip() for x in specs.split(",") if x.strip()]
+    if not chosen or any(x not in SPECS for x in chosen):
+        raise SystemExit(f"--specs: {specs!r}; allowed: a comma-separated subset of {', '.join(SPECS)}")
+    for spec in chosen:
         for dtype in ("float32", "bfloat16"):
             cfg = spec_config(spec, dtype, quick)
             B = int(cfg.train.batch_size)
@@ -272,4 +279,5 @@ if __name__ == "__main__":
     common.main(run, ("--no-torch", dict(action="store_false", dest="torch_side", help="jaxdiff only")),
                 ("--no-compile", dict(action="store_false", dest="compile_torch", help="skip torch.compile")),
                 ("--budget-s", dict(type=float, default=420.0, dest="budget_s",
-                                    help="seconds after which torch.compile contenders are skipped (60 %%)")))
+                                    help="seconds after which torch.compile contenders are skipped (60 %%)")),
+                ("--specs", dict(default=",".join(SPECS), help="comma-separated specs (default: all)")))
