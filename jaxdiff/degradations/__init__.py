@@ -5,7 +5,8 @@
 
 A :class:`Degradation` carries its facts: ``generation`` (the prior it generates from, or None:
 restoration only), ``color_only``, ``needs_end_source``, ``restoration_aux`` and ``describe()``.
-Modules: ``base`` (the value, the registry, shared checks), ``color`` (decolor, snow), ``blur``, ``heat``,
+Modules: ``base`` (the value, the registry, shared checks), ``identity`` (hot diffusion's D_t = identity),
+``color`` (decolor, snow), ``blur``, ``heat`` and ``dct_blur`` (diagonal in the DCT basis: ``Degradation.spectrum``),
 ``masks`` (inpaint, fade), ``superres``, ``interpolate``.
 """
 from jaxdiff.degradations.base import (
@@ -14,7 +15,9 @@ from jaxdiff.degradations.base import (
 )
 from jaxdiff.degradations.blur import BLUR_PADDINGS, BLUR_ROUTINES, blur, blur_sigmas
 from jaxdiff.degradations.color import decolor, gray, snow
+from jaxdiff.degradations.dct_blur import dct_blur
 from jaxdiff.degradations.heat import heat, heat_sigmas
+from jaxdiff.degradations.identity import identity
 from jaxdiff.degradations.interpolate import interpolate
 from jaxdiff.degradations.masks import FADE_COLORS, fade, inpaint
 from jaxdiff.degradations.superres import SUPERRES_METHODS, superres
@@ -38,6 +41,8 @@ __all__ = [
     "blur",
     "heat",
     "heat_sigmas",
+    "identity",
+    "dct_blur",
     "inpaint",
     "fade",
     "superres",

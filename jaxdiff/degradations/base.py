@@ -24,7 +24,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdiff.checks import check_int
-from jaxdiff.forward import bcast
 from jaxdiff.registry import Registry
 
 HI = jax.lax.Precision.HIGHEST
@@ -82,6 +81,10 @@ class Degradation:
     generation:      how it generates (:class:`GenerationPrior`), or None: restoration only.
     restoration_aux: ``(key, x0, end_images) -> aux`` for degrading held-out images (end_images: images of
                      the end source or None); None: ``sample_aux(key, x0)``.
+    identity:        D_t(x) = x for every t (hot diffusion's degradation).
+    spectrum:        float64 (T + 1, H, W) multipliers d_t when D_t is diagonal in the orthonormal 2-D DCT basis,
+                     D_t(x) = idct2(d_t ⊙ dct2(x)) per channel (d_0 = 1); None otherwise. A process inverts such
+                     a D_t where d_t > 0 and steps per frequency.
     """
 
     name: str
@@ -95,12 +98,16 @@ class Degradation:
     needs_end_source: bool = False
     generation: Optional[GenerationPrior] = None
     restoration_aux: Optional[Callable[..., Any]] = None
+    identity: bool = False
+    spectrum: Optional[np.ndarray] = None
 
     def __call__(self, x0, t, aux=None):
         return self.apply(x0, t, aux)
 
     def describe(self) -> str:
         """``"blur(kernel_size=5, std=0.5), T=20"``: how pictures and reports name it."""
+        if self.identity:
+            return "identity"
         params = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
         return f"{self.name}({params}), T={self.T}"
 
@@ -232,6 +239,14 @@ def check_image(x, deg: str, n: Optional[int] = None):
         raise ValueError(
             f"degradation {deg!r} was built for image_size={n}: x0 must be (B, {n}, {n}, C), got {x.shape}"
         )
+
+
+def bcast(v: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
+    """Reshapes a per-example (B,) or scalar array so it broadcasts against x (B, ...)."""
+    v = jnp.asarray(v)
+    if v.ndim == 0:
+        return v
+    return v.reshape(v.shape + (1,) * (x.ndim - v.ndim))
 
 
 def keep_t0(x0, t, y):

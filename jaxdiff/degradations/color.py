@@ -16,7 +16,7 @@ from jaxdiff.checks import check_int
 from jaxdiff.degradations.base import (
     Degradation, check_image, check_real, check_size, f32, fail, keep_t0, register_degradation, t_vec
 )
-from jaxdiff.forward import bcast
+from jaxdiff.degradations.base import bcast
 
 __all__ = ["gray", "decolor", "snow"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxdiff.checks import check_int
-from jaxdiff.dct import dct2, idct2, laplacian_eigenvalues
+from jaxdiff.processes.dct import dct2, idct2, laplacian_eigenvalues
 from jaxdiff.degradations.base import (
     Degradation, GenerationPrior, check_image, check_real, check_size, f32, fail, keep_t0,
     register_degradation, t_vec
@@ -46,7 +46,8 @@ def heat(
         fail("heat", "sigma_max", sigma_max, f">= sigma_min = {lo!r} (the blur only grows with t)")
     tau = heat_sigmas(T, sigma_min=lo, sigma_max=hi) ** 2 / 2.0  # (T + 1,)
     lam = laplacian_eigenvalues(n, n)  # (N, N)
-    D = f32(np.exp(-tau[:, None, None] * lam[None]))  # (T + 1, N, N)
+    spectrum = np.exp(-tau[:, None, None] * lam[None])  # (T + 1, N, N) float64
+    D = f32(spectrum)
     dtau = tau - np.concatenate([[0.0], tau[:-1]])  # τ_t − τ_{t−1}, 0 at t = 0
     S = f32(np.exp(-dtau[:, None, None] * lam[None]))  # S_t = D_t / D_{t−1}
 
@@ -69,4 +70,4 @@ def heat(
     generation = GenerationPrior(kind="blur_mean", prior_noise=True, corrector="cold_improved",
                                  mismatch_hint="dissipate to about the image size, e.g. "
                                                "--config.diffusion.degradation_params.sigma_max=<image_size>")
-    return Degradation(name="heat", T=T, apply=apply, step=step, generation=generation)
+    return Degradation(name="heat", T=T, apply=apply, step=step, generation=generation, spectrum=spectrum)

@@ -12,8 +12,8 @@ import numpy as np
 from jaxdiff.degradations.base import (
     Degradation, GenerationPrior, check_image, check_size, keep_t0, register_degradation, t_vec
 )
-from jaxdiff.forward import bcast
-from jaxdiff.schedules import cosine
+from jaxdiff.degradations.base import bcast
+from jaxdiff.processes.schedules import cosine
 
 __all__ = ["interpolate"]
 
@@ -22,7 +22,7 @@ __all__ = ["interpolate"]
 def interpolate(*, T: int, image_size: int = 32, channels: int = 3) -> Degradation:
     """Interpolation toward another image (animorphosis): x_t = √ᾱ_t x0 + √(1 − ᾱ_t) z.
 
-    ᾱ is ``jaxdiff.schedules.cosine(T).alphas_cumprod`` (its float64-derived √ᾱ, √(1−ᾱ)); ᾱ_T is
+    ᾱ is ``jaxdiff.processes.schedules.cosine(T).alphas_cumprod`` (its float64-derived √ᾱ, √(1−ᾱ)); ᾱ_T is
     tiny but not 0 (β is clipped at 0.999). z = aux, an image batch of the same shape as x0 (an image
     of another data set); ``sample_aux`` draws Gaussian noise (the Gaussian-diffusion special case).
     ``prior(key, shape, aux)`` returns aux if given, else N(0, I) noise. No single forward step

@@ -354,6 +354,9 @@ class UNet(nn.Module):
     # How GroupNorm reduces (jaxdiff.models.norm): "auto" = the faster two-stage reduction on CPU, the textbook
     # one elsewhere. Same parameters and function either way; not a config field, an implementation choice.
     group_norm: str = "auto"
+    # A per-t scale of the input x (T + 1 floats): the process's preconditioning c_in (EDM's prediction, see
+    # jaxdiff.parameterization.edm_input_scale). None: x as given. Not a config field: the process sets it.
+    input_scale: Optional[tuple[float, ...]] = None
 
     def __post_init__(self):
         self._validate(self.image_size)
@@ -434,6 +437,9 @@ class UNet(nn.Module):
     def __call__(self, x, t, labels=None, *, train: bool = False):
         t = self._check_inputs(x, t)
         labels = self._check_labels(labels, x.shape[0])
+        if self.input_scale is not None:
+            scale = jnp.asarray(np.asarray(self.input_scale, np.float32))[jnp.asarray(t, jnp.int32)]
+            x = x * scale[:, None, None, None].astype(x.dtype)
         dt = DTYPES[self.dtype]
         gn = lambda name: GroupNorm(self.num_groups, self.norm_eps, dt, self.group_norm, name=name)  # noqa: E731
 
@@ -503,7 +509,7 @@ def _as_dict(model_cfg) -> dict:
     raise ValueError(f"model config: {type(model_cfg).__name__} is not a ConfigDict or mapping")
 
 
-def make_unet(model_cfg, *, image_size: int, in_channels: int, out_channels: int) -> UNet:
+def make_unet(model_cfg, *, image_size: int, in_channels: int, out_channels: int, input_scale=None) -> UNet:
     """Builds the UNet from the config's ``model`` section (keys: MODEL_FIELDS; missing keys take UNet's defaults).
 
     Validates everything (unknown keys, widths, groups, heads, levels vs image_size, attention sizes, dtype) before
@@ -519,7 +525,8 @@ def make_unet(model_cfg, *, image_size: int, in_channels: int, out_channels: int
     defaults = {f.name: f.default for f in dataclasses.fields(UNet) if f.name in MODEL_FIELDS}
     kwargs = {**defaults, **cfg}
     validate_unet_config(**kwargs, image_size=image_size, in_channels=in_channels, out_channels=out_channels)
-    return UNet(out_channels=out_channels, image_size=image_size, in_channels=in_channels, **kwargs)
+    scale = None if input_scale is None else tuple(float(v) for v in np.asarray(input_scale).reshape(-1))
+    return UNet(out_channels=out_channels, image_size=image_size, in_channels=in_channels, input_scale=scale, **kwargs)
 
 
 def param_count(params) -> int:
