@@ -1,16 +1,19 @@
-"""Training losses: a per-pixel regression loss and per-t weights for Gaussian processes.
+"""Training losses: a per-pixel regression loss, per-t weights, and Soft Diffusion's loss after degradation.
 
     ℓ_b  = mean_{h,w,c} |o − y| ("l1")  or  mean_{h,w,c} (o − y)² ("l2"),    loss = (1/B) Σ_b w_b ℓ_b
 
-for the network output o and its target y (ε, x0 or v), both (B, H, W, C); w_b = 1 without weights (they are not
-renormalized, so a weighting also changes the effective learning rate). Per-t weights are defined on the x0-space
-error λ(snr) with snr_t = ᾱ_t/(1 − ᾱ_t), and since ‖ε − ε̂‖² = snr ‖x0 − x̂0‖² and ‖v − v̂‖² = (1 + snr) ‖x0 − x̂0‖²,
-they become λ/snr (ε), λ (x0) or λ/(1 + snr) (v):
+for the network output o and its target y (:mod:`jaxdiff.parameterization`), both (B, H, W, C); w_b = 1 without
+weights (not renormalized, so a weighting also changes the effective learning rate). Weightings are defined on
+the x0-space error, λ(t) with snr_t = α_t²/σ_t² (σ̃ = σ_t/α_t, σ_d = 0.5), and divided by the prediction's
+``error_factor`` c_p (‖y − ŷ‖² = c_p ‖x0 − x̂0‖²: snr for ε, 1 for x0, 1 + snr for v on a VP schedule …):
 
-    none  w = 1 · snr  λ = snr (ε: the DDPM "simple" loss) · min_snr  λ = min(snr, 5) (Hang et al. 2023)
-    truncated_snr  λ = max(snr, 1) (Salimans & Ho 2022)
+    none           w = 1            snr            λ = snr (ε: the DDPM "simple" loss)
+    min_snr        λ = min(snr, γ), γ = 5 (Hang et al. 2023)           truncated_snr  λ = max(snr, 1) (Salimans & Ho)
+    edm            λ = (σ̃² + σ_d²)/(σ̃ σ_d)² (Karras et al. 2022; with prediction "edm" w = λ c_out² = 1)
+    soft           no weight: ℓ is measured after degradation, ℓ(D_t(x̂0), D_t(x0)) (Daras et al.'s soft score
+                   matching, ‖D_t(x̂0 − x0)‖² for l2), x̂0 from the prediction
 
-The same factors apply to L1 (exact only for L2). Cold processes take "none" (Cold Diffusion: L1 on x0).
+The same factors apply to L1 (exact only for L2). Weightings other than none and soft need σ_t > 0 (a noisy process).
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from typing import Optional
 
 import jax.numpy as jnp
 
-from jaxdiff.forward import ForwardProcess, GaussianProcess
+from jaxdiff.processes import Process
 
 __all__ = [
     "LOSS_KINDS",
@@ -28,10 +31,11 @@ __all__ = [
     "diffusion_loss",
     "x0_space_weight",
     "loss_weights",
+    "check_weighting",
 ]
 
 LOSS_KINDS = ("l1", "l2")
-WEIGHTINGS = ("none", "snr", "min_snr", "truncated_snr")
+WEIGHTINGS = ("none", "snr", "min_snr", "truncated_snr", "edm", "soft")
 MIN_SNR_GAMMA = 5.0
 
 
@@ -63,47 +67,52 @@ def diffusion_loss(
     return jnp.mean(weights * per)
 
 
-def x0_space_weight(snr: jnp.ndarray, weighting: str, *, gamma: float = MIN_SNR_GAMMA) -> jnp.ndarray:
-    """λ(snr), the weight of the x0-space error ("none" has no x0-space form and is not accepted)."""
+def x0_space_weight(snr: jnp.ndarray, weighting: str, *, gamma: float = MIN_SNR_GAMMA,
+                    sigma_data: float = 0.5) -> jnp.ndarray:
+    """λ(snr), the weight of the x0-space error ("none" and "soft" have no x0-space weight and are not accepted)."""
     if weighting == "snr":
         return snr
     if weighting == "min_snr":
         return jnp.minimum(snr, gamma)
     if weighting == "truncated_snr":
         return jnp.maximum(snr, 1.0)
-    raise ValueError(f"x0-space weighting must be one of {list(WEIGHTINGS[1:])}, got {weighting!r}")
+    if weighting == "edm":  # (σ̃² + σ_d²)/(σ̃ σ_d)² with σ̃² = 1/snr
+        return (1.0 + sigma_data**2 * snr) / sigma_data**2
+    raise ValueError(f"x0-space weighting must be one of {list(WEIGHTINGS[1:5])}, got {weighting!r}")
+
+
+def check_weighting(process: Process, weighting: str, *, field: str = "diffusion.loss_weighting") -> str:
+    """``weighting`` if it applies to ``process``, else one ValueError naming ``field``."""
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"{field} must be one of {list(WEIGHTINGS)}, got {weighting!r}")
+    if weighting not in ("none", "soft") and not process.noisy:
+        raise ValueError(f"{field}={weighting!r} is defined by the SNR α_t²/σ_t² and needs σ_t > 0 for every t >= 1; "
+                         f"{process.describe()} is not noisy throughout: use 'none' or 'soft'")
+    return weighting
 
 
 def loss_weights(
-    process: ForwardProcess,
+    process: Process,
     t: jnp.ndarray,
     *,
     weighting: str,
     prediction: str,
     gamma: float = MIN_SNR_GAMMA,
 ) -> Optional[jnp.ndarray]:
-    """Per-example weights w_b (B,) for timesteps t (B,), or None for weighting "none".
+    """Per-example weights w_b (B,) for timesteps t (B,), or None for "none" and "soft" (see the module docstring).
 
-    w = λ(snr_t) / c(snr_t) with c = snr (eps), 1 (x0), 1 + snr (v); see the module docstring.
-    snr = ∞ at t = 0 (never drawn in training) is mapped to a finite weight of the t = 1 kind by
-    clamping log_snr, so a stray t = 0 cannot produce inf/NaN.
+    w = λ(snr_t) / c_p(t). snr = ∞ at t = 0 (never drawn in training) is clamped to a finite value, so a stray
+    t = 0 cannot produce inf/NaN.
     """
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"diffusion.loss_weighting must be one of {list(WEIGHTINGS)}, got {weighting!r}")
-    if weighting == "none":
+    from jaxdiff.parameterization import PREDICTIONS, _snr
+
+    check_weighting(process, weighting)
+    if weighting in ("none", "soft"):
         return None
-    if not isinstance(process, GaussianProcess):
-        raise ValueError(
-            f"diffusion.loss_weighting={weighting!r} needs a Gaussian process (it is defined by the SNR); "
-            "cold processes take 'none'"
-        )
     process.check_prediction(prediction, field="diffusion.prediction")
-    log_snr = process.schedule.log_snr[jnp.asarray(t, jnp.int32)]
-    # exp(±60) stays finite in float32 (max ≈ 3.4e38 ≈ e^88) and far beyond any γ.
-    snr = jnp.exp(jnp.clip(log_snr, -60.0, 60.0))
+    t = jnp.asarray(t, jnp.int32)
+    snr = _snr(process, t)
     lam = x0_space_weight(snr, weighting, gamma=gamma)
-    if prediction == "eps":
-        return lam / snr
-    if prediction == "v":
-        return lam / (1.0 + snr)
-    return lam
+    if prediction == "x0":
+        return lam
+    return lam / PREDICTIONS[prediction].error_factor(process, t)

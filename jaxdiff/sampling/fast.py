@@ -1,24 +1,37 @@
-"""Probability-flow ODE solvers as correctors (Gaussian processes): fewer network calls for the same samples.
+"""Probability-flow ODE solvers as correctors (D = identity): fewer network calls for the same samples.
 
-With α = √ᾱ_t, σ = √(1 − ᾱ_t), λ = log(α/σ) at t, primes at t_prev (t' < t):
+With α, σ at t, primes at t_prev (t' < t), λ = log(α/σ):
 
 * ``dpmpp_2m`` DPM-Solver++(2M) (Lu et al. 2022): h = λ' − λ, r = h_prev/h, D = (1 + 1/(2r)) x̂0 − 1/(2r) x̂0_prev
   (first step: D = x̂0), x' = (σ'/σ) x − α'(e^{−h} − 1) D. State: (x̂0_prev, h_prev); h_prev = 0 before step 1.
-* ``euler``, ``heun`` (Karras et al. 2022) on y = x/α in s = σ/α = e^{−λ}: d = (y − x̂0)/s, y' = y + (s' − s) d;
-  Heun evaluates the network again at t' (not when t' = 0) and steps with the mean slope: N steps, 2N − 1 calls.
-  (Unclipped, Euler is DDIM with η = 0 written as an ODE step.)
+  (At α = 0, flow matching's t = T, λ = −∞ and the step is first order: e^{−h} = 0.)
+* ``euler``, ``heun`` (Karras et al. 2022) on z = x/c in r = σ/c: d = (z − x̂0)/r, z' = z + (r' − r) d, with the
+  schedule's ODE scale c (:meth:`NoiseSchedule.ode_variables`: c = α where α > 0 throughout — Karras's y = x/α,
+  s = σ/α; c = α + σ for flow matching, where α_T = 0 and z = x, r = τ). Heun evaluates the network again at
+  t' (not when t' = 0) and steps with the mean slope: N steps, 2N − 1 calls. (Unclipped, Euler is the one step
+  ``ddim`` with η = 0 written as an ODE step; on a flow process both are the flow-matching Euler step.)
 x̂0 is the denoiser (clipped when the sampler clips); ε̂ is not used. A step to t' = 0 returns x̂0.
-Blurring diffusion is refused (``requires=GaussianProcess``). Shapes: (B, H, W, C); t, t_prev int32 (B,).
+Shapes: (B, H, W, C); t, t_prev int32 (B,).
 """
 from __future__ import annotations
 
 import jax.numpy as jnp
 from jax import lax
 
-from jaxdiff.forward import GaussianProcess, bcast
+from jaxdiff.processes import bcast
 from jaxdiff.sampling.correctors import _finish, register_corrector
 
-__all__ = ["dpmpp_2m", "euler", "heun"]
+__all__ = ["dpmpp_2m", "euler", "heun", "probability_flow"]
+
+
+def probability_flow(process):
+    """D = identity and σ_t > 0 for t ≥ 1: the probability-flow ODE in x̂0 exists (None), else why not."""
+    if not process.identity:
+        return (f"solves the probability-flow ODE of x_t = α_t x0 + σ_t ε and needs D = identity, not "
+                f"{process.degradation.name!r} (the one step ddim and cold_naive apply to every process)")
+    if not process.noisy:
+        return "needs σ_t > 0 for every t >= 1"
+    return None
 
 
 def _half_log_snr(process, t):
@@ -30,15 +43,16 @@ def _dpmpp_init(x_T):
     return jnp.zeros_like(x_T), jnp.zeros((x_T.shape[0],), jnp.float32)
 
 
-@register_corrector("dpmpp_2m", requires=GaussianProcess, init_state=_dpmpp_init)
+@register_corrector("dpmpp_2m", applies=probability_flow, init_state=_dpmpp_init)
 def dpmpp_2m(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=None, state, predict=None):
     """One DPM-Solver++(2M) step; returns (x', (x̂0, h))."""
     del eps_hat, key, eta, aux, predict
     x0_prev, h_prev = state
     last = t_prev == 0
     h = jnp.where(last, 1.0, _half_log_snr(process, t_prev) - _half_log_snr(process, t))  # λ' = ∞ at t' = 0
-    first = h_prev <= 0
-    c = jnp.where(first, 0.0, h / (2.0 * jnp.where(first, 1.0, h_prev)))  # 1/(2r) = h/(2 h_prev)
+    first = (h_prev <= 0) | ~jnp.isfinite(h_prev) | ~jnp.isfinite(h)
+    h_prev_safe = jnp.where(first, 1.0, h_prev)
+    c = jnp.where(first, 0.0, h / (2.0 * h_prev_safe))  # 1/(2r) = h/(2 h_prev)
     cast = lambda v: bcast(v, x_t).astype(x_t.dtype)  # noqa: E731
     d = (1.0 + cast(c)) * x0_hat - cast(c) * x0_prev
     ratio = process.std(t_prev) / process.std(t)
@@ -47,27 +61,28 @@ def dpmpp_2m(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=None
 
 
 def _karras_step(process, x_t, x0_hat, t, t_prev):
-    """(y, s, s', α', d, y') of the Euler step in Karras's variables."""
+    """(z, r, r', c', d, z') of the Euler step in the ODE's variables."""
     cast = lambda v: bcast(v, x_t).astype(x_t.dtype)  # noqa: E731
-    a, a_p = cast(process.signal(t)), cast(process.signal(t_prev))
-    s, s_p = cast(jnp.exp(-_half_log_snr(process, t))), cast(jnp.exp(-_half_log_snr(process, t_prev)))
+    a, s = process.schedule.ode_variables(t)
+    a_p, s_p = process.schedule.ode_variables(t_prev)
+    a, a_p, s, s_p = cast(a), cast(a_p), cast(s), cast(s_p)
     y = x_t / a
     d = (y - x0_hat) / s
     return y, s, s_p, a_p, d, y + (s_p - s) * d
 
 
-@register_corrector("euler", requires=GaussianProcess)
+@register_corrector("euler", applies=probability_flow)
 def euler(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=None):
-    """x' = α' (y + (s' − s) d), d = (y − x̂0)/s, y = x/α."""
+    """x' = c' (z + (r' − r) d), d = (z − x̂0)/r, z = x/c."""
     del eps_hat, key, eta, aux
     _, _, _, a_p, _, y_p = _karras_step(process, x_t, x0_hat, t, t_prev)
     return _finish(a_p * y_p, x0_hat, t_prev)
 
 
-@register_corrector("heun", requires=GaussianProcess, init_state=lambda x_T: (),
+@register_corrector("heun", applies=probability_flow, init_state=lambda x_T: (),
                     network_calls=lambda n: max(2 * int(n) - 1, 0))
 def heun(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=None, state, predict):
-    """Euler to t', a second network call there, then y' = y + (s' − s)(d + d')/2; returns (x', ())."""
+    """Euler to t', a second network call there, then z' = z + (r' − r)(d + d')/2; returns (x', ())."""
     del eps_hat, key, eta, aux
     y, s, s_p, a_p, d, y_1 = _karras_step(process, x_t, x0_hat, t, t_prev)
     x_1 = (a_p * y_1).astype(x_t.dtype)

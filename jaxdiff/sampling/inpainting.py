@@ -1,13 +1,15 @@
-"""Inpainting with a known region (score_sde's PC inpainting; RePaint, Lugmayr et al. 2022) for Gaussian processes.
+"""Inpainting with a known region (score_sde's PC inpainting; RePaint, Lugmayr et al. 2022): the pieces the one
+reverse loop (:func:`jaxdiff.sampling.sample` with ``known=(x0_known, mask)``) uses, and :func:`inpaint`.
 
 After every corrector step the known pixels (mask m = 1) are replaced by a forward sample of the known image:
 
     x_{t'} = m ⊙ x̃_{t'} + (1 − m) ⊙ corrector(x_t, x̂0, ε̂, t, t'),    x̃_{t'} ~ q(x_{t'} | x0_known),  x̃_0 = x0_known
 
 RePaint's resampling, ``jumps=(j, r)``: each segment of j steps is walked r times; the way back up renoises
-x_{t_up} ~ q(x_{t_up} | x_t) = N(√(ᾱ_{t_up}/ᾱ_t) x_t, (1 − ᾱ_{t_up}/ᾱ_t) I) with no network call.
-The (t, t_next) pairs are built on the host (:func:`repaint_pairs`) and run as one ``lax.scan`` under ``jax.jit``;
-a ``lax.cond`` skips the network on the up pairs. Correctors: the stateless ``ddpm`` and ``ddim``.
+x_{t_up} ~ q(x_{t_up} | x_t) with no network call (:func:`jaxdiff.sampling.loop.renoise`). The (t, t_next) pairs
+are built on the host (:func:`repaint_pairs`) and run as one ``lax.scan`` under ``jax.jit``; a ``lax.cond`` skips
+the network on the up pairs. Any corrector that applies to the process runs (one with a history, e.g. dpmpp_2m,
+not with jumps). The process needs D = identity and σ_t > 0.
 Shapes: images (B, H, W, C); mask broadcastable to them, e.g. (B, H, W, 1); binarised at 0.5.
 """
 from __future__ import annotations
@@ -17,23 +19,15 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from jaxdiff.checks import is_int
-from jaxdiff.forward import ForwardProcess, GaussianProcess, bcast
-from jaxdiff.parameterization import predict
-from jaxdiff.sampling.correctors import CORRECTORS, _log_alphas_cumprod
-from jaxdiff.sampling.loop import _check_number
-from jaxdiff.sampling.steps import timesteps as make_timesteps
-from jaxdiff.sampling.steps import validate_timesteps
+from jaxdiff.processes import Process
+from jaxdiff.sampling.loop import known_region_loop, renoise, sample
 
-__all__ = ["INPAINT_CORRECTORS", "InpaintResult", "check_jumps", "repaint_pairs", "network_calls", "renoise",
-           "inpaint_loop", "inpaint_loop_jit", "inpaint", "check_inpaint_process", "check_inpaint_corrector"]
+__all__ = ["InpaintResult", "check_jumps", "repaint_pairs", "network_calls", "renoise", "known_region_loop",
+           "inpaint"]
 
 Array = jnp.ndarray
-
-#: the correctors the known-region loop runs (stateless: one step sees only x_t, x̂0, ε̂)
-INPAINT_CORRECTORS = ("ddpm", "ddim")
 
 
 class InpaintResult(NamedTuple):
@@ -41,25 +35,6 @@ class InpaintResult(NamedTuple):
 
     x0: Array
     states: Optional[dict]
-
-
-def check_inpaint_process(process) -> None:
-    """ValueError unless ``process`` is a :class:`GaussianProcess` (a cold one is told to restore instead)."""
-    if isinstance(process, GaussianProcess):
-        return
-    name = type(process).__name__
-    hint = (" (its F_t is a degradation, not √ᾱ_t x0: restore degraded images with sample.py --mode=restore, "
-            "jaxdiff.sampling.restoration)" if name == "ColdProcess" else "")
-    raise ValueError(f"inpainting with a known region needs a GaussianProcess (known pixels follow "
-                     f"q(x_t | x0) = N(√ᾱ_t x0, 1 − ᾱ_t)); got a {name}{hint}")
-
-
-def check_inpaint_corrector(corrector: str, *, field: str = "corrector") -> str:
-    """``corrector`` if the inpainting loop runs it (:data:`INPAINT_CORRECTORS`), else one ValueError."""
-    if corrector not in INPAINT_CORRECTORS:
-        raise ValueError(f"{field}={corrector!r}: inpainting runs the stateless correctors "
-                         f"{list(INPAINT_CORRECTORS)}; pass one of them")
-    return corrector
 
 
 def check_jumps(jumps, num_steps: int, *, field: str = "jumps") -> Optional[tuple[int, int]]:
@@ -108,87 +83,6 @@ def network_calls(pairs) -> int:
     return int(np.sum(p[:, 1] < p[:, 0]))
 
 
-def renoise(process: GaussianProcess, x_t: Array, t, t_up, key: jax.Array) -> Array:
-    """A draw of x_{t_up} ~ q(x_{t_up} | x_t) = N(√(ᾱ_{t_up}/ᾱ_t) x_t, (1 − ᾱ_{t_up}/ᾱ_t) I), t ≤ t_up ((B,) or scalars)."""
-    hi, lo = _log_alphas_cumprod(process.schedule)
-    t = jnp.asarray(t, jnp.int32)
-    t_up = jnp.asarray(t_up, jnp.int32)
-    log_ratio = (hi[t_up] - hi[t]) + (lo[t_up] - lo[t])  # log(ᾱ_{t_up}/ᾱ_t) ≤ 0
-    scale = bcast(jnp.exp(0.5 * log_ratio), x_t).astype(x_t.dtype)
-    std = bcast(jnp.sqrt(-jnp.expm1(log_ratio)), x_t).astype(x_t.dtype)
-    return scale * x_t + std * jax.random.normal(key, x_t.shape, x_t.dtype)
-
-
-def inpaint_loop(
-    denoiser: Callable[[Any, Array, Array], Array],
-    params: Any,
-    key: jax.Array,
-    x_T: Array,
-    x0_known: Array,
-    mask: Array,
-    pairs: Array,
-    *,
-    process: GaussianProcess,
-    corrector: str = "ddim",
-    prediction: str = "eps",
-    clip: Optional[float] = None,
-    eta=0.0,
-    return_states: bool = False,
-) -> InpaintResult:
-    """The known-region loop as one ``lax.scan`` over ``pairs`` (K, 2); traceable, unvalidated (use :func:`inpaint`).
-
-    Pair p uses k_p = fold_in(key, p): a down pair gives k_p to the corrector (as :func:`sample_loop` does at
-    step p) and fold_in(k_p, 1) to x̃_{t'}; an up pair renoises with k_p. x_T's known pixels are first replaced
-    by x̃_T drawn with fold_in(key, K). So with an all-zero mask and no jumps the result is ``sample_loop``'s.
-    """
-    corr = CORRECTORS[corrector].fn
-    pairs = jnp.asarray(pairs, jnp.int32)
-    n_pairs = pairs.shape[0]
-    batch = x_T.shape[0]
-    dtype = x_T.dtype
-    known = jnp.broadcast_to(jnp.asarray(mask) > 0.5, x_T.shape)
-    x0_known = jnp.asarray(x0_known, dtype)
-
-    def forward_known(t, k):
-        tb = jnp.full((batch,), t, jnp.int32)
-        x = process.sample(x0_known, tb, k).astype(dtype)
-        return jnp.where(t == 0, x0_known, x)
-
-    def down(x, t, t_next, k):
-        tb = jnp.full((batch,), t, jnp.int32)
-        tnb = jnp.full((batch,), t_next, jnp.int32)
-        out = denoiser(params, x, tb)
-        x0_hat, eps_hat = predict(process, prediction, out, x, tb, clip=clip)
-        x_rev = corr(process, x, x0_hat.astype(dtype), eps_hat.astype(dtype), tb, tnb, k, eta=eta, aux=None)
-        return jnp.where(known, forward_known(t_next, jax.random.fold_in(k, 1)), x_rev.astype(dtype))
-
-    def up(x, t, t_next, k):
-        return renoise(process, x, t, t_next, k).astype(dtype)
-
-    def body(x, inp):
-        p, t, t_next = inp
-        k = jax.random.fold_in(key, p)
-        x_new = lax.cond(t_next < t, down, up, x, t, t_next, k)
-        return x_new, (x_new if return_states else None)
-
-    x = jnp.where(known, forward_known(pairs[0, 0], jax.random.fold_in(key, n_pairs)), x_T)
-    x, states = lax.scan(body, x, (jnp.arange(n_pairs, dtype=jnp.int32), pairs[:, 0], pairs[:, 1]))
-    return InpaintResult(x, dict(t=pairs[:, 1], x_t=states) if return_states else None)
-
-
-#: :func:`inpaint_loop` under ``jax.jit``. Static: denoiser, process (by identity), corrector, prediction, clip,
-#: return_states. Traced: params, key, x_T, x0_known, mask, the pair *values* (their count K is static), eta.
-inpaint_loop_jit = jax.jit(
-    inpaint_loop, static_argnames=("denoiser", "process", "corrector", "prediction", "clip", "return_states")
-)
-
-
-def _finite_nonneg(name, v):
-    """``v`` as a float (a tracer passes through), after :func:`jaxdiff.sampling.loop._check_number`."""
-    _check_number(name, v)
-    return v if isinstance(v, jax.core.Tracer) else float(v)
-
-
 def inpaint(
     denoiser: Callable[[Any, Array, Array], Array],
     params: Any,
@@ -197,7 +91,7 @@ def inpaint(
     x0_known: Array,
     mask: Array,
     *,
-    process: ForwardProcess,
+    process: Process,
     corrector: str = "ddim",
     timesteps: Union[None, int, Sequence[int], np.ndarray] = None,
     jumps: Optional[tuple[int, int]] = None,
@@ -206,43 +100,13 @@ def inpaint(
     eta=0.0,
     return_states: bool = False,
 ) -> InpaintResult:
-    """Fills the pixels where ``mask`` < 0.5 from x_T (B, H, W, C), keeping x0_known where ``mask`` ≥ 0.5.
+    """Fills the pixels where ``mask`` < 0.5 from x_T (B, H, W, C), keeping x0_known where ``mask`` ≥ 0.5:
+    :func:`jaxdiff.sampling.sample` with ``known=(x0_known, mask)`` (and ``jumps``), its validation included.
 
-    denoiser(params, x_t, t) -> network output, as for :func:`jaxdiff.sampling.sample` (a guided denoiser with
-    params (variables, labels, w) drops in). timesteps: None (every step), N or a sequence [t_N ≤ T > … > 0].
-    jumps: RePaint's (j, r) or None; costs N + (r − 1)·j·⌊(N − 1)/j⌋ network calls (:func:`repaint_pairs`).
-    The known pixels of the result are x0_known exactly. One jitted program per (K, shapes); bad arguments raise
-    ValueError before anything is traced.
+    The known pixels of the result are x0_known exactly. ``return_states``: the state after every pair.
     """
-    check_inpaint_process(process)
-    if not callable(denoiser):
-        raise ValueError(f"denoiser must be a function (params, x_t, t) -> output, got {type(denoiser).__name__}")
-    check_inpaint_corrector(corrector)
-    process.check_prediction(prediction, field="prediction")
-    eta = _finite_nonneg("eta", eta)
-    if clip is not None:
-        clip = _finite_nonneg("clip", clip) or None
-    shape = getattr(x_T, "shape", None)
-    if getattr(x_T, "ndim", None) != 4:
-        raise ValueError(f"x_T must be a 4-D (B, H, W, C) array, got shape {shape}")
-    if tuple(getattr(x0_known, "shape", ())) != tuple(shape):
-        raise ValueError(f"x0_known must have x_T's shape {tuple(shape)}, got {getattr(x0_known, 'shape', None)}")
-    mshape = tuple(np.shape(mask))
-    try:
-        ok = len(mshape) == 4 and np.broadcast_shapes(mshape, tuple(shape)) == tuple(shape)
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"mask of shape {mshape} does not broadcast to the images' {tuple(shape)}; "
-                         "give (B, H, W, 1), (B, H, W, C) or (1, H, W, 1)")
-    T = int(process.T)
-    if timesteps is None or (is_int(timesteps) and timesteps == 0):
-        ts = make_timesteps(T)
-    elif is_int(timesteps):
-        ts = make_timesteps(T, int(timesteps))
-    else:
-        ts = validate_timesteps(timesteps, T)
-    jumps = check_jumps(jumps, len(ts) - 1)
-    return inpaint_loop_jit(denoiser, params, key, x_T, x0_known, mask, repaint_pairs(ts, jumps), process=process,
-                            corrector=corrector, prediction=prediction, clip=clip, eta=eta,
-                            return_states=bool(return_states))
+    res = sample(denoiser, params, key, x_T, process=process, corrector=corrector, timesteps=timesteps,
+                 prediction=prediction, clip=clip, eta=eta, return_every=1 if return_states else 0,
+                 known=(x0_known, mask), jumps=jumps)
+    states = None if res.trajectory is None else dict(t=res.trajectory["t"], x_t=res.trajectory["x_t"])
+    return InpaintResult(res.x0, states)

@@ -6,6 +6,12 @@
 
 A stateful corrector (``Corrector.init_state``) carries its state in the scan and may call the network again.
 The last step (t_prev = 0) returns x̂0 itself. Shapes: x_T (B, H, W, C); t int32 (B,).
+
+With a known region (``known=(x0_known, mask)``: inpainting, score_sde's PC inpainting and RePaint) the same loop
+runs over (t, t_next) pairs (:func:`jaxdiff.sampling.inpainting.repaint_pairs`): after every reverse step the
+known pixels (mask ≥ 0.5) are replaced by a forward sample x̃_{t_next} ~ q(x_{t_next} | x0_known) (x0_known
+itself at t_next = 0), and a pair that goes up (RePaint's jumps) renoises x_{t_up} ~ q(x_{t_up} | x_t) with no
+network call.
 """
 from __future__ import annotations
 
@@ -18,13 +24,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxdiff.forward import ForwardProcess
+from jaxdiff.processes import Process
 from jaxdiff.parameterization import predict
 from jaxdiff.sampling.correctors import CORRECTORS, check_corrector
 from jaxdiff.checks import is_int
 from jaxdiff.sampling.steps import _resolve_timesteps
 
-__all__ = ["SampleResult", "sample_loop", "sample_loop_jit", "sample"]
+__all__ = ["SampleResult", "sample_loop", "sample_loop_jit", "sample", "known_region_loop", "renoise",
+           "check_known_region", "known_region_needs"]
 
 Array = jnp.ndarray
 
@@ -43,7 +50,7 @@ def sample_loop(
     x_T: Array,
     timesteps: Array,
     *,
-    process: ForwardProcess,
+    process: Process,
     corrector: str = "ddim",
     prediction: str = "eps",
     clip: Optional[float] = None,
@@ -128,12 +135,118 @@ def sample_loop(
     return SampleResult(carry[0], traj)
 
 
+def renoise(process: Process, x_t: Array, t, t_up, key: jax.Array) -> Array:
+    """A draw of x_{t_up} ~ q(x_{t_up} | x_t) = N(α_{t_up|t} x_t, σ²_{t_up|t} I) for D = identity, t ≤ t_up ((B,) or
+    scalars); on a VP schedule N(√(ᾱ_{t_up}/ᾱ_t) x_t, (1 − ᾱ_{t_up}/ᾱ_t) I)."""
+    from jaxdiff.processes import bcast
+
+    log_g, var = process.schedule.transition(jnp.asarray(t_up, jnp.int32), jnp.asarray(t, jnp.int32))
+    scale = bcast(jnp.exp(0.5 * log_g), x_t).astype(x_t.dtype)
+    std = bcast(jnp.sqrt(var), x_t).astype(x_t.dtype)
+    return scale * x_t + std * jax.random.normal(key, x_t.shape, x_t.dtype)
+
+
+def known_region_loop(denoiser, params, key, x_T, pairs, known, *, process, corrector, prediction, clip, eta, aux,
+                      return_every):
+    """:func:`sample_loop` with a known region: one ``lax.scan`` over ``pairs`` (K, 2) (module docstring).
+
+    Pair p uses k_p = fold_in(key, p): a down pair gives k_p to the corrector (as the plain loop does at step p)
+    and fold_in(k_p, 1) to x̃_{t_next}; an up pair renoises with k_p. x_T's known pixels are first replaced by x̃
+    at pairs[0, 0] drawn with fold_in(key, K). So with an all-zero mask and no jumps the result is the plain loop's.
+    ``return_every`` = 1: the state after every pair (trajectory t = pairs[:, 1]).
+    """
+    entry = CORRECTORS[corrector]
+    corr = entry.fn
+    x0_known, mask = known
+    pairs = jnp.asarray(pairs, jnp.int32)
+    n_pairs = pairs.shape[0]
+    batch = x_T.shape[0]
+    dtype = x_T.dtype
+    keep = jnp.broadcast_to(jnp.asarray(mask) > 0.5, x_T.shape)
+    x0_known = jnp.asarray(x0_known, dtype)
+
+    def forward_known(t, k):
+        x = process.sample(x0_known, jnp.full((batch,), t, jnp.int32), k, aux).astype(dtype)
+        return jnp.where(t == 0, x0_known, x)
+
+    def network(x, tb):
+        x0_hat, eps_hat = predict(process, prediction, denoiser(params, x, tb), x, tb, clip=clip, aux=aux)
+        return x0_hat.astype(x.dtype), eps_hat.astype(x.dtype)
+
+    def down(carry, t, t_next, k):
+        x, _, state = carry
+        tb = jnp.full((batch,), t, jnp.int32)
+        tnb = jnp.full((batch,), t_next, jnp.int32)
+        x0_hat, eps_hat = network(x, tb)
+        if entry.stateful:
+            x_rev, state = corr(process, x, x0_hat, eps_hat, tb, tnb, k, eta=eta, aux=aux, state=state,
+                                predict=network)
+        else:
+            x_rev = corr(process, x, x0_hat, eps_hat, tb, tnb, k, eta=eta, aux=aux)
+        x_new = jnp.where(keep, forward_known(t_next, jax.random.fold_in(k, 1)), x_rev.astype(dtype))
+        return x_new, x0_hat, state
+
+    def up(carry, t, t_next, k):
+        x, x0_hat, state = carry
+        return renoise(process, x, t, t_next, k).astype(dtype), x0_hat, state
+
+    def body(carry, inp):
+        p, t, t_next = inp
+        carry = lax.cond(t_next < t, down, up, carry, t, t_next, jax.random.fold_in(key, p))
+        return carry, ((carry[0], carry[1]) if return_every else None)
+
+    x = jnp.where(keep, forward_known(pairs[0, 0], jax.random.fold_in(key, n_pairs)), x_T)
+    state = entry.init_state(x_T) if entry.stateful else ()
+    carry, frames = lax.scan(body, (x, jnp.zeros_like(x_T), state),
+                             (jnp.arange(n_pairs, dtype=jnp.int32), pairs[:, 0], pairs[:, 1]))
+    traj = dict(t=pairs[:, 1], x_t=frames[0], x0_hat=frames[1]) if return_every else None
+    return SampleResult(carry[0], traj)
+
+
 #: :func:`sample_loop` under ``jax.jit``. Static: denoiser and process (hashed by identity: define them once,
 #: a fresh lambda/partial per call recompiles), corrector, prediction, clip, return_every. Traced: params,
 #: key, x_T, the timesteps *values* (their length is static), eta, aux.
 sample_loop_jit = jax.jit(
     sample_loop, static_argnames=("denoiser", "process", "corrector", "prediction", "clip", "return_every")
 )
+known_region_loop_jit = jax.jit(
+    known_region_loop, static_argnames=("denoiser", "process", "corrector", "prediction", "clip", "return_every")
+)
+
+
+def known_region_needs(process: Process) -> Optional[str]:
+    """None when a known region (inpainting) works with ``process``, else why not (D = identity and σ_t > 0)."""
+    if process.identity and process.noisy:
+        return None
+    hint = (" (its D_t is a degradation: restore degraded images with sample.py --mode=restore, "
+            "jaxdiff.sampling.restoration)" if not process.identity else "")
+    return (f"inpainting with a known region needs D = identity and σ_t > 0 (known pixels follow "
+            f"q(x_t | x0) = N(α_t x0, σ_t²)); got {process.describe()}{hint}")
+
+
+def check_known_region(process: Process, x_T, known, *, corrector: str, jumps) -> tuple:
+    """``known`` = (x0_known, mask) checked against x_T and the process; ValueError naming what is wrong."""
+    why = known_region_needs(process)
+    if why is not None:
+        raise ValueError(why)
+    if not isinstance(known, (tuple, list)) or len(known) != 2:
+        raise ValueError("known must be a pair (x0_known, mask)")
+    x0_known, mask = known
+    shape = tuple(x_T.shape)
+    if tuple(getattr(x0_known, "shape", ())) != shape:
+        raise ValueError(f"x0_known must have x_T's shape {shape}, got {getattr(x0_known, 'shape', None)}")
+    mshape = tuple(np.shape(mask))
+    try:
+        ok = len(mshape) == 4 and np.broadcast_shapes(mshape, shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"mask of shape {mshape} does not broadcast to the images' {shape}; "
+                         "give (B, H, W, 1), (B, H, W, C) or (1, H, W, 1)")
+    if jumps is not None and CORRECTORS[corrector].stateful:
+        raise ValueError(f"corrector {corrector!r} carries a history between steps, which RePaint's jumps back up "
+                         "would break; use a one-step corrector (ddim, ddpm, euler, cold_naive) with jumps")
+    return x0_known, mask
 
 
 def _check_number(name, v, *, allow_traced=True):
@@ -151,7 +264,7 @@ def sample(
     key: jax.Array,
     x_T: Array,
     *,
-    process: ForwardProcess,
+    process: Process,
     corrector: str = "ddim",
     timesteps: Union[None, int, Sequence[int], np.ndarray, Array] = None,
     prediction: str = "eps",
@@ -159,6 +272,8 @@ def sample(
     eta=0.0,
     aux: Any = None,
     return_every: int = 0,
+    known: Optional[tuple] = None,
+    jumps: Optional[tuple[int, int]] = None,
 ) -> SampleResult:
     """Runs the reverse process from x_T to x0 as one jitted XLA program; returns ``SampleResult(x0, trajectory)``.
 
@@ -169,11 +284,14 @@ def sample(
     eta: DDIM's η ≥ 0 (other correctors ignore it).
     aux: the process's per-example randomness (``process.sample_aux``), if any.
     return_every: k > 0 also returns every k-th state and prediction (see :func:`sample_loop`).
+    known: (x0_known (B, H, W, C), mask broadcastable to it): keep the pixels where mask ≥ 0.5 (inpainting);
+      jumps: RePaint's (j, r) with it (N + (r − 1)·j·⌊(N − 1)/j⌋ network calls). With a known region the
+      trajectory (return_every = 1) holds the state after every (t, t_next) pair.
     A batch sharded over a ('data',) mesh stays sharded; the result does not depend on the device count.
     Bad arguments raise ValueError before anything is traced.
     """
-    if not isinstance(process, ForwardProcess):
-        raise ValueError(f"process must be a jaxdiff.forward.ForwardProcess, got {type(process).__name__}")
+    if not isinstance(process, Process):
+        raise ValueError(f"process must be a jaxdiff.processes.Process, got {type(process).__name__}")
     if not callable(denoiser):
         raise ValueError(f"denoiser must be a function (params, x_t, t) -> output, got {type(denoiser).__name__}")
     check_corrector(corrector, process)
@@ -189,6 +307,21 @@ def sample(
     if getattr(x_T, "ndim", None) != 4:
         raise ValueError(f"x_T must be a 4-D (B, H, W, C) array, got shape {getattr(x_T, 'shape', type(x_T).__name__)}")
     ts = _resolve_timesteps(timesteps, process.T)
+    if known is not None or jumps is not None:
+        from jaxdiff.sampling.inpainting import check_jumps, repaint_pairs
+
+        if known is None:
+            raise ValueError("jumps (RePaint's resampling) need a known region: pass known=(x0_known, mask)")
+        if isinstance(ts, jax.core.Tracer):
+            raise ValueError("with a known region, timesteps must be concrete (the pairs are built on the host)")
+        known = check_known_region(process, x_T, known, corrector=corrector, jumps=jumps)
+        if return_every not in (0, 1):
+            raise ValueError(f"with a known region return_every must be 0 or 1 (the state after every pair), "
+                             f"got {return_every!r}")
+        pairs = repaint_pairs(ts, check_jumps(jumps, len(ts) - 1))
+        return known_region_loop_jit(denoiser, params, key, x_T, pairs, known, process=process, corrector=corrector,
+                                     prediction=prediction, clip=clip, eta=eta, aux=aux,
+                                     return_every=int(return_every))
     return sample_loop_jit(
         denoiser,
         params,

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdiff import sampling
-from jaxdiff.forward import ColdProcess, ForwardProcess
+from jaxdiff.processes import Process
 from jaxdiff.parameterization import predict
 
 __all__ = [
@@ -38,12 +38,10 @@ __all__ = [
 COLD_CORRECTORS = ("cold_naive", "cold_improved")
 
 
-def default_correctors(process: ForwardProcess, corrector: str) -> tuple[str, ...]:
-    """Cold processes: naive and improved (Algorithms 1 and 2); every other process (Gaussian, blurring
-    diffusion): the configured ``corrector``."""
-    if isinstance(process, ColdProcess):
-        return COLD_CORRECTORS
-    return (corrector,)
+def default_correctors(process: Process, corrector: str) -> tuple[str, ...]:
+    """:meth:`Process.restoration_correctors`: naive and improved (Algorithms 1 and 2) where x_T keeps the image
+    (cold processes); else the configured ``corrector``."""
+    return process.restoration_correctors(corrector)
 
 
 def check_severity(severity, T: int, *, name: str = "severity") -> int:
@@ -66,7 +64,7 @@ def _degrade(x0, t, key, aux, *, process):
     return process.sample(x0, t, key, aux)
 
 
-def degrade(process: ForwardProcess, x0, t, key: jax.Array, aux: Any = None) -> jax.Array:
+def degrade(process: Process, x0, t, key: jax.Array, aux: Any = None) -> jax.Array:
     """x_t = F_t(x0; aux) + σ_t ε (jitted; ``process`` is static, so build it once)."""
     t = jnp.broadcast_to(jnp.asarray(t, jnp.int32), (x0.shape[0],))
     return _degrade(x0, t, key, aux, process=process)
@@ -79,7 +77,7 @@ def _direct(denoiser, params, x_t, t, aux, *, process, prediction, clip):
 
 
 def direct_estimate(
-    denoiser: Callable, params, x_t, t, *, process: ForwardProcess, prediction: str = "x0",
+    denoiser: Callable, params, x_t, t, *, process: Process, prediction: str = "x0",
     clip: Optional[float] = None, aux: Any = None,
 ) -> jax.Array:
     """The one-shot estimate x̂0 = R(x_t, t) (for ε/v networks, x̂0 from the predictor), (B, H, W, C)."""
@@ -93,7 +91,7 @@ def restore(
     params,
     x_t,
     *,
-    process: ForwardProcess,
+    process: Process,
     key: jax.Array,
     severity: Optional[int] = None,
     correctors: Sequence[str] = COLD_CORRECTORS,
@@ -123,13 +121,13 @@ def restore(
     return out
 
 
-def check_aux_known(process: ForwardProcess, image_shape: Sequence[int], *, what: str = "--input") -> None:
+def check_aux_known(process: Process, image_shape: Sequence[int], *, what: str = "--input") -> None:
     """ValueError unless ``process`` can restore images whose aux (mask center, end color, end image) is unknown.
 
     Already-degraded images come without the per-example randomness the forward process drew; degradations
     whose F_t cannot be evaluated without it (fade, interpolate) cannot be inverted step by step.
     """
-    if not isinstance(process, ColdProcess):
+    if process.identity:
         return
     x = jax.ShapeDtypeStruct((1,) + tuple(int(s) for s in image_shape), jnp.float32)
     try:
@@ -139,7 +137,7 @@ def check_aux_known(process: ForwardProcess, image_shape: Sequence[int], *, what
             f"{what}: degradation {process.degradation.name!r} needs its per-image randomness (aux) to run the "
             f"reverse process, and it is unknown for images that arrive already degraded ({e})"
         ) from None
-    if process.degradation.sample_aux is not None:
+    if process.draws_aux:
         import logging
 
         logging.getLogger(__name__).warning(

@@ -87,13 +87,19 @@ def _karras(T: int, n: int, sigmas) -> np.ndarray:
 
 
 def model_sigmas(process) -> np.ndarray:
-    """σ_t = √((1 − ᾱ_t)/ᾱ_t), t = 0 … T, float64, of a process with a noise schedule (Gaussian, blurring)."""
-    schedule = getattr(process, "schedule", None)
-    if schedule is None:
-        raise ValueError(f"spacing 'karras' needs a process with a noise schedule (Gaussian or blurring diffusion), "
-                         f"got a {type(process).__name__}")
-    abar = np.cumprod(1.0 - np.asarray(schedule.betas, np.float64))
-    return np.sqrt((1.0 - abar) / abar)
+    """The noise levels r_t = σ_t/c_t, t = 0 … T, float64, of the process's probability-flow ODE (c_t its
+    schedule's ODE scale: σ_t/α_t = √((1 − ᾱ_t)/ᾱ_t) for a variance-preserving schedule, σ_t for EDM's, τ for
+    flow matching). ValueError when they do not grow with t (a constant σ: nothing to space)."""
+    schedule = process.schedule
+    if schedule.variance_preserving:
+        abar = np.cumprod(1.0 - np.asarray(schedule.betas, np.float64))
+        sig = np.sqrt((1.0 - abar) / abar)
+    else:
+        sig = np.asarray(schedule.sigma64, np.float64) / np.asarray(schedule.ode_scale64, np.float64)
+    if sig[1] <= 0 or np.any(np.diff(sig[1:]) <= 0):
+        raise ValueError(f"spacing 'karras' needs noise levels that grow with t; {process.describe()} has "
+                         f"σ_t/c_t from {sig[1]:g} to {sig[-1]:g}")
+    return sig
 
 
 def timesteps_for(process, num_steps: Optional[int] = None, spacing: str = "linear") -> np.ndarray:
