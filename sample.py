@@ -3,9 +3,9 @@
     python sample.py --workdir=workdirs/cold_blur                          # generate 64 samples
     python sample.py --workdir=… --mode=restore [--severity=10] [--input=folder:my_blurry_pngs]
     python sample.py --workdir=… --mode=evaluate [--steps=5,10,20]        # Cold Diffusion table (+ sweep)
-    python sample.py --workdir=… --mode=interpolate                       # between two prior draws
+    python sample.py --workdir=… --mode=blend                             # between two prior draws
     python sample.py --workdir=… --mode=forward                           # x0 → x_t, no network involved
-    python sample.py --workdir=… --mode=inpaint --mask=keep.png [--input=folder:…] [--jumps=10,10]
+    python sample.py --workdir=… --mode=fill --mask=keep.png [--input=folder:…] [--jumps=10,10]  # inpainting
     python sample.py --workdir=… --labels=0-9 [--guidance=1]              # class-conditional: a row per class
 
 Loads the config and EMA parameters of the newest (or ``--step``) checkpoint and writes to
@@ -17,13 +17,14 @@ import sys
 from absl import app, flags
 
 from jaxdiff.cli.app import run  # noqa: F401  (sample.run(...) keeps working for scripts)
-from jaxdiff.cli.options import MODES, SWEEPS
+from jaxdiff.cli.options import MODES, RENAMED_MODES, SWEEPS
 
 flags.DEFINE_string("workdir", None, "Training run directory (holds checkpoints/).")
-flags.DEFINE_enum("mode", "generate", MODES, "What to produce.")
+flags.DEFINE_enum("mode", "generate", MODES + tuple(RENAMED_MODES), "What to produce (inpaint and interpolate "
+                                                                   "were renamed fill and blend).")
 flags.DEFINE_string("corrector", None, "Corrector (ddpm | ddim | dpmpp_2m | euler | heun | cold_naive | "
                                        "cold_improved | …); default: the config's "
-                                       "sample.corrector (generate/interpolate: the process's generation "
+                                       "sample.corrector (generate/blend: the process's generation "
                                        "corrector).")
 flags.DEFINE_string("sampler", None, "Deprecated spelling of --corrector.")
 flags.DEFINE_string("steps", None, "Reverse steps N per sample, N network calls (heun: 2N − 1; 0: every step; "
@@ -32,17 +33,17 @@ flags.DEFINE_string("steps", None, "Reverse steps N per sample, N network calls 
 flags.DEFINE_string("spacing", None, "Timesteps of the reverse loop: linear | quadratic | trailing | leading "
                                      "(diffusers) | karras (σ, ρ = 7); default: the config's sample.spacing.")
 flags.DEFINE_float("eta", None, "DDIM η (default: the config's).")
-flags.DEFINE_integer("num", 0, "Images: generate 64, restore 32, interpolate 4 pairs, evaluate all held-out "
+flags.DEFINE_integer("num", 0, "Images: generate 64, restore 32, blend 4 pairs, evaluate all held-out "
                                "images (at most 2000); 0 = that default.")
 flags.DEFINE_integer("seed", 0, "Random seed of the prior draws, degradations and corrector noise.")
 flags.DEFINE_integer("batch", 0, "Images per batch (rounded up to a multiple of the device count); 0: automatic.")
 flags.DEFINE_integer("step", None, "Checkpoint step to load (default: the newest valid one).")
 flags.DEFINE_integer("severity", None, "restore/evaluate: the t the degraded images are at (default T).")
-flags.DEFINE_string("input", None, "restore: already-degraded images; inpaint: the images to fill (default: "
+flags.DEFINE_string("input", None, "restore: already-degraded images; fill: the images to fill (default: "
                                    "held-out images); folder:<path> or npz:<path>.")
-flags.DEFINE_string("mask", None, "inpaint: the known region, a PNG (white = keep, black = fill) or an .npz "
+flags.DEFINE_string("mask", None, "fill: the known region, a PNG (white = keep, black = fill) or an .npz "
                                   "('mask', one or one per image); binarised at 0.5, same H×W as the images.")
-flags.DEFINE_string("jumps", None, "inpaint: RePaint's resampling j,r (jump back j steps, walk each segment r "
+flags.DEFINE_string("jumps", None, "fill: RePaint's resampling j,r (jump back j steps, walk each segment r "
                                    "times), e.g. 10,10; default: none.")
 flags.DEFINE_float("prior_noise", None, "Per-pixel noise of the fitted cold prior (blur: 0.002 = broken "
                                         "symmetry, 0 = perfect symmetry); default: the stored prior's.")
@@ -53,7 +54,7 @@ flags.DEFINE_enum("sweep", "auto", SWEEPS, "evaluate --steps=a,b,…: what the s
                                            "for cold processes, generation for Gaussian ones).")
 flags.DEFINE_integer("frames", 10, "Frames of the reverse-trajectory picture and GIF (0: none).")
 flags.DEFINE_string("out", None, "Output directory (default <workdir>/samples).")
-flags.DEFINE_integer("label", None, "generate, inpaint: the class of every sample (a class-conditional model).")
+flags.DEFINE_integer("label", None, "generate, fill: the class of every sample (a class-conditional model).")
 flags.DEFINE_string("labels", None, "generate: classes such as 0-9 or 1,3,7: a grid with one row per class "
                                     "(--num images in all, default 8 per class).")
 flags.DEFINE_float("guidance", None, "Classifier-free guidance w with --label/--labels, "

@@ -47,7 +47,7 @@ def bench32_train_config():
     """
     c = default_config()
     c.data.image_size, c.data.channels = 32, 3
-    c.diffusion.kind, c.diffusion.T = "gaussian", 1000
+    c.diffusion.degradation, c.diffusion.degradation_params, c.diffusion.T = "identity", {}, 1000
     c.diffusion.schedule, c.diffusion.prediction, c.diffusion.loss = "linear", "eps", "l2"
     c.diffusion.loss_weighting = "none"
     c.model = bench32_config()

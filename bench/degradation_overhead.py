@@ -34,7 +34,7 @@ def run(quick: bool = False) -> dict:
     from bench import contenders as C
     from jaxdiff import experiment
     from jaxdiff.degradations import DEGRADATIONS, Degradation, make_degradation
-    from jaxdiff.forward import ColdProcess
+    from jaxdiff.processes import ColdProcess
 
     cfg = C.bench32_train_config()
     cfg.diffusion.kind, cfg.diffusion.prediction, cfg.diffusion.loss = "cold", "x0", "l1"

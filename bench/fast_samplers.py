@@ -21,8 +21,8 @@ def run(quick: bool = False) -> dict:
     import jax.numpy as jnp
 
     from jaxdiff import sampling
-    from jaxdiff.forward import GaussianProcess
-    from jaxdiff.schedules import make_schedule
+    from jaxdiff.processes import GaussianProcess
+    from jaxdiff.processes.schedules import make_schedule
 
     common.setup_threads()
     cfg, denoiser, params, (s, c) = _setup()

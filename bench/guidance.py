@@ -35,9 +35,9 @@ def measure(quick: bool, batches=None):
     import jax.numpy as jnp
 
     from jaxdiff import sampling
-    from jaxdiff.forward import GaussianProcess
+    from jaxdiff.processes import GaussianProcess
     from jaxdiff.sampling import guidance
-    from jaxdiff.schedules import make_schedule
+    from jaxdiff.processes.schedules import make_schedule
 
     cfg, model = _model()
     s, c, K = int(cfg.data.image_size), int(cfg.data.channels), int(cfg.model.num_classes)

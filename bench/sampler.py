@@ -85,8 +85,8 @@ def efficiency(quick):
 
     from jaxdiff import sampling
     from jaxdiff.degradations import make_degradation
-    from jaxdiff.forward import ColdProcess, GaussianProcess
-    from jaxdiff.schedules import make_schedule
+    from jaxdiff.processes import ColdProcess, GaussianProcess
+    from jaxdiff.processes.schedules import make_schedule
 
     cfg, denoiser, params, (s, c) = _setup()
     fwd = jax.jit(denoiser)
@@ -132,7 +132,7 @@ def cold_vs_sequential(quick, Ts=None, tiny=False, repeats=None):
     from jaxdiff import sampling
     from jaxdiff.degradations import make_degradation
     from tests.references import blur_sequential
-    from jaxdiff.forward import ColdProcess
+    from jaxdiff.processes import ColdProcess
 
     cfg, denoiser, params, (s, c) = _setup(tiny)
     blur_params = dict(cfg.diffusion.degradation_params)

@@ -84,11 +84,11 @@ def cold_config(name: str, variant: str, *, degradation: str, T: int, params: di
     c = base_config()
     set_data(c, variant or default)
     f = c.diffusion
-    f.kind = "cold"
     f.T = T
     f.degradation = degradation
     f.degradation_params = degradation_params(degradation, params)  # every declared parameter, overridable
-    f.noise_std = 0.0
+    f.schedule = "constant"  # α = 1, σ = schedule_params.std (0: noise free)
+    f.schedule_params = {"std": 0.0}
     f.prediction = "x0"
     f.loss = "l1"
     f.loss_weighting = "none"
@@ -102,7 +102,8 @@ def cold_config(name: str, variant: str, *, degradation: str, T: int, params: di
 
 def gaussian_config(name: str, variant: str, *, schedule: str, schedule_params: dict, loss: str, corrector: str,
                     steps: int, eta: float, recipe=None):
-    """A Gaussian (DDPM/DDIM) experiment: T=1000, ε-prediction, no loss weighting, x̂0 clipped to [−1, 1].
+    """A Gaussian (DDPM/DDIM) experiment: D = identity, a variance-preserving schedule, T=1000, ε-prediction, no
+    loss weighting, x̂0 clipped to [−1, 1].
 
     ``variant`` picks the data set (DATASETS); when not the embedded digits, ``recipe(c, variant)`` sets
     the published network and optimiser.
@@ -111,14 +112,14 @@ def gaussian_config(name: str, variant: str, *, schedule: str, schedule_params: 
     c = base_config()
     set_data(c, variant or "digits")
     f = c.diffusion
-    f.kind = "gaussian"
     f.T = 1000
+    f.degradation = "identity"
+    f.degradation_params = {}
     f.schedule = schedule
     f.schedule_params = dict(schedule_params)
     f.prediction = "eps"
     f.loss = loss
     f.loss_weighting = "none"
-    f.noise_std = 0.0
     s = c.sample
     s.corrector = corrector
     s.steps = steps

@@ -4,7 +4,7 @@
     python sample.py --workdir=workdirs/blurring_diffusion      # generate: x_T ~ N(0, I), 20 blurring_ddim steps
 
 Cosine schedule (α_t, σ_t) at T=1000; per-frequency d_t = (1 − d_min) exp(−λ σ_B,t²/2) + d_min with
-σ_B,t = σ_B,max sin²(πt/2T) and d_min = 0.001 (jaxdiff.blurring; the schedule's form and d_min as we read
+σ_B,t = σ_B,max sin²(πt/2T) and d_min = 0.001 (degradation ``dct_blur``; the schedule's form and d_min as we read
 the paper). σ_B,max scales with the image side: 20 at 32x32 (our reading of the paper's CIFAR-10 value, not
 re-checked against its text here), so 10 at 16x16 and 80 at 128x128 (the same decay of the lowest frequency). ε-prediction with a mean-squared error; sampled by the
 per-frequency DDIM step (η = 0) over 20 steps, x̂0 clipped to [−1, 1]. Variants use default.py's network.
@@ -23,18 +23,16 @@ def get_config(variant: str = ""):
     c = _common["base_config"]()
     _common["set_data"](c, variant or "digits")
     f = c.diffusion
-    f.kind = "blurring"
     f.T = 1000
+    f.degradation = "dct_blur"
+    f.degradation_params = {"sigma_max": BLUR_PER_PIXEL * c.data.image_size, "d_min": 0.001}
     f.schedule = "cosine"
     f.schedule_params = {}
-    f.blur_sigma_max = BLUR_PER_PIXEL * c.data.image_size
-    f.blur_d_min = 0.001
     f.prediction = "eps"
     f.loss = "l2"
     f.loss_weighting = "none"
-    f.noise_std = 0.0
     s = c.sample
-    s.corrector = "blurring_ddim"
+    s.corrector = "ddim"
     s.steps = 20
     s.eta = 0.0
     s.clip = 1.0

@@ -29,5 +29,4 @@ SOURCES = {
 def get_config(variant: str = ""):
     c = _common["cold_config"]("cold_animorph", variant, degradation="interpolate", T=T, params={})
     c.data.source, c.data.end_source = SOURCES[variant]
-    c.diffusion.schedule = "cosine"  # documents the interpolation weights ᾱ_t (the builder uses cosine)
-    return c
+    return c  # the interpolation weights ᾱ_t are the degradation's own (cosine); the noise schedule is constant σ = 0

@@ -24,25 +24,22 @@ def get_config() -> ml_collections.ConfigDict:
     d.download = False  # tfds: never fetch unless asked
     d.end_source = ""  # interpolation (animorphosis): the data the forward process moves toward
 
-    # --- diffusion ------------------------------------------------------------------------
+    # --- diffusion: x_t = α_t·D_t(x0) + σ_t·ε, a degradation D and a noise schedule (α, σ) ------------
     c.diffusion = f = ml_collections.ConfigDict()
-    f.kind = "cold"  # cold | gaussian | blurring
     f.T = 20
-    # cold
+    # D_t: identity (hot diffusion, flow, EDM) | blur | heat | dct_blur | inpaint | fade | superres | … (registered)
     f.degradation = "blur"
     f.degradation_params = degradation_params(
         "blur", {"kernel_size": 11, "std": 7.0, "routine": "constant", "padding": "circular"})
-    f.noise_std = 0.0
-    # gaussian and blurring
-    f.schedule = "linear"
+    # (α_t, σ_t): linear | scaled_linear | cosine | offset_cosine | sigmoid (variance preserving) |
+    # constant (α = 1, σ = std: cold diffusion) | flow (α = 1 − τ, σ = τ) | ve (α = 1, σ_min … σ_max)
+    f.schedule = "constant"
     f.schedule_params = ml_collections.ConfigDict()
-    # blurring (per-frequency d_t = (1 − d_min) exp(−λ σ_B,t²/2) + d_min, σ_B,t = blur_sigma_max sin²(πt/2T))
-    f.blur_sigma_max = 10.0
-    f.blur_d_min = 0.001
-    # both
-    f.prediction = "x0"  # eps | x0 | v  (cold: x0)
+    f.prediction = "x0"  # eps | x0 | v | velocity | edm  (what the process allows: x0 always)
     f.loss = "l1"  # l1 | l2
-    f.loss_weighting = "none"  # none | snr | min_snr | truncated_snr
+    f.loss_weighting = "none"  # none | snr | min_snr | truncated_snr | edm | soft
+    f.t_sampling = "uniform"  # training t: uniform | logit_normal | log_normal
+    f.t_sampling_params = ml_collections.ConfigDict()
 
     # --- model ----------------------------------------------------------------------------
     c.model = m = ml_collections.ConfigDict()
@@ -78,7 +75,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     # --- sampling -------------------------------------------------------------------------
     c.sample = s = ml_collections.ConfigDict()
-    s.corrector = "cold_improved"  # ddpm | ddim | cold_naive | cold_improved | dpmpp_2m | euler | heun (Gaussian)
+    s.corrector = "cold_improved"  # ddim (= cold_improved) | ddpm | cold_naive | dpmpp_2m | euler | heun
     s.steps = 0  # 0: every timestep; else a strided subset of this many steps
     s.spacing = "linear"  # timesteps of a strided subset: linear | quadratic | trailing | leading | karras
     s.eta = 0.0

@@ -7,7 +7,7 @@
 x_t = F_t(x0) + σ ε: F_t the DCT-basis heat equation (degradation ``heat``), blur scale σ_B,t log-spaced from
 0.5 px to sigma_max; σ the small training noise. The network predicts x̂0 (L2, so x̂0 is a posterior mean and
 F_{t−1}(x̂0) the paper's "less blurred" mean). The paper's sampler is ``--corrector=cold_naive`` on this noisy
-process: x_{t−1} = F_{t−1}(x̂0) + δ z, δ = σ = diffusion.noise_std; the default is Algorithm 2 (``cold_improved``,
+process: x_{t−1} = F_{t−1}(x̂0) + δ z, δ = σ = diffusion.schedule_params.std; the default is Algorithm 2 (``cold_improved``,
 which carries the prior draw's noise instead of drawing fresh noise). The prior: a mixture on the per-channel
 means (F_T is flat but for its mean) + sample.prior_noise = σ per pixel.
 Published (the authors' code; data in [0, 1], so their σ = δ = 0.01 is 0.02 here): MNIST 28x28 K=100,
@@ -48,7 +48,7 @@ def get_config(variant: str = ""):
     if variant:
         _heat_recipe(c)
     f = c.diffusion
-    f.noise_std = NOISE
+    f.schedule_params = {"std": NOISE}
     f.loss = "l2"
     s = c.sample
     s.corrector = "cold_improved"

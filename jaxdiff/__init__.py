@@ -1,9 +1,9 @@
-"""jaxdiff: hot and cold diffusion in JAX through one forward process x_t = F_t(x0) + σ_t·ε.
+"""jaxdiff: hot and cold diffusion in JAX through one forward process x_t = α_t·D_t(x0) + σ_t·ε.
 
 Submodules load on first use (``jaxdiff.sampling``, ``jaxdiff.degradations`` …), so ``import jaxdiff`` stays
 cheap; the most used names are re-exported lazily:
 
-    from jaxdiff import GaussianProcess, ColdProcess, make_schedule, make_degradation, sample, timesteps
+    from jaxdiff import Process, make_process, make_schedule, make_degradation, sample, timesteps
 """
 from __future__ import annotations
 
@@ -12,19 +12,20 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "schedules", "forward", "degradations", "parameterization", "sampling", "losses", "train", "data",
+    "processes", "degradations", "parameterization", "sampling", "losses", "train", "data",
     "visualize", "priors", "models", "config", "evaluation", "inference", "cpu", "registry", "experiment", "cli",
-    "files", "ranges", "checks", "progress", "dct", "blurring",
+    "files", "ranges", "checks", "progress",
 }
 
 _EXPORTS = {
-    "Schedule": "schedules",
-    "make_schedule": "schedules",
-    "register_schedule": "schedules",
-    "ForwardProcess": "forward",
-    "GaussianProcess": "forward",
-    "ColdProcess": "forward",
-    "BlurringProcess": "blurring",
+    "Schedule": "processes.schedules",
+    "make_schedule": "processes.schedules",
+    "register_schedule": "processes.schedules",
+    "Process": "processes",
+    "make_process": "processes",
+    "GaussianProcess": "processes",
+    "ColdProcess": "processes",
+    "BlurringProcess": "processes",
     "Degradation": "degradations",
     "make_degradation": "degradations",
     "register_degradation": "degradations",

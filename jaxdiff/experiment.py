@@ -15,7 +15,7 @@ from typing import Any, Optional, Union
 
 import jax
 
-from jaxdiff.forward import ColdProcess, ForwardProcess, GaussianProcess
+from jaxdiff.processes import Process, build_process
 
 __all__ = [
     "DATA_AXIS",
@@ -70,60 +70,27 @@ def maybe_initialize_distributed(config) -> bool:
     return True
 
 
-def build_process(config) -> ForwardProcess:
-    """GaussianProcess(make_schedule(...)), ColdProcess(make_degradation(...), noise_std) or
-    BlurringProcess(make_schedule(...), image_size, blur_sigma_max, blur_d_min) from config.diffusion."""
-    f, d = config.diffusion, config.data
-    if f.kind == "gaussian":
-        from jaxdiff.schedules import make_schedule
-
-        return GaussianProcess(make_schedule(f.schedule, int(f.T), **dict(f.schedule_params)))
-    if f.kind == "cold":
-        from jaxdiff.degradations import make_degradation
-
-        deg = make_degradation(
-            f.degradation,
-            T=int(f.T),
-            image_size=int(d.image_size),
-            channels=int(d.channels),
-            **dict(f.degradation_params),
-        )
-        return ColdProcess(deg, noise_std=float(f.noise_std))
-    if f.kind == "blurring":
-        from jaxdiff.blurring import BlurringProcess
-        from jaxdiff.schedules import make_schedule
-
-        return BlurringProcess(make_schedule(f.schedule, int(f.T), **dict(f.schedule_params)),
-                               image_size=int(d.image_size), sigma_blur_max=float(f.blur_sigma_max),
-                               d_min=float(f.blur_d_min))
-    raise ValueError(f"diffusion.kind must be 'cold', 'gaussian' or 'blurring', got {f.kind!r}")
-
-
-def build_model(config):
-    """The UNet of ``config.model`` for ``config.data``'s image size and channels."""
+def build_model(config, process: Optional[Process] = None):
+    """The UNet of ``config.model`` for ``config.data``'s image size and channels; with EDM's prediction it scales
+    its input by c_in (:func:`jaxdiff.parameterization.edm_input_scale` of the config's process)."""
     from jaxdiff.models.unet import make_unet
 
     c = int(config.data.channels)
-    return make_unet(config.model, image_size=int(config.data.image_size), in_channels=c, out_channels=c)
+    scale = None
+    if str(config.diffusion.prediction) == "edm":
+        from jaxdiff.parameterization import edm_input_scale
+
+        scale = edm_input_scale(process if process is not None else build_process(config))
+    return make_unet(config.model, image_size=int(config.data.image_size), in_channels=c, out_channels=c,
+                     input_scale=scale)
 
 
-def describe_process(process_or_config: Union[ForwardProcess, Any]) -> str:
-    """How reports and pictures name a process (or a config's): ``"cold diffusion, blur(kernel_size=5,
-    std=0.5), T=20"`` (:meth:`Degradation.describe`, + noise_std when σ > 0) or ``"gaussian diffusion,
-    T=1000, betas 0.0001 to 0.02"`` (ASCII: the pictures' font has no Greek)."""
+def describe_process(process_or_config: Union[Process, Any]) -> str:
+    """How reports and pictures name a process (or a config's): :meth:`Process.describe`."""
     process = process_or_config
-    if not isinstance(process, ForwardProcess):
+    if not isinstance(process, Process):
         process = build_process(process_or_config)
-    if isinstance(process, ColdProcess):
-        noise = "" if process.noise_free else f", noise_std={float(process.noise_std):g}"
-        return f"cold diffusion, {process.degradation.describe()}{noise}"
-    from jaxdiff.blurring import BlurringProcess
-
-    if isinstance(process, BlurringProcess):
-        return (f"blurring diffusion, T={int(process.T)}, sigma_blur_max={float(process.sigma_blur_max):g}, "
-                f"d_min={float(process.d_min):g}")
-    betas = process.schedule.betas
-    return f"gaussian diffusion, T={int(process.T)}, betas {float(betas[1]):.3g} to {float(betas[-1]):.3g}"
+    return process.describe()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -154,7 +121,7 @@ class Run:
     """
 
     config: Any
-    process: ForwardProcess
+    process: Process
     model: Any
     params: Any
     step: int

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdiff.forward import ForwardProcess
+from jaxdiff.processes import Process
 
 __all__ = ["column_timesteps", "forward_rows", "save_forward_strip", "forward_strip_for_config"]
 
@@ -37,7 +37,7 @@ def _repeat_aux(aux, reps: int):
 
 
 def forward_rows(
-    process: ForwardProcess,
+    process: Process,
     x0,
     *,
     key: jax.Array,
@@ -75,7 +75,7 @@ def forward_rows(
 
 def save_forward_strip(
     path,
-    process: ForwardProcess,
+    process: Process,
     x0,
     *,
     key: jax.Array,
@@ -96,7 +96,7 @@ def forward_strip_for_config(
     config,
     path,
     *,
-    process: Optional[ForwardProcess] = None,
+    process: Optional[Process] = None,
     num_images: int = 3,
     num_columns: int = 8,
     draws: Optional[int] = None,
@@ -113,7 +113,7 @@ def forward_strip_for_config(
     """
     from jaxdiff.data import load_images
     from jaxdiff.experiment import build_process, describe_process
-    from jaxdiff.priors.store import end_images_for, restoration_aux
+    from jaxdiff.data.end_images import end_images_for
 
     process = build_process(config) if process is None else process
     split = split or str(config.data.eval_split)
@@ -123,13 +123,12 @@ def forward_strip_for_config(
     n = images.shape[0]
     key = jax.random.PRNGKey(seed)
     aux = None
-    degradation = getattr(process, "degradation", None)
-    if degradation is not None and degradation.needs_end_source:
+    if process.needs_end_source:
         if end_images is None:
             end_images = end_images_for(config, process, n, split=split, seed=seed + END_IMAGES_SEED_OFFSET)
         if end_images is not None:
             end_images = np.asarray(end_images, np.float32)[np.arange(n) % len(end_images)]
         # the same key forward_rows would draw the aux from
-        aux = restoration_aux(process, jnp.asarray(images), jax.random.split(key)[0], end_images=end_images)
+        aux = process.restoration_aux(jnp.asarray(images), jax.random.split(key)[0], end_images=end_images)
     return save_forward_strip(path, process, images, key=key, num_columns=num_columns, draws=draws, aux=aux,
                               title=title if title is not None else describe_process(process))

@@ -25,7 +25,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxdiff import sampling
 from jaxdiff.experiment import NoCheckpointError, Run, load_run
-from jaxdiff.forward import ForwardProcess
+from jaxdiff.processes import Process
 from jaxdiff.sampling import restoration
 
 __all__ = ["Inference", "GenerateResult", "pad_to", "to_host", "NoCheckpointError"]
@@ -74,7 +74,7 @@ class Inference:
         return self.run.model
 
     @property
-    def process(self) -> ForwardProcess:
+    def process(self) -> Process:
         return self.run.process
 
     @property
@@ -217,14 +217,12 @@ class Inference:
         """``num`` samples from ``prior`` (a :class:`jaxdiff.priors.Prior`), or from given ``x_T`` (num, H, W, C).
 
         Batch i draws x_T from ``fold_in(key, i)`` and the aux the degradation needs from x_T
-        (:func:`jaxdiff.priors.store.generation_aux`). ``trajectory_frames`` > 0 records about that many frames
+        (:meth:`jaxdiff.processes.Process.generation_aux`). ``trajectory_frames`` > 0 records about that many frames
         of the first batch (the other batches run without recording). ``labels`` (num,) int: the class of each
         sample (a conditional model), guided with w = ``guidance`` (default: the config's ``sample.guidance``).
         ``spacing``: the timestep spacing (default: the config's ``sample.spacing``).
         """
         import time
-
-        from jaxdiff.priors.store import generation_aux
 
         ts = self.timesteps(steps, spacing)
         n_steps = len(ts) - 1
@@ -245,7 +243,7 @@ class Inference:
             if isinstance(chunk, dict):
                 chunk, lab = chunk.get("x_T"), chunk["labels"]
             xT = chunk if chunk is not None else self.shard(prior.sample(k_prior, B))
-            aux = generation_aux(self.process, xT, k_aux)
+            aux = self.process.generation_aux(xT, k_aux)
             # Only the first batch records frames: the others run the trajectory-free program, so memory stays
             # O(B) however many frames are asked for (at the price of a second compilation).
             rec = every if i == 0 else 0

@@ -142,14 +142,15 @@ def judge_row(row: Row, wd: str, *, num: int, batch: int, seed: int, images: str
     from jaxdiff.data import load_images
     from jaxdiff.evaluation import judge
     from jaxdiff.inference import Inference
+    from jaxdiff.evaluation.prior_match import prior_match
     from jaxdiff.priors import store
 
     inf = Inference.from_workdir(wd)
     prior = store.load_or_fit_prior(inf.config, wd, process=inf.process)
     if row.prior_noise is not None:
         prior = prior.replace(noise=float(row.prior_noise))
-    match = store.prior_match(inf.config, inf.process, prior, seed=int(inf.config.seed))
-    corrector = row.corrector or store.generation_corrector(inf.process, inf.config)
+    match = prior_match(inf.config, inf.process, prior, seed=int(inf.config.seed))
+    corrector = row.corrector or (inf.process).generation_corrector(inf.config.sample.corrector)
     calls = len(inf.timesteps(row.steps)) - 1
     key = jax.random.PRNGKey(seed)
     kw = dict(prior=prior, batch=batch, corrector=corrector, steps=row.steps, progress=False)

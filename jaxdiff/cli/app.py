@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 #: mode → module of jaxdiff.cli with ``run(settings, inference, out_dir) -> {name: path}``
 MODE_MODULES = {"generate": "generate", "restore": "restore", "evaluate": "evaluate",
-                "interpolate": "interpolate", "forward": "forward", "inpaint": "inpaint"}
+                "blend": "blend", "forward": "forward", "fill": "fill"}
 
 _LOADED: dict = {}
 

@@ -1,4 +1,4 @@
-"""``--mode=interpolate``: rows of samples from points between two prior draws (spherical for Gaussian noise)."""
+"""``--mode=blend``: rows of samples from points between two prior draws (spherical for Gaussian noise)."""
 from __future__ import annotations
 
 import jax

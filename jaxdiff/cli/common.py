@@ -38,13 +38,13 @@ def option_tags(s: ModeSettings) -> list[str]:
     o, mode, parts = s.options, s.mode, []
     if mode == "forward":
         return parts
-    if o.prior_noise is not None and mode in ("generate", "interpolate", "evaluate"):
+    if o.prior_noise is not None and mode in ("generate", "blend", "evaluate"):
         parts.append(f"noise{o.prior_noise:g}")
     if mode == "evaluate" and o.severity is not None:
         parts.append(f"t{o.severity}")
     if mode == "evaluate" and s.sweep_steps:
         parts.append(f"sweep-{s.sweep}-" + "-".join(str(v) for v in s.sweep_steps))
-    if mode in ("restore", "inpaint") and o.input is not None:
+    if mode in ("restore", "fill") and o.input is not None:
         base = os.path.splitext(os.path.basename(o.input.split(":", 1)[-1].rstrip("/")))[0]
         name = re.sub(r"[^A-Za-z0-9.-]+", "-", base).strip("-") or "x"
         parts.append(f"input-{name}-{hashlib.sha1(o.input.encode()).hexdigest()[:6]}")
@@ -90,7 +90,7 @@ def prior_for_mode(s: ModeSettings, inf):
     """The run's generation prior (stored, else fitted and stored), with ``--prior_noise`` applied.
 
     Refused (:class:`GenerationRefused`, exit 2) when the prior does not stand in for F_T(x0): the Fréchet
-    distance of :func:`jaxdiff.priors.store.prior_match` above ``PRIOR_MISMATCH_RATIO`` × the real-vs-real
+    distance of :func:`jaxdiff.evaluation.prior_match.prior_match` above ``PRIOR_MISMATCH_RATIO`` × the real-vs-real
     floor, unless ``--force``.
     """
     from jaxdiff.priors import store as prior_store
@@ -117,23 +117,22 @@ _MATCH_CACHE: dict = {}
 
 
 def _refuse_mismatched_prior(s: ModeSettings, inf, prior) -> None:
-    from jaxdiff.priors import store as prior_store
+    from jaxdiff.evaluation.prior_match import PRIOR_MISMATCH_RATIO, prior_match
 
     key = (os.path.abspath(s.options.workdir), inf.step, prior.kind,
            tuple((k, v.tobytes()) for k, v in sorted(prior.arrays.items())))
     if key not in _MATCH_CACHE:
         _MATCH_CACHE.clear()
-        _MATCH_CACHE[key] = prior_store.prior_match(inf.config, inf.process, prior, seed=int(inf.config.seed))
+        _MATCH_CACHE[key] = prior_match(inf.config, inf.process, prior, seed=int(inf.config.seed))
     m = _MATCH_CACHE[key]
-    if m["ratio"] <= prior_store.PRIOR_MISMATCH_RATIO:
+    if m["ratio"] <= PRIOR_MISMATCH_RATIO:
         return
-    deg = getattr(inf.process, "degradation", None)
-    hint = deg.generation.mismatch_hint if deg is not None and deg.generation is not None else ""
+    hint = inf.process.generation().mismatch_hint
     raise GenerationRefused(
         f"--mode={s.mode}: the fitted {prior.kind!r} prior does not match what the network saw at t = T: "
         f"Fréchet distance {m['frechet']:.1f} between {m['num']} prior draws and F_T(x0) of {m['num']} training "
         f"images, {m['ratio']:.1f}× the real-vs-real floor {m['floor']:.1f} (refused above "
-        f"{prior_store.PRIOR_MISMATCH_RATIO:g}×), so samples would start off what it was trained on. "
+        f"{PRIOR_MISMATCH_RATIO:g}×), so samples would start off what it was trained on. "
         f"Run --mode=restore to restore degraded images instead"
         + (f", or {hint}" if hint else "") + "; --force generates anyway")
 
@@ -158,11 +157,11 @@ def training_images(config, num: int, seed: int) -> np.ndarray:
 def held_out_aux(inf, x0, key):
     """The per-example draw for degrading held-out images x0; end images of ``data.end_source`` (a seeded subset
     of its held-out split, cycled to len(x0)) when the degradation needs them."""
-    from jaxdiff.priors import store as prior_store
+    from jaxdiff.data.end_images import end_images_for
 
-    end = prior_store.end_images_for(inf.config, inf.process, x0.shape[0], split=str(inf.config.data.eval_split),
-                                     seed=HELD_OUT_SEED + 1)
-    aux = prior_store.restoration_aux(inf.process, x0, key, end_images=end)
+    end = end_images_for(inf.config, inf.process, x0.shape[0], split=str(inf.config.data.eval_split),
+                         seed=HELD_OUT_SEED + 1)
+    aux = inf.process.restoration_aux(x0, key, end_images=end)
     return None if aux is None else _to_host(aux)
 
 

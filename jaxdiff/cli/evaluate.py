@@ -33,8 +33,6 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
     """Writes <stem>.json and <stem>.md, prints the Markdown; returns both paths."""
     from jaxdiff import evaluation
     from jaxdiff.experiment import describe_process
-    from jaxdiff.forward import ColdProcess
-    from jaxdiff.priors import store as prior_store
     from jaxdiff.sampling import restoration
 
     o, config = s.options, inf.config
@@ -63,7 +61,7 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
         report["feature_net_note"] = net.note
     sev = o.severity or T
     aux = degraded = None
-    if isinstance(inf.process, ColdProcess):
+    if inf.process.keeps_image:  # Cold Diffusion's table: restoration with Algorithms 1 and 2
         aux = held_out_aux(inf, real, key(keys.RESTORATION_AUX))
         degraded = inf.degrade(real, key=key(keys.RESTORATION_DEGRADE), severity=sev, aux=aux, batch=s.batch)
         outs = inf.restore(degraded, key=key(keys.RESTORATION_RUN), severity=sev, steps=s.steps, eta=s.eta, aux=aux,
@@ -77,7 +75,7 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
                   "sampling steps": len(restoration.severity_timesteps(sev, s.steps)) - 1},
         )
     prior = None
-    if prior_store.can_generate(inf.process):
+    if inf.process.can_generate:
         try:
             prior = prior_for_mode(s, inf)
         except GenerationRefused as e:  # the prior does not stand in for F_T(x0): no generation numbers

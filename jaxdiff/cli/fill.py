@@ -1,4 +1,4 @@
-"""``--mode=inpaint``: fill the region a mask leaves unknown (white / 1 = keep) in held-out or ``--input`` images.
+"""``--mode=fill``: inpainting, fill the region a mask leaves unknown (white / 1 = keep) in held-out or ``--input`` images.
 
 The mask is a PNG or an .npz ('mask', 'masks' or its only array; one mask for all images, or one per image),
 binarised at 0.5 and broadcast over the channels. A mask with nothing known (all 0: that is generation) or
@@ -113,19 +113,19 @@ def mask_tag(path: str, mask: np.ndarray) -> str:
 
 def _check(s: ModeSettings, inf):
     """Corrector and jumps against the run (UsageError before anything compiles); returns (timesteps, jumps)."""
+    from jaxdiff.sampling import CORRECTORS
     from jaxdiff.sampling import inpainting as ip
 
     o = s.options
-    field = "--corrector" if o.corrector else "--corrector (the config's sample.corrector)"
-    try:
-        ip.check_inpaint_corrector(s.corrector, field=field)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
     ts = inf.timesteps(s.steps, s.spacing)
     try:
         jumps = ip.check_jumps(o.jump_pair, len(ts) - 1, field="--jumps")
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if jumps is not None and CORRECTORS[s.corrector].stateful:
+        field = "--corrector" if o.corrector else "--corrector (the config's sample.corrector)"
+        raise UsageError(f"{field}={s.corrector!r} carries a history between steps, which --jumps would break; use a "
+                         "one-step corrector (ddim, ddpm, euler, cold_naive) with --jumps")
     return ts, jumps
 
 
@@ -171,7 +171,7 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
                          prediction=inf.prediction, clip=inf.clip, eta=s.eta)
         return {"x0": res.x0}
 
-    outs = inf.map_batches(one, inputs, n, B, desc="inpaint")
+    outs = inf.map_batches(one, inputs, n, B, desc="fill")
     result = np.concatenate([r["x0"] for r in outs])
     keep = np.broadcast_to(masks, images.shape) > 0.5
     masked = np.where(keep, images, 0.0).astype(np.float32)

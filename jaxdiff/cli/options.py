@@ -1,7 +1,7 @@
 """sample.py's options as one typed value, checked before anything is loaded or compiled.
 
 :class:`SampleOptions` is what the user asked for (flags or keyword arguments); :meth:`SampleOptions.resolve`
-fills in the loaded run's defaults (corrector — for generate/interpolate the process's generation corrector —,
+fills in the loaded run's defaults (corrector — for generate/blend the process's generation corrector —,
 η, steps, image count) and makes the checks that need the run (T, the process, a generation prior), giving
 the :class:`ModeSettings` every mode reads. A bad value is one
 :class:`UsageError` naming the flag, the value and what is allowed.
@@ -14,20 +14,22 @@ import math
 import os
 from typing import Any, Optional, Sequence, Union
 
-__all__ = ["MODES", "SWEEPS", "DEFAULT_NUM", "UsageError", "parse_step_counts", "SampleOptions", "ModeSettings"]
+__all__ = ["MODES", "RENAMED_MODES", "SWEEPS", "DEFAULT_NUM", "UsageError", "parse_step_counts", "SampleOptions", "ModeSettings"]
 
 log = logging.getLogger(__name__)
 
-MODES = ("generate", "restore", "evaluate", "interpolate", "forward", "inpaint")
+MODES = ("generate", "restore", "evaluate", "blend", "forward", "fill")
+#: modes that were renamed so that no mode shares a name with a degradation → today's name
+RENAMED_MODES = {"inpaint": "fill", "interpolate": "blend"}
 SWEEPS = ("auto", "generation", "restoration")
-#: images per mode when --num is 0 (interpolate: pairs; evaluate: at most this many held-out images)
-DEFAULT_NUM = {"generate": 64, "restore": 32, "interpolate": 4, "forward": 4, "evaluate": 2000, "inpaint": 16}
+#: images per mode when --num is 0 (blend: pairs; evaluate: at most this many held-out images)
+DEFAULT_NUM = {"generate": 64, "restore": 32, "blend": 4, "forward": 4, "evaluate": 2000, "fill": 16}
 #: modes that take a class label (--label / --labels) and classifier-free guidance (--guidance)
-LABEL_MODES = ("generate", "inpaint")
+LABEL_MODES = ("generate", "fill")
 #: samples per class of a --labels grid when --num is 0
 DEFAULT_PER_LABEL = 8
 #: modes whose generation takes --spacing (timesteps of the reverse loop)
-SPACING_MODES = ("generate", "evaluate", "interpolate")
+SPACING_MODES = ("generate", "evaluate", "blend")
 
 
 class UsageError(ValueError):
@@ -112,6 +114,9 @@ class SampleOptions:
     def __post_init__(self):
         if not self.workdir:
             raise UsageError("--workdir is required")
+        if self.mode in RENAMED_MODES:
+            raise UsageError(f"--mode={self.mode}: renamed --mode={RENAMED_MODES[self.mode]} (a mode's name is no "
+                             f"degradation's: {self.mode!r} is one)")
         if self.mode not in MODES:
             raise UsageError(f"--mode={self.mode!r}: allowed {list(MODES)}")
         for name in ("refit_prior", "force"):
@@ -131,14 +136,14 @@ class SampleOptions:
                                           or self.severity < 1):
             raise UsageError(f"--severity={self.severity!r}: must be an integer >= 1 (at most T)")
         if self.input is not None:
-            if self.mode not in ("restore", "inpaint"):
-                raise UsageError(f"--input is for --mode=restore (images that arrive degraded) or --mode=inpaint "
+            if self.mode not in ("restore", "fill"):
+                raise UsageError(f"--input is for --mode=restore (images that arrive degraded) or --mode=fill "
                                  f"(images with a --mask), not --mode={self.mode}")
             if not (self.input.startswith("folder:") or self.input.startswith("npz:")):
                 raise UsageError(f"--input={self.input!r}: expected folder:<path> or npz:<path>")
         if self.sweep not in SWEEPS:
             raise UsageError(f"--sweep={self.sweep!r}: allowed {', '.join(SWEEPS)}")
-        self._check_inpaint_flags()
+        self._check_fill_flags()
         self._check_spacing()
         self._check_label_flags()
 
@@ -180,17 +185,17 @@ class SampleOptions:
         except ValueError as e:
             raise UsageError(str(e)) from None
 
-    def _check_inpaint_flags(self) -> None:
+    def _check_fill_flags(self) -> None:
         for name in ("mask", "jumps"):
-            if getattr(self, name) is not None and self.mode != "inpaint":
-                raise UsageError(f"--{name} is for --mode=inpaint, not --mode={self.mode}")
-        if self.mode != "inpaint":
+            if getattr(self, name) is not None and self.mode != "fill":
+                raise UsageError(f"--{name} is for --mode=fill, not --mode={self.mode}")
+        if self.mode != "fill":
             return
         if self.labels is not None:
             raise UsageError(f"--labels={self.labels!r} is for --mode=generate (a grid with one row per class); "
-                             "--mode=inpaint takes --label=c, the class of every image")
+                             "--mode=fill takes --label=c, the class of every image")
         if not self.mask:
-            raise UsageError("--mode=inpaint needs --mask=<file.png or file.npz> (white / 1 = keep, black / 0 = fill)")
+            raise UsageError("--mode=fill needs --mask=<file.png or file.npz> (white / 1 = keep, black / 0 = fill)")
         if not self.mask.lower().endswith((".png", ".jpg", ".jpeg", ".npz", ".npy")):
             raise UsageError(f"--mask={self.mask!r}: expected a .png/.jpg image or an .npz/.npy array")
         if not os.path.isfile(os.path.expanduser(self.mask)):
@@ -235,26 +240,24 @@ class SampleOptions:
     def resolve(self, run) -> "ModeSettings":
         """The settings of a mode on ``run`` (a :class:`jaxdiff.experiment.Run`). Raises UsageError."""
         from jaxdiff import sampling
-        from jaxdiff.forward import ColdProcess
-        from jaxdiff.priors import store as prior_store
 
         process, config = run.process, run.config
         T = int(process.T)
-        if self.mode == "inpaint":
-            from jaxdiff.sampling.inpainting import check_inpaint_process
+        if self.mode == "fill":
+            from jaxdiff.sampling.loop import known_region_needs
 
+            why = known_region_needs(process)
+            if why is not None:
+                raise UsageError(f"--mode=fill: {why}")
+        generates = self.mode in ("generate", "blend")
+        if generates and not process.can_generate:
             try:
-                check_inpaint_process(process)
-            except ValueError as e:
-                raise UsageError(f"--mode=inpaint: {e}") from None
-        generates = self.mode in ("generate", "interpolate")
-        if generates and not prior_store.can_generate(process):
-            try:
-                prior_store.generation_prior(process)
+                process.generation()
             except ValueError as e:
                 raise UsageError(f"--mode={self.mode}: {e}") from None
-        # generation's own default (the degradation's GenerationPrior.corrector; Gaussian: sample.corrector)
-        default = prior_store.generation_corrector(process, config) if generates else str(config.sample.corrector)
+        # generation's own default (the degradation's GenerationPrior.corrector; noise at T: sample.corrector)
+        configured = str(config.sample.corrector)
+        default = process.generation_corrector(configured) if generates else configured
         corrector = self.corrector or default
         if corrector not in sampling.CORRECTORS:
             raise UsageError(f"--corrector={corrector!r}: allowed {sorted(sampling.CORRECTORS)}")
@@ -270,9 +273,9 @@ class SampleOptions:
                 raise UsageError(str(e)) from None
         if self.severity is not None and self.severity > T:
             raise UsageError(f"--severity={self.severity}: must be in [1, T={T}]")
-        cold = isinstance(process, ColdProcess)
+        cold = process.keeps_image  # x_T holds the image: restoration is what it does first
         sweep = self.sweep if self.sweep != "auto" else ("restoration" if cold else "generation")
-        if sweep == "generation" and not prior_store.can_generate(process):
+        if sweep == "generation" and not process.can_generate:
             raise UsageError("--sweep=generation: this run has no generation prior (use --sweep=restoration)")
         if sweep == "restoration" and not cold:
             raise UsageError("--sweep=restoration needs a cold process; Gaussian runs sweep generation")

@@ -3,9 +3,9 @@
 ``validate_config(config, num_devices=8)`` checks the range of every field of ``configs/default.py``'s layout
 (:data:`FIELDS`), then the rules between fields. Names come from the registries (degradations, schedules,
 correctors, predictions, losses, weightings; data sources through ``jaxdiff.data.parse_source``); a
-degradation's facts (color-only, needs an end data set) from its registered entry; which predictions and
-correctors a kind allows from its process class. The degradation and the schedule are built once, so their
-builders judge their parameters (and the sizes only they know); the ``model`` section goes to
+degradation's facts (color-only, needs an end data set) from its registered entry; which predictions,
+correctors, spacings, loss weightings and t samplings apply from the process they make (built once from NumPy
+tables, nothing compiled), so their builders judge their parameters (and the sizes only they know); the ``model`` section goes to
 ``jaxdiff.models.unet.validate_unet_config``. All problems end in ONE :class:`ConfigError` (a ValueError)::
 
     invalid config: train.ema_decay=1.5 is invalid; allowed: a number in [0, 1)
@@ -15,7 +15,6 @@ unlocked one gets that check here (unknown and missing fields, with a did-you-me
 """
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import inspect
 import math
@@ -26,11 +25,12 @@ from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
 
 from jaxdiff.checks import is_int
 from jaxdiff.config.upgrade import REMOVED, RENAMED
+from jaxdiff.registry import did_you_mean
 
 __all__ = ["ConfigError", "Problem", "validate_config", "FIELDS", "OPTIONAL_FIELDS", "FREE_FORM"]
 
 #: sections of keyword arguments, judged by the builder they are passed to
-FREE_FORM = ("diffusion.degradation_params", "diffusion.schedule_params")
+FREE_FORM = ("diffusion.degradation_params", "diffusion.schedule_params", "diffusion.t_sampling_params")
 _SOURCE_FORMS = (
     "'digits' or 'tfds:<name>' (each optionally ':<split>' and ':classes=<list>', e.g. 'digits:classes=0-4'), "
     "'photos[:<split>][:seed=N][:crops=N]', 'folder:<path>' or 'npz:<path>'"
@@ -156,14 +156,6 @@ def Section() -> Spec:  # noqa: N802
 
 
 # --- names, from the registries (imported when first needed: they load jax) -----------------------
-def _process_classes() -> dict:
-    """diffusion.kind → the process class it builds (jaxdiff.experiment.build_process)."""
-    from jaxdiff.blurring import BlurringProcess  # noqa: PLC0415
-    from jaxdiff.forward import ColdProcess, GaussianProcess  # noqa: PLC0415
-
-    return {"cold": ColdProcess, "gaussian": GaussianProcess, "blurring": BlurringProcess}
-
-
 def _degradations():
     from jaxdiff.degradations import DEGRADATIONS  # noqa: PLC0415
 
@@ -171,7 +163,7 @@ def _degradations():
 
 
 def _schedules():
-    from jaxdiff.schedules import SCHEDULES  # noqa: PLC0415
+    from jaxdiff.processes.schedules import SCHEDULES  # noqa: PLC0415
 
     return SCHEDULES
 
@@ -192,6 +184,12 @@ def _predictions():
     from jaxdiff.parameterization import PREDICTIONS  # noqa: PLC0415
 
     return PREDICTIONS
+
+
+def _t_samplings():
+    from jaxdiff.processes.tsampling import T_SAMPLINGS  # noqa: PLC0415
+
+    return T_SAMPLINGS
 
 
 def _loss_kinds():
@@ -230,18 +228,16 @@ FIELDS: dict = {
     "data.download": Bool(),
     "data.end_source": Str(nonempty=False),
     # diffusion
-    "diffusion.kind": Choice(lambda: tuple(_process_classes())),
     "diffusion.T": Int(1),
-    "diffusion.degradation": Str(nonempty=False),
+    "diffusion.degradation": Str(),
     "diffusion.degradation_params": Section(),
-    "diffusion.noise_std": Real(0.0),
     "diffusion.schedule": Choice(lambda: tuple(_schedules())),
     "diffusion.schedule_params": Section(),
-    "diffusion.blur_sigma_max": Real(0.0),
-    "diffusion.blur_d_min": Real(0.0, 1.0, lo_open=True),
     "diffusion.prediction": Choice(_predictions),
     "diffusion.loss": Choice(_loss_kinds),
     "diffusion.loss_weighting": Choice(_weightings),
+    "diffusion.t_sampling": Choice(lambda: tuple(_t_samplings())),
+    "diffusion.t_sampling_params": Section(),
     # model
     "model.ch": Int(1),
     "model.ch_mult": IntSeq(1),
@@ -524,41 +520,14 @@ def validate_config(config, *, num_devices: Optional[int] = None, process_count:
         for p in _check_labels(v("data.source"), v("model.num_classes")):
             add(*p)
 
-    # --- what the kind's process allows
-    if ok("diffusion.kind"):
-        kind = v("diffusion.kind")
-        classes = _process_classes()
-        process = classes[kind]
-        if ok("diffusion.prediction") and v("diffusion.prediction") not in process.predictions:
-            pred = v("diffusion.prediction")
-            others = [k for k, c in classes.items() if pred in c.predictions]
-            add("diffusion.prediction", pred, f"{_one_of(process.predictions)} for diffusion.kind={kind!r}"
-                + (f" ({pred!r} needs diffusion.kind={others[0]!r})" if others else ""))
-        if ok("sample.corrector"):
-            name = v("sample.corrector")
-            correctors = _correctors()
-            if not issubclass(process, correctors[name].requires):
-                fits = [n for n, c in correctors.items() if issubclass(process, c.requires)]
-                add("sample.corrector", name, f"{_one_of(fits)} for diffusion.kind={kind!r} ({name!r} needs a "
-                    f"{correctors[name].requires.__name__})")
-        if (ok("sample.spacing") and v("sample.spacing") == "karras"
-                and "schedule" not in {f.name for f in dataclasses.fields(process)}):
-            add("sample.spacing", "karras", f"{_one_of(n for n in _spacings() if n != 'karras')} for "
-                f"diffusion.kind={kind!r} ('karras' needs the noise schedule of a Gaussian or blurring diffusion)")
-        from jaxdiff.forward import GaussianProcess  # noqa: PLC0415
-
-        if ok("diffusion.loss_weighting") and v("diffusion.loss_weighting") != "none" and not issubclass(process, GaussianProcess):
-            add("diffusion.loss_weighting", v("diffusion.loss_weighting"),
-                f"'none' for diffusion.kind={kind!r} (SNR weightings need a Gaussian schedule)")
-
-        if kind == "cold":
-            _check_degradation(values, ok, add)
-        elif ok("data.end_source") and v("data.end_source"):
-            add("data.end_source", v("data.end_source"),
-                f"'' for diffusion.kind={kind!r} (only a cold degradation that needs an end data set uses one)")
-        if kind in ("gaussian", "blurring") and ok("diffusion.schedule", "diffusion.schedule_params", "diffusion.T"):
-            for p in _schedule_problems(v("diffusion.schedule"), _as_dict(v("diffusion.schedule_params")), int(v("diffusion.T"))):
-                add(*p)
+    # --- the process: its degradation and noise schedule, then what it allows
+    _check_degradation(values, ok, add)
+    if ok("diffusion.schedule", "diffusion.schedule_params", "diffusion.T"):
+        for p in _schedule_problems(v("diffusion.schedule"), _as_dict(v("diffusion.schedule_params")), int(v("diffusion.T"))):
+            add(*p)
+    process = _build_process(config, values, ok)
+    if process is not None:
+        _check_process(process, values, ok, add)
 
     if ok("sample.steps", "diffusion.T") and v("sample.steps") > v("diffusion.T"):
         add("sample.steps", v("sample.steps"), f"an integer in [0, diffusion.T={v('diffusion.T')}] (0: every timestep)")
@@ -582,15 +551,75 @@ def validate_config(config, *, num_devices: Optional[int] = None, process_count:
         raise ConfigError(problems)
 
 
+def _build_process(config, values: dict, ok):
+    """The config's process when its degradation and schedule are valid (NumPy tables, nothing compiled), else None."""
+    if not ok("diffusion.degradation", "diffusion.degradation_params", "diffusion.schedule",
+              "diffusion.schedule_params", "diffusion.T", "data.image_size", "data.channels"):
+        return None
+    from jaxdiff.processes import build_process  # noqa: PLC0415
+
+    try:
+        return build_process(config)
+    except Exception:  # noqa: BLE001  (each part was judged on its own above; a mismatch of the two is below)
+        return None
+
+
+def _check_process(process, values: dict, ok, add) -> None:
+    """What the process allows: the prediction, the corrector, the spacing, the loss weighting, the t sampling."""
+    v = values.get
+    what = process.describe()
+    if ok("diffusion.prediction"):
+        pred = v("diffusion.prediction")
+        why = _predictions()[pred].requirement(process)
+        if why is not None:
+            add("diffusion.prediction", pred, f"{_one_of(process.predictions)} for {what} ({pred!r} {why})")
+    if ok("sample.corrector"):
+        name = v("sample.corrector")
+        why = _correctors()[name].applies(process)
+        if why is not None:
+            fits = [n for n, c in _correctors().items() if c.applies(process) is None]
+            add("sample.corrector", name, f"{_one_of(fits)} for {what} ({name!r} {why})")
+    if ok("sample.spacing") and v("sample.spacing") == "karras":
+        from jaxdiff.sampling import model_sigmas  # noqa: PLC0415
+
+        try:
+            model_sigmas(process)
+        except ValueError as e:
+            add("sample.spacing", "karras", f"{_one_of(n for n in _spacings() if n != 'karras')} for {what} ({e})")
+    if ok("diffusion.loss_weighting"):
+        from jaxdiff.losses import check_weighting  # noqa: PLC0415
+
+        try:
+            check_weighting(process, v("diffusion.loss_weighting"))
+        except ValueError as e:
+            add("diffusion.loss_weighting", v("diffusion.loss_weighting"), f"'none' or 'soft' here: {e}")
+    if ok("diffusion.t_sampling", "diffusion.t_sampling_params"):
+        from jaxdiff.processes.tsampling import t_logits  # noqa: PLC0415
+
+        params = _as_dict(v("diffusion.t_sampling_params"))
+        name = v("diffusion.t_sampling")
+        unknown = _unknown_params("diffusion.t_sampling_params", f"t sampling {name!r}", params,
+                                  _t_samplings()[name], ("process",))
+        if unknown:
+            for p in unknown:
+                add(*p)
+        else:
+            try:
+                t_logits(process, name, **params)
+            except ValueError as e:
+                add(*_blame("diffusion.t_sampling_params", params, str(e), f"what t sampling {name!r} accepts: {e}"))
+
+
 def _check_degradation(values: dict, ok, add) -> None:
-    """A cold process: the degradation's name, its registered facts, then its builder."""
+    """The degradation: its name, its registered facts, then its builder."""
     v = values.get
     if not ok("diffusion.degradation"):
         return
     name = v("diffusion.degradation")
     registry = _degradations()
     if name not in registry:
-        add("diffusion.degradation", name, f"{_one_of(registry)} (diffusion.kind='cold')")
+        add("diffusion.degradation", name, f"{_one_of(registry)} ('identity' for Gaussian diffusion)"
+            f"{did_you_mean(name, registry)}")
         return
     entry = registry[name]
     if entry.color_only and ok("data.channels") and v("data.channels") != 3:

@@ -1,4 +1,4 @@
-"""diffusers' UNet2DModel and DDPM/DDIM schedulers ↔ a jaxdiff config, UNet params and GaussianProcess.
+"""diffusers' UNet2DModel and DDPM/DDIM schedulers ↔ a jaxdiff config, UNet params and its Gaussian process.
 
     conv weight (O, I, kh, kw) ↔ kernel (kh, kw, I, O);  linear weight (O, I) ↔ kernel (I, O)
     1×1 conv_shortcut (O, I, 1, 1) ↔ Dense kernel (I, O);  to_q, to_k, to_v ↔ the fused qkv kernel [q | k | v]
@@ -356,8 +356,8 @@ def _process_from_scheduler_config(cfg: dict, where: str) -> tuple[dict, dict]:
     if c["clip_sample"] and not clip > 0:
         raise InteropError(f"{where}: clip_sample_range={c['clip_sample_range']!r}; allowed: > 0")
     corrector = _SCHEDULERS[name]
-    diffusion = dict(kind="gaussian", T=T, schedule=sched, schedule_params=params,
-                     prediction=_PREDICTIONS[c["prediction_type"]], loss="l2", loss_weighting="none", noise_std=0.0)
+    diffusion = dict(T=T, degradation="identity", degradation_params={}, schedule=sched, schedule_params=params,
+                     prediction=_PREDICTIONS[c["prediction_type"]], loss="l2", loss_weighting="none")
     sample = dict(corrector=corrector, steps=50 if corrector == "ddim" and T > 50 else 0,
                   eta=0.0 if corrector == "ddim" else 1.0, clip=clip, spacing=_SPACINGS[spacing])
     return diffusion, sample
@@ -366,9 +366,13 @@ def _process_from_scheduler_config(cfg: dict, where: str) -> tuple[dict, dict]:
 def scheduler_config_from(config) -> dict:
     """The scheduler_config.json of a jaxdiff config (InteropError naming the field diffusers cannot express)."""
     f, s = config.diffusion, config.sample
-    if f.kind != "gaussian":
-        raise InteropError(f"diffusion.kind={f.kind!r}: diffusers' DDPM/DDIM schedulers are Gaussian diffusion; "
-                           "allowed: 'gaussian'")
+    from jaxdiff.processes import build_process
+
+    process = build_process(config)
+    if not process.has_diffusers_scheduler:
+        raise InteropError(f"diffusion.degradation={f.degradation!r}, diffusion.schedule={f.schedule!r}: diffusers' "
+                           f"DDPM/DDIM schedulers are Gaussian diffusion (degradation 'identity' and a "
+                           f"variance-preserving schedule); {process.describe()} has none")
     params = dict(f.schedule_params)
     inverse = {v: k for k, v in _BETA_SCHEDULES.items()}
     if f.schedule not in inverse:
@@ -380,7 +384,7 @@ def scheduler_config_from(config) -> dict:
            "clip_sample": float(s.clip) > 0, "clip_sample_range": float(s.clip) if float(s.clip) > 0 else 1.0,
            "thresholding": False, "rescale_betas_zero_snr": False,
            "timestep_spacing": {v: k for k, v in _SPACINGS.items()}.get(str(s.get("spacing", "linear")), "leading")}
-    from jaxdiff.schedules import SCHEDULES
+    from jaxdiff.processes.schedules import SCHEDULES
 
     given = {**{k: p.default for k, p in inspect.signature(SCHEDULES[f.schedule]).parameters.items()
                 if p.kind == p.KEYWORD_ONLY}, **params}
@@ -499,7 +503,7 @@ class Converted:
 
     ``denoiser(params, x_t, t)``: x_t (B, H, W, C) NHWC, t (B,) int in 1 … T (diffusers' index + 1) → the network
     output (ε, x0 or v as ``config.diffusion.prediction`` says). ``params``: the UNet's ``params`` collection
-    (``model.apply({"params": params}, x, t)``), as ``Run.params``. ``process``: the scheduler's GaussianProcess.
+    (``model.apply({"params": params}, x, t)``), as ``Run.params``. ``process``: the scheduler's Gaussian process.
     """
 
     config: Any

@@ -1,6 +1,7 @@
 """The registered prior kinds (the names a degradation's generation prior names).
 
-* ``gaussian``  – x_T ~ N(0, I) of the image shape (hot diffusion; nothing to fit).
+* ``gaussian``  – x_T ~ N(0, std² I) of the image shape (the noise dominates x_T; nothing to fit; std 1 unless the
+  process says otherwise, e.g. EDM's σ_max).
 * ``blur_mean`` – a full blur ends at a flat image of the per-channel means m = mean_{h,w} x0 ∈ R^C: a
   K-component mixture on m, broadcast over (H, W), + N(0, noise²) per pixel (noise 0.002: Bansal et al.'s
   "broken symmetry"; 0: exactly flat).
@@ -25,13 +26,17 @@ __all__ = ["area_downsample"]
 
 
 def _sample_gaussian(arrays, key, n):
-    return jax.random.normal(key, (n,) + tuple(int(s) for s in arrays["shape"]), jnp.float32)
+    z = jax.random.normal(key, (n,) + tuple(int(s) for s in arrays["shape"]), jnp.float32)
+    return z if "std" not in arrays else arrays["std"] * z
 
 
 @register_prior("gaussian", sample=_sample_gaussian, keys=(), needs_data=False)
-def _fit_gaussian(x, *, shape, rng):
-    """x_T ~ N(0, I): only the shape is stored."""
-    return {}
+def _fit_gaussian(x, *, shape, rng, std: float = 1.0):
+    """x_T ~ N(0, std² I): the shape is stored, and std when it is not 1 (older files have none)."""
+    std = float(std)
+    if not (np.isfinite(std) and std > 0):
+        raise ValueError(f"prior 'gaussian': std must be a finite number > 0, got {std!r}")
+    return {} if std == 1.0 else {"std": np.float64(std)}
 
 
 # blur_mean

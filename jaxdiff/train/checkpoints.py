@@ -94,10 +94,9 @@ def make_meta(config, **extra) -> dict:
         "image_size": int(d.image_size),
         "channels": int(d.channels),
         "T": int(f.T),
-        "process": str(f.kind),
         "prediction": str(f.prediction),
-        "degradation": str(f.degradation) if f.kind == "cold" else None,
-        "schedule": str(f.schedule) if f.kind == "gaussian" else None,
+        "degradation": str(f.degradation),
+        "schedule": str(f.schedule),
         "source": str(d.source),
     }
     meta.update(extra)

@@ -2,8 +2,9 @@
 
 One step (inside ``jax.jit``, no host round trip), for a global batch x0 (B, H, W, C) and step s:
 
-    key = fold_in(PRNGKey(seed), s);  t ~ U{1 … T},  ε ~ N(0, I),  aux = sample_aux(k, x0) (or the end batch)
-    x_t = F_t(x0; aux) + σ_t ε;   loss = (1/B) Σ_b w_b ℓ(net(x_t, t), target)_b
+    key = fold_in(PRNGKey(seed), s);  t ~ p(t) on {1 … T} (diffusion.t_sampling),  ε ~ N(0, I),
+    aux = sample_aux(k, x0) (or the end batch);  x_t = α_t D_t(x0; aux) + σ_t ε
+    loss = (1/B) Σ_b w_b ℓ(net(x_t, t), target)_b   (loss_weighting "soft": ℓ(D_t(x̂0), D_t(x0)))
     params, opt ← AdamW(∇loss) unless loss or ∇ is non-finite (then unchanged, counters + 1);  ema ← EMA rule
 
 Random arrays are drawn at their global shape (partitionable threefry), so 1 or 8 devices give the same
@@ -25,7 +26,7 @@ from jaxdiff import losses as losses_lib
 from jaxdiff import parameterization
 from jaxdiff.cpu import xla_options
 from jaxdiff.experiment import DATA_AXIS, build_model, build_process, make_mesh
-from jaxdiff.forward import ForwardProcess
+from jaxdiff.processes import Process
 from jaxdiff.train.state import TrainState, create_train_state, ema_update, make_lr_schedule, make_optimizer
 
 __all__ = ["init_train_state", "make_train_step", "accumulated_value_and_grad", "drop_labels"]
@@ -103,7 +104,7 @@ def drop_labels(key, labels, rate: float, null: int):
 def make_train_step(
     config,
     model=None,
-    process: Optional[ForwardProcess] = None,
+    process: Optional[Process] = None,
     *,
     mesh: Optional[jax.sharding.Mesh] = None,
     donate: bool = True,
@@ -123,6 +124,7 @@ def make_train_step(
     process = build_process(config) if process is None else process
     f, tc = config.diffusion, config.train
     prediction, kind, weighting = f.prediction, f.loss, f.loss_weighting
+    soft = weighting == "soft"
     T = int(process.T)
     base_key = jax.random.PRNGKey(int(config.seed))
     schedule = make_lr_schedule(tc)
@@ -148,13 +150,19 @@ def make_train_step(
         raise ValueError(f"diffusion.loss must be one of {list(losses_lib.LOSS_KINDS)}, got {kind!r}")
     process.check_prediction(prediction)
     losses_lib.loss_weights(process, jnp.ones((1,), jnp.int32), weighting=weighting, prediction=prediction)
+    from jaxdiff.processes.tsampling import t_logits
+
+    logits = t_logits(process, str(f.get("t_sampling", "uniform")), **dict(f.get("t_sampling_params", {})))
 
     def step_fn(state: TrainState, batch, step, end_batch=None):
         x0, labels = batch if num_classes else (batch, None)
         key = jax.random.fold_in(base_key, step)
         k_t, k_eps, k_aux, k_drop = jax.random.split(key, 4)
         B = x0.shape[0]
-        t = jax.random.randint(k_t, (B,), 1, T + 1, dtype=jnp.int32)
+        if logits is None:
+            t = jax.random.randint(k_t, (B,), 1, T + 1, dtype=jnp.int32)
+        else:
+            t = (jax.random.categorical(k_t, jnp.asarray(logits), shape=(B,)) + 1).astype(jnp.int32)
         if noise_free:  # σ_t ≡ 0: ε is multiplied by 0 and never a target; skip the draw
             eps = jnp.zeros_like(x0)
         else:
@@ -165,12 +173,19 @@ def make_train_step(
             cond = {"labels": drop_labels(jax.random.fold_in(key, LABEL_DROPOUT_SALT), labels, label_dropout,
                                           num_classes)}
         x_t = process.perturb(x0, t, eps, aux)
-        y = parameterization.target(process, prediction, x0, eps, t)
+        if soft:  # Soft Diffusion: the x̂0 error measured after degradation
+            y = process.degrade(x0, t, aux)
+            cond["aux"] = aux
+        else:
+            y = parameterization.target(process, prediction, x0, eps, t, aux)
         w = losses_lib.loss_weights(process, t, weighting=weighting, prediction=prediction)
 
         def loss_fn(params, mb, k_drop):
             out = state.apply_fn({"params": params}, mb["x_t"], mb["t"], mb.get("labels"), train=True,
                                  rngs={"dropout": k_drop})
+            if soft:
+                x0_hat = parameterization.predict(process, prediction, out, mb["x_t"], mb["t"], aux=mb["aux"])[0]
+                out = process.degrade(x0_hat, mb["t"], mb["aux"])
             return losses_lib.diffusion_loss(out, mb["y"], kind=kind, weights=mb["w"])
 
         loss, grads = accumulated_value_and_grad(loss_fn, state.params, dict(x_t=x_t, t=t, y=y, w=w, **cond), k_drop,
