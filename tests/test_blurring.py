@@ -1,4 +1,4 @@
-"""Blurring diffusion (jaxdiff.blurring) against float64 NumPy/scipy references written here.
+"""Blurring diffusion (the dct_blur degradation with a VP schedule) against float64 NumPy/scipy references written here.
 
 The references: d_t = (1 − d_min) exp(−λ σ_B,t²/2) + d_min with λ = π²(k²/H² + l²/W²) and
 σ_B,t = σ_B,max sin²(πt/2T) (Hoogeboom & Salimans 2023); ᾱ from the linear β schedule (float64 here);
@@ -13,11 +13,12 @@ import scipy.fft
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 import jaxdiff.config as cv
-from jaxdiff import sampling, schedules
-from jaxdiff.blurring import BlurringProcess
+from jaxdiff import sampling
+from jaxdiff.processes import schedules
+from jaxdiff.processes import BlurringProcess
 from jaxdiff.config import ConfigError, validate_config
 from jaxdiff.experiment import build_process, describe_process
-from jaxdiff.forward import GaussianProcess
+from jaxdiff.processes import GaussianProcess
 from jaxdiff.parameterization import predict
 from jaxdiff.priors import store
 from jaxdiff.sampling import correctors
@@ -130,10 +131,10 @@ def test_d_equal_to_one_is_the_gaussian_process():
             for u, v in zip(predict(b, pred, eps, xt, t, clip=clip), predict(g, pred, eps, xt, t, clip=clip)):
                 np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-4)
     key = jax.random.key(7)
-    np.testing.assert_allclose(correctors.blurring_ddpm(b, xt, x0, eps, t, tp, key),
+    np.testing.assert_allclose(correctors.ddpm(b, xt, x0, eps, t, tp, key),
                                correctors.ddpm(g, xt, x0, eps, t, tp, key), atol=1e-5)
     for eta in (0.0, 0.5, 1.0):
-        np.testing.assert_allclose(correctors.blurring_ddim(b, xt, x0, eps, t, tp, key, eta=eta),
+        np.testing.assert_allclose(correctors.ddim(b, xt, x0, eps, t, tp, key, eta=eta),
                                    correctors.ddim(g, xt, x0, eps, t, tp, key, eta=eta), atol=1e-5)
 
 
@@ -147,14 +148,14 @@ def test_posterior_against_bayes(sigma_max, d_min):
     pairs = [(2, 1), (10, 9), (50, 49), (50, 10), (30, 5), (25, 24)]
     t = jnp.array([q[0] for q in pairs])
     s = jnp.array([q[1] for q in pairs])
-    c0, ct, var = (np.asarray(v)[..., 0] for v in p.posterior_coefficients(t, s))
+    c0, ct, var = (np.asarray(v)[..., 0] for v in p.posterior(t, s))
     for i, (ti, si) in enumerate(pairs):
         r0, rt, rv = posterior_bayes(a, sig2, ti, si)
         np.testing.assert_allclose(c0[i], r0, rtol=2e-4, atol=1e-7)
         np.testing.assert_allclose(ct[i], rt, rtol=2e-4, atol=1e-7)
         np.testing.assert_allclose(var[i], rv, rtol=2e-4, atol=1e-9)
     # s = 0: the posterior is u_0 itself
-    c0, ct, var = (np.asarray(v) for v in p.posterior_coefficients(jnp.array([7]), jnp.array([0])))
+    c0, ct, var = (np.asarray(v) for v in p.posterior(jnp.array([7]), jnp.array([0])))
     np.testing.assert_allclose(c0, 1.0, rtol=1e-6)
     np.testing.assert_array_equal(ct, 0.0)
     np.testing.assert_array_equal(var, 0.0)
@@ -244,22 +245,25 @@ def test_config_builds_the_process_and_generates_from_n01():
     c = load()
     validate_config(c, num_devices=8)
     p = build_process(c)
-    assert isinstance(p, BlurringProcess) and p.T == 1000 and p.image_size == (16, 16)
-    assert (p.sigma_blur_max, p.d_min) == (10.0, 0.001)
+    assert p.degradation.name == "dct_blur" and p.T == 1000 and p.scale(jnp.array([0])).shape[1:3] == (16, 16)
+    assert (p.degradation.params["sigma_max"], p.degradation.params["d_min"]) == (10.0, 0.001)
     assert describe_process(p) == "blurring diffusion, T=1000, sigma_blur_max=10, d_min=0.001"
-    assert (c.diffusion.prediction, c.sample.corrector, c.sample.steps, c.sample.eta) == ("eps", "blurring_ddim", 20, 0.0)
+    assert (c.diffusion.prediction, c.sample.corrector, c.sample.steps, c.sample.eta) == ("eps", "ddim", 20, 0.0)
     # prior N(0, I): the signal left at T is negligible, the noise is ≈ 1
     assert float(jnp.max(p.scale(1000))) < 1e-3 and abs(float(p.std(1000)) - 1) < 1e-6
-    assert p.standard_normal_prior and store.prior_kind_for(p) == "gaussian" and store.can_generate(p)
+    assert p.noise_dominates and p.generation().kind == "gaussian" and p.can_generate
     x = p.prior(jax.random.key(0), (2, 16, 16, 1))
     assert x.shape == (2, 16, 16, 1) and x.dtype == jnp.float32
 
 
 def _bad(field, value):
     c = load()
-    section, name = field.split(".")
+    *sections, name = field.split(".")
+    node = c
+    for section in sections:
+        node = node[section]
     with c.ignore_type():
-        c[section][name] = value
+        node[name] = value
     with pytest.raises(ConfigError) as info:
         validate_config(c, num_devices=8)
     assert info.value.fields == [field]
@@ -267,14 +271,14 @@ def _bad(field, value):
 
 
 @pytest.mark.parametrize("field,value,allowed", [
-    ("diffusion.blur_d_min", 0.0, "(0, 1]"),
-    ("diffusion.blur_d_min", 1.5, "(0, 1]"),
-    ("diffusion.blur_d_min", "small", "(0, 1]"),
-    ("diffusion.blur_sigma_max", -1.0, ">= 0"),
-    ("diffusion.prediction", "v", "'eps', 'x0' for diffusion.kind='blurring'"),
-    ("sample.corrector", "ddim", "'blurring_ddim' for diffusion.kind='blurring'"),
-    ("diffusion.loss_weighting", "snr", "'none' for diffusion.kind='blurring'"),
-    ("diffusion.kind", "blurry", "'blurring'"),
+    ("diffusion.degradation_params.d_min", 0.0, "(0, 1]"),
+    ("diffusion.degradation_params.d_min", 1.5, "(0, 1]"),
+    ("diffusion.degradation_params.d_min", "small", "a finite number"),
+    ("diffusion.degradation_params.sigma_max", -1.0, ">= 0"),
+    ("diffusion.prediction", "edm", "'eps', 'x0', 'v', 'velocity' for blurring diffusion"),
+    ("sample.corrector", "dpmpp_2m", "for blurring diffusion"),
+    ("diffusion.loss_weighting", "p2", "'none', 'snr'"),
+    ("diffusion.degradation", "dct_blurr", "'dct_blur', 'heat', 'identity'"),
 ])
 def test_bad_config_values_give_one_message(field, value, allowed):
     msg = _bad(field, value)
@@ -283,23 +287,23 @@ def test_bad_config_values_give_one_message(field, value, allowed):
 
 def test_bad_process_arguments_and_mismatched_correctors_are_refused():
     sched = schedules.make_schedule("linear", T)
-    for kw, what in ((dict(sigma_blur_max=-1.0), "sigma_blur_max"), (dict(d_min=0.0), "d_min"),
+    for kw, what in ((dict(sigma_blur_max=-1.0), "sigma_max"), (dict(d_min=0.0), "d_min"),
                      (dict(image_size=0), "image_size")):
         with pytest.raises(ValueError, match=what):
             BlurringProcess(sched, **{"image_size": H, **kw})
     p = proc()
     with pytest.raises(ValueError, match="8x8 images"):
         p.mean(rand_img(0, (1, 4, 4, 1)), 3)
-    with pytest.raises(ValueError, match=r"'ddim' needs a GaussianProcess.*'blurring_ddim'"):
-        sampling.sample(lambda *a: a[1], None, jax.random.key(0), rand_img(0), process=p, corrector="ddim")
-    with pytest.raises(ValueError, match=r"needs a BlurringProcess.*'ddim'"):
-        sampling.sample(lambda *a: a[1], None, jax.random.key(0), rand_img(0),
-                        process=GaussianProcess(sched), corrector="blurring_ddim")
+    with pytest.raises(ValueError, match=r"'dpmpp_2m' .*needs D = identity.*'ddim'"):
+        sampling.sample(lambda *a: a[1], None, jax.random.key(0), rand_img(0), process=p, corrector="dpmpp_2m")
+    # blurring diffusion's DDIM is the one step, registered once under both names
+    assert sampling.CORRECTORS["blurring_ddim"] is sampling.CORRECTORS["ddim"]
+    assert sampling.CORRECTORS["blurring_ddpm"] is sampling.CORRECTORS["ddpm"]
 
 
 def test_restoring_a_blurring_run_uses_its_configured_corrector():
     from jaxdiff import degradations
-    from jaxdiff.forward import ColdProcess
+    from jaxdiff.processes import ColdProcess
     from jaxdiff.sampling import restoration
 
     assert restoration.default_correctors(proc(), "blurring_ddim") == ("blurring_ddim",)

@@ -20,7 +20,7 @@ def _config():
     c = ml_collections.ConfigDict()
     c.seed = 3
     c.data = dict(source="digits", image_size=8, channels=1, eval_split="test")
-    c.diffusion = dict(kind="cold", T=5, degradation="blur", prediction="x0", schedule="linear",
+    c.diffusion = dict(T=5, degradation="blur", prediction="x0", schedule="constant", schedule_params={},
                        degradation_params={"kernel_size": 3, "std": 1.0})
     c.model = dict(ch=8, ch_mult=(1, 2))
     c.train = dict(learning_rate=1e-3, warmup_steps=2, num_steps=10, grad_clip_norm=1.0, weight_decay=0.01)
@@ -75,7 +75,8 @@ def test_round_trip_loads_every_leaf_and_the_json_items(tmp_path):
     assert r.config["model"]["ch_mult"] == [1, 2] and r.config["seed"] == 3
     assert ml_collections.ConfigDict(r.config).diffusion.degradation_params.kernel_size == 3
     assert r.meta["image_size"] == 8 and r.meta["channels"] == 1 and r.meta["T"] == 5
-    assert r.meta["process"] == "cold" and r.meta["step"] == 2 and r.meta["note"] == "x"
+    assert (r.meta["degradation"], r.meta["schedule"]) == ("blur", "constant")
+    assert r.meta["step"] == 2 and r.meta["note"] == "x"
     assert ck.read_json(2)[1] == r.meta
     ck.close()
 

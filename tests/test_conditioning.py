@@ -239,7 +239,7 @@ def test_an_older_stored_config_loads_unconditional():
 def test_cold_restoration_given_a_label():
     """Restoration runs the same UNet path: the label reaches every step, the null label is the plain model."""
     from jaxdiff.degradations import make_degradation
-    from jaxdiff.forward import ColdProcess
+    from jaxdiff.processes import ColdProcess
     from jaxdiff.sampling import guidance, restoration
 
     process = ColdProcess(make_degradation("blur", T=4, image_size=S, channels=C, kernel_size=3, std=1.0))

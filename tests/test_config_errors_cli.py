@@ -57,7 +57,7 @@ def _bad_inputs(tmp):
 
     def gaussian(schedule):
         def edit(c):
-            c.diffusion.kind, c.diffusion.schedule, c.diffusion.degradation = "gaussian", schedule, ""
+            c.diffusion.schedule, c.diffusion.degradation, c.diffusion.degradation_params = schedule, "identity", {}
             c.diffusion.prediction, c.sample.corrector = "eps", "ddim"
         return edit
 

@@ -17,7 +17,7 @@ from jaxdiff.degradations import DEGRADATIONS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLD = ("cold_blur", "cold_inpaint", "cold_superres", "cold_decolor", "cold_snow", "cold_animorph", "cold_blur_gen",
         "cold_fade")
-EXPERIMENTS = COLD + ("ddpm", "ddim", "ddim_cond", "heat", "blurring_diffusion")
+EXPERIMENTS = COLD + ("ddpm", "ddim", "ddim_cond", "heat", "blurring_diffusion", "flow", "edm")
 VARIANTS = ("", "mnist", "cifar10", "celeb_a")
 COLOR_ONLY = ("cold_decolor", "cold_snow")
 #: the grey variants of the color-only configs (their default is the embedded RGB photos)
@@ -172,7 +172,7 @@ def test_generating_cold_digits_configs_end_at_their_prior(name):
     end = np.asarray(process.mean(x0, np.full((64,), c.diffusion.T, np.int32), aux), np.float64)
     spread = end.std(axis=(1, 2)).max()  # per image and channel: 0 for a flat image
     # heat's F_T keeps each non-DC coefficient at most exp(−π²/2) of itself: flat to well below its noise σ
-    bound = 0.25 * c.diffusion.noise_std if name == "heat" else 1e-3
+    bound = 0.25 * c.diffusion.schedule_params.std if name == "heat" else 1e-3
     assert spread < bound, spread
     assert np.abs(end.mean(axis=(1, 2)) - np.asarray(x0, np.float64).mean(axis=(1, 2))).max() < 1e-4 or name == "cold_fade"
 
@@ -199,7 +199,9 @@ def test_snow_decolor_animorph_published():
     for variant in VARIANTS:
         assert _diff("cold_decolor", variant) == (20, "decolor", {})
         c = load("cold_animorph", variant)
-        assert (c.diffusion.T, c.diffusion.degradation, c.diffusion.schedule) == (200, "interpolate", "cosine")
+        # the interpolation weights ᾱ_t are the degradation's own (cosine); no noise on top
+        assert (c.diffusion.T, c.diffusion.degradation, c.diffusion.schedule) == (200, "interpolate", "constant")
+        assert c.diffusion.schedule_params.std == 0.0
         assert c.data.end_source and c.data.end_source != c.data.source
 
 
@@ -218,7 +220,7 @@ def test_cold_configs_are_cold_x0_l1_algorithm_2(name):
     for variant in VARIANTS:
         c = load(name, variant)
         f = c.diffusion
-        assert (f.kind, f.prediction, f.loss, f.noise_std) == ("cold", "x0", "l1", 0.0)
+        assert (f.schedule, f.prediction, f.loss, f.schedule_params.std) == ("constant", "x0", "l1", 0.0)
         assert (c.sample.corrector, c.sample.steps) == ("cold_improved", 0)
 
 
@@ -237,7 +239,7 @@ def test_ddpm_published():
     for variant in VARIANTS:
         c = load("ddpm", variant)
         f = c.diffusion
-        assert (f.kind, f.T, f.schedule, f.prediction, f.loss) == ("gaussian", 1000, "linear", "eps", "l2")
+        assert (f.degradation, f.T, f.schedule, f.prediction, f.loss) == ("identity", 1000, "linear", "eps", "l2")
         assert f.schedule_params.to_dict() == dict(beta_start=1e-4, beta_end=2e-2)
         assert (c.sample.corrector, c.sample.steps) == ("ddpm", 0)
     c = load("ddpm", "cifar10")
@@ -256,7 +258,7 @@ def test_heat_published():
     for variant in VARIANTS:
         c = load("heat", variant)
         f, s = c.diffusion, c.sample
-        assert (f.kind, f.prediction, f.loss, f.noise_std) == ("cold", "x0", "l2", 0.02)
+        assert (f.schedule, f.prediction, f.loss, f.schedule_params.std) == ("constant", "x0", "l2", 0.02)
         assert (s.corrector, s.steps, s.prior_noise) == ("cold_improved", 0, 0.02)  # the prior's noise is σ
     c = load("heat", "mnist")
     t, m = c.train, c.model
@@ -270,16 +272,16 @@ def test_blurring_diffusion_config():
     for variant, sigma_max in (("", 10.0), ("mnist", 20.0), ("cifar10", 20.0), ("celeb_a", 80.0)):
         c = load("blurring_diffusion", variant)
         f, s = c.diffusion, c.sample
-        assert (f.kind, f.T, f.schedule, f.prediction, f.loss) == ("blurring", 1000, "cosine", "eps", "l2")
-        assert (f.blur_sigma_max, f.blur_d_min) == (sigma_max, 0.001)
-        assert (s.corrector, s.steps, s.eta, s.clip) == ("blurring_ddim", 20, 0.0, 1.0)
+        assert (f.degradation, f.T, f.schedule, f.prediction, f.loss) == ("dct_blur", 1000, "cosine", "eps", "l2")
+        assert (f.degradation_params.sigma_max, f.degradation_params.d_min) == (sigma_max, 0.001)
+        assert (s.corrector, s.steps, s.eta, s.clip) == ("ddim", 20, 0.0, 1.0)
 
 
 def test_ddim_keras_example():
     for variant in VARIANTS:
         c = load("ddim", variant)
         f, s = c.diffusion, c.sample
-        assert (f.kind, f.schedule, f.prediction, f.loss) == ("gaussian", "offset_cosine", "eps", "l1")
+        assert (f.degradation, f.schedule, f.prediction, f.loss) == ("identity", "offset_cosine", "eps", "l1")
         assert f.schedule_params.to_dict() == dict(max_signal_rate=0.95, min_signal_rate=0.02)
         assert (s.corrector, s.steps, s.eta) == ("ddim", 20, 0.0)
     c = load("ddim", "cifar10")

@@ -73,7 +73,7 @@ def test_a_degradation_defined_here_trains_and_generates(name, builder):
         config = _tiny_config(name)
         process = build_process(config)
         assert process.degradation.describe() == f"{name}(), T=4"
-        assert store.can_generate(process)
+        assert process.can_generate
         mesh = make_mesh()
         model = build_model(config)
         state = init_train_state(config, model, mesh=mesh)
@@ -85,7 +85,7 @@ def test_a_degradation_defined_here_trains_and_generates(name, builder):
         prior = store.fit_prior_for_run(config, process, max_images=256)
         key = jax.random.PRNGKey(0)
         x_T = prior.sample(key, 8)
-        aux = store.generation_aux(process, x_T, jax.random.PRNGKey(1))
+        aux = process.generation_aux(x_T, jax.random.PRNGKey(1))
         assert x_T.shape == (8, 8, 8, 1)
         c = np.asarray(x_T, np.float64).mean(axis=(1, 2))  # (8, 1): the per-channel color of each draw
         np.testing.assert_array_equal(np.asarray(x_T), np.broadcast_to(np.asarray(x_T)[:, :1, :1], x_T.shape))  # flat
@@ -116,9 +116,9 @@ def test_a_restoration_only_degradation_defined_here_refuses_generation():
     register_degradation("test_negate")(lambda *, T, **_: (lambda x0, t: x0 * (1 - 2 * t[:, None, None, None] / T)))
     try:
         process = build_process(_tiny_config("test_negate"))
-        assert not store.can_generate(process)
+        assert not process.can_generate
         with pytest.raises(ValueError, match="'test_negate' has no generation prior.*--mode=restore"):
-            store.prior_kind_for(process)
+            process.generation().kind
     finally:
         degradations.DEGRADATIONS.unregister("test_negate")
 
@@ -140,9 +140,9 @@ def test_readme_degradation_with_a_generation_prior():
         np.testing.assert_array_equal(out[0], x0[0])  # F_0 = identity
         np.testing.assert_allclose(out[3], jnp.broadcast_to(aux[3], (8, 8, 3)), atol=1e-6)  # F_T = the color
         process = build_process(_tiny_config("tint"))
-        assert store.prior_kind_for(process) == "color"
+        assert process.generation().kind == "color"
         prior = store.fit_prior_for_run(_tiny_config("tint"), process)
         x_T = prior.sample(jax.random.PRNGKey(2), 4)
-        np.testing.assert_allclose(store.generation_aux(process, x_T, jax.random.PRNGKey(3)), x_T[:, :1, :1], atol=1e-6)
+        np.testing.assert_allclose(process.generation_aux(x_T, jax.random.PRNGKey(3)), x_T[:, :1, :1], atol=1e-6)
     finally:
         degradations.DEGRADATIONS.unregister("tint")

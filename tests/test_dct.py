@@ -1,11 +1,11 @@
-"""jaxdiff.dct against scipy's orthonormal DCT-II and the heat equation it diagonalises."""
+"""jaxdiff.processes.dct against scipy's orthonormal DCT-II and the heat equation it diagonalises."""
 import numpy as np
 import pytest
 import scipy.fft
 
 import jax.numpy as jnp
 
-from jaxdiff.dct import dct2, dct_matrix, idct2, laplacian_eigenvalues
+from jaxdiff.processes.dct import dct2, dct_matrix, idct2, laplacian_eigenvalues
 
 
 @pytest.mark.parametrize("n", [1, 2, 5, 16])

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 
 def test_same_key_gives_identical_samples_and_another_key_does_not():
     from jaxdiff import sampling
-    from jaxdiff.forward import GaussianProcess
-    from jaxdiff.schedules import make_schedule
+    from jaxdiff.processes import GaussianProcess
+    from jaxdiff.processes.schedules import make_schedule
 
     process = GaussianProcess(make_schedule("linear", 10))
     w = jnp.float32(0.3)

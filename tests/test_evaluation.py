@@ -17,8 +17,8 @@ from jaxdiff.sampling import restoration
 from jaxdiff.data import load_source, normalize
 from jaxdiff.degradations import make_degradation
 from jaxdiff.experiment import build_process
-from jaxdiff.forward import ColdProcess, GaussianProcess
-from jaxdiff.schedules import make_schedule
+from jaxdiff.processes import ColdProcess, GaussianProcess
+from jaxdiff.processes.schedules import make_schedule
 from references import blur_sequential, frechet64, kid64
 
 IMG = 16
@@ -344,7 +344,8 @@ def test_prior_store_fit_load_and_refit(tmp_path, monkeypatch):
     for k, v in prior.arrays.items():
         np.testing.assert_array_equal(again.arrays[k], v)
     monkeypatch.undo()
-    cfg.diffusion.kind = "gaussian"  # another kind is asked for: refit and overwrite
+    cfg.diffusion.degradation, cfg.diffusion.degradation_params = "identity", {}  # another process: refit, overwrite
+    cfg.diffusion.schedule = "linear"
     assert prior_store.load_or_fit_prior(cfg, str(tmp_path)).kind == "gaussian"
     assert prior_store.load_prior(str(tmp_path)).kind == "gaussian"
 
@@ -366,8 +367,8 @@ def test_superres_prior_matches_the_end_state():
 
 def test_restoration_only_configs_have_no_prior(tmp_path):
     cfg = small_config("inpaint", 5)
-    assert not prior_store.can_generate(build_process(cfg))
-    assert prior_store.can_generate(build_process(small_config("blur", 5)))
+    assert not build_process(cfg).can_generate
+    assert build_process(small_config("blur", 5)).can_generate
     assert prior_store.fit_and_store_prior(cfg, str(tmp_path)) is None
     with pytest.raises(ValueError, match="inpaint"):
         prior_store.load_or_fit_prior(cfg, str(tmp_path))
@@ -378,12 +379,12 @@ def test_generation_aux_matches_the_end_state():
     x0 = jnp.asarray(digits(n=4))
     fade = ColdProcess(make_degradation("fade", T=5, image_size=IMG, channels=1, centered=False))
     x_T = fade.prior(key, x0.shape, aux=fade.sample_aux(key, x0))
-    aux = prior_store.generation_aux(fade, x_T, jax.random.PRNGKey(1))
+    aux = fade.generation_aux(x_T, jax.random.PRNGKey(1))
     np.testing.assert_allclose(np.asarray(fade.mean(x0, 5, aux)), np.asarray(x_T), atol=1e-5)
     interp = ColdProcess(make_degradation("interpolate", T=50, image_size=IMG, channels=1))
     z = jax.random.normal(key, x0.shape)
-    aux = prior_store.generation_aux(interp, z, key)
+    aux = interp.generation_aux(z, key)
     np.testing.assert_array_equal(np.asarray(aux), np.asarray(z))
     np.testing.assert_allclose(np.asarray(interp.mean(x0, 50, aux)), np.asarray(z), atol=0.05)
-    assert prior_store.generation_aux(blur_process(), x0, key) is None
-    assert prior_store.generation_aux(GaussianProcess(make_schedule("linear", 10)), x0, key) is None
+    assert blur_process().generation_aux(x0, key) is None
+    assert GaussianProcess(make_schedule("linear", 10)).generation_aux(x0, key) is None

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from jaxdiff import sampling, schedules
-from jaxdiff.blurring import BlurringProcess
-from jaxdiff.forward import GaussianProcess
+from jaxdiff import sampling
+from jaxdiff.processes import schedules
+from jaxdiff.processes import BlurringProcess
+from jaxdiff.processes import GaussianProcess
 
 T = 1000
 MU, S = 0.3, 0.5
@@ -276,10 +277,10 @@ def test_karras_spacing(g1000):
 
 def test_karras_needs_a_schedule():
     from jaxdiff import degradations
-    from jaxdiff.forward import ColdProcess
+    from jaxdiff.processes import ColdProcess
 
     cold = ColdProcess(degradations.make_degradation("blur", T=10, image_size=8, channels=1))
-    with pytest.raises(ValueError, match="karras.*noise schedule.*ColdProcess"):
+    with pytest.raises(ValueError, match="karras.*needs noise levels that grow with t; cold diffusion"):
         sampling.timesteps_for(cold, 5, "karras")
     with pytest.raises(ValueError, match="karras.*sigmas"):
         sampling.timesteps(10, 5, spacing="karras")
@@ -314,8 +315,8 @@ def test_bad_corrector_names_and_processes(g1000):
         sampling.sample(_x0_net, None, jax.random.key(0), _x_T(), process=g1000, corrector="dpmpp2m", prediction="x0")
     blur = BlurringProcess(schedules.linear(20), 8)
     for c in FAST:
-        with pytest.raises(ValueError, match=rf"corrector '{c}' needs a GaussianProcess, got a BlurringProcess; "
-                                             r"for a BlurringProcess use one of"):
+        with pytest.raises(ValueError, match=rf"corrector '{c}' .*needs D = identity, not 'dct_blur'.*; "
+                                             r"for blurring diffusion, .* use one of .*'ddim'"):
             sampling.check_corrector(c, blur)
 
 
@@ -338,10 +339,10 @@ def test_config_and_cli_names():
         cv.validate_config(cfg, num_devices=8)
     cold = cv.load_config_file(os.path.join(root, "configs", "cold_blur.py"))
     cold.sample.spacing = "karras"
-    with pytest.raises(cv.ConfigError, match=r"sample\.spacing='karras'.*needs the noise schedule"):
+    with pytest.raises(cv.ConfigError, match=r"sample\.spacing='karras'.*needs noise levels that grow with t"):
         cv.validate_config(cold, num_devices=8)
     cold.sample.spacing, cold.sample.corrector = "linear", "heun"
-    with pytest.raises(cv.ConfigError, match=r"sample\.corrector='heun'.*needs a GaussianProcess"):
+    with pytest.raises(cv.ConfigError, match=r"sample\.corrector='heun'.*needs D = identity"):
         cv.validate_config(cold, num_devices=8)
     # a config stored before sample.spacing existed loads with the default
     stored = cv.load_config_file(os.path.join(root, "configs", "ddim.py")).to_dict()
@@ -351,7 +352,7 @@ def test_config_and_cli_names():
     assert SampleOptions(workdir="w", spacing="karras").spacing == "karras"
     with pytest.raises(UsageError, match=r"--spacing='karas': allowed linear, quadratic, trailing, leading, karras"):
         SampleOptions(workdir="w", spacing="karas")
-    with pytest.raises(UsageError, match=r"--spacing is for --mode=generate\|evaluate\|interpolate"):
+    with pytest.raises(UsageError, match=r"--spacing is for --mode=generate\|evaluate\|blend"):
         SampleOptions(workdir="w", mode="restore", spacing="leading")
 
 
@@ -376,5 +377,5 @@ def test_cli_resolve_spacing_and_heun_tag():
     assert SampleOptions(workdir="w", corrector="ddim", steps=5).resolve(run).spacing == "linear"
     cold_cfg = cv.load_config_file(os.path.join(root, "configs", "cold_blur.py"))
     cold = types.SimpleNamespace(process=build_process(cold_cfg), config=cold_cfg)
-    with pytest.raises(UsageError, match=r"--spacing=karras: spacing 'karras' needs a process with a noise schedule"):
+    with pytest.raises(UsageError, match=r"--spacing=karras: spacing 'karras' needs noise levels that grow with t"):
         SampleOptions(workdir="w", mode="evaluate", spacing="karras").resolve(cold)

@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdiff import degradations, schedules
-from jaxdiff.forward import ColdProcess, GaussianProcess
+from jaxdiff import degradations
+from jaxdiff.processes import schedules
+from jaxdiff.processes import ColdProcess, GaussianProcess
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +16,7 @@ def gauss():
 
 
 def linear_abar64(T, beta_start=1e-4, beta_end=2e-2):
-    """ᾱ_0 … ᾱ_T of the DDPM linear schedule in float64 (ᾱ_0 = 1), independently of jaxdiff.schedules."""
+    """ᾱ_0 … ᾱ_T of the DDPM linear schedule in float64 (ᾱ_0 = 1), independently of jaxdiff.processes.schedules."""
     return np.concatenate([[1.0], np.cumprod(1 - np.linspace(beta_start, beta_end, T))])
 
 

@@ -26,8 +26,8 @@ def test_rows_name_configs_and_correctors_that_exist():
     for r in rows:
         c = TABLE["_config"](r.config, r.overrides)
         process = experiment.build_process(c)
-        assert store.can_generate(process), r.config
-        check_corrector(r.corrector or store.generation_corrector(process, c), process)
+        assert process.can_generate, r.config
+        check_corrector(r.corrector or process.generation_corrector(c.sample.corrector), process)
         if r.steps:
             assert r.steps <= process.T
 

@@ -24,7 +24,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def tiny_config(**train):
     c = runpy.run_path(os.path.join(ROOT, "configs", "default.py"))["get_config"]()
     c.data.image_size = 8
-    c.diffusion.kind, c.diffusion.T, c.diffusion.schedule = "gaussian", 10, "cosine"
+    c.diffusion.degradation, c.diffusion.degradation_params = "identity", {}
+    c.diffusion.T, c.diffusion.schedule = 10, "cosine"
     c.diffusion.prediction, c.diffusion.loss = "eps", "l2"
     c.sample.corrector = "ddim"
     c.model.update(dict(ch=8, ch_mult=(1,), attn_resolutions=(), num_groups=4, dropout=0.0))

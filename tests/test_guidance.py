@@ -11,10 +11,10 @@ import pytest
 
 from jaxdiff import sampling
 from jaxdiff.cli.options import ModeSettings, SampleOptions, UsageError
-from jaxdiff.forward import GaussianProcess
+from jaxdiff.processes import GaussianProcess
 from jaxdiff.sampling import guidance
 from jaxdiff.sampling.loop import sample_loop_jit
-from jaxdiff.schedules import make_schedule
+from jaxdiff.processes.schedules import make_schedule
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 K, B, S = 4, 3, 4  # classes, batch, image size

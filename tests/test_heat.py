@@ -9,7 +9,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jaxdiff import sampling
 from jaxdiff.degradations import make_degradation
-from jaxdiff.forward import ColdProcess
+from jaxdiff.processes import ColdProcess
 
 N = 16
 

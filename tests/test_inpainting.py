@@ -1,4 +1,4 @@
-"""Inpainting with a known region (jaxdiff.sampling.inpainting) and sample.py --mode=inpaint."""
+"""Inpainting with a known region (jaxdiff.sampling.inpainting) and sample.py --mode=fill."""
 import os
 import subprocess
 import sys
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from jaxdiff import degradations, sampling, schedules
-from jaxdiff.forward import ColdProcess, GaussianProcess
+from jaxdiff import degradations, sampling
+from jaxdiff.processes import schedules
+from jaxdiff.processes import ColdProcess, GaussianProcess
 from jaxdiff.sampling import inpainting as ip
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -213,9 +214,9 @@ def test_one_program_for_new_values(g50):
     assert len(traces) == 1  # the denoiser is traced once: one scan, one cond branch, values traced
     assert float(jnp.max(jnp.abs(outs[0] - outs[1]))) > 1e-2
     # the program: one scan over the pairs (no per-step Python loop), a cond in its body (the up pairs skip the net)
-    jaxpr = jax.make_jaxpr(lambda x: ip.inpaint_loop(den, 0.8, jax.random.key(0), x, x0, half_mask(),
-                                                     ip.repaint_pairs([50, 30, 10, 0], (1, 2)), process=g50,
-                                                     corrector="ddpm").x0)(x_T)
+    jaxpr = jax.make_jaxpr(lambda x: ip.known_region_loop(
+        den, 0.8, jax.random.key(0), x, ip.repaint_pairs([50, 30, 10, 0], (1, 2)), (x0, half_mask()), process=g50,
+        corrector="ddpm", prediction="eps", clip=None, eta=0.0, aux=None, return_every=0).x0)(x_T)
     top = [e.primitive.name for e in jaxpr.jaxpr.eqns]
     assert top.count("scan") == 1, top
     body = next(e for e in jaxpr.jaxpr.eqns if e.primitive.name == "scan").params["jaxpr"].jaxpr
@@ -240,8 +241,8 @@ def test_sharded_equals_single_device(g50):
 
 
 @pytest.mark.parametrize("kw,match", [
-    (dict(corrector="cold_naive"), r"corrector='cold_naive': inpainting runs the stateless correctors \['ddpm', 'ddim'\]"),
-    (dict(corrector="dpmpp_2m"), "stateless correctors"),
+    (dict(corrector="dpmpp_2m", jumps=(2, 2), timesteps=10), r"corrector 'dpmpp_2m' carries a history.*jumps"),
+    (dict(corrector="nope"), r"corrector must be one of .*'ddim'"),
     (dict(mask=np.ones((4, 8, 7, 1))), r"mask of shape \(4, 8, 7, 1\) does not broadcast to the images' \(4, 8, 8, 1\)"),
     (dict(mask=np.ones((8, 8))), "does not broadcast"),
     (dict(x0_known=np.zeros((4, 8, 8, 3))), "x0_known must have x_T's shape"),
@@ -266,7 +267,7 @@ def test_validates_before_tracing(g50, kw, match):
 
 def test_cold_process_is_told_to_restore():
     deg = degradations.make_degradation("decolor", T=10, image_size=8, channels=3)
-    with pytest.raises(ValueError, match=r"needs a GaussianProcess.*got a ColdProcess.*--mode=restore"):
+    with pytest.raises(ValueError, match=r"needs D = identity and σ_t > 0.*got cold diffusion, decolor.*--mode=restore"):
         ip.inpaint(eps_net, 0.8, jax.random.key(0), jnp.zeros((2, 8, 8, 3)), jnp.zeros((2, 8, 8, 3)),
                    np.ones((2, 8, 8, 1)), process=ColdProcess(deg), prediction="x0")
 
@@ -306,7 +307,7 @@ def test_a_guided_denoiser_drops_in(g10):
     assert model.traces == 1
 
 
-# ------------------------------------------------------------------------------------------- sample.py --mode=inpaint
+# ------------------------------------------------------------------------------------------- sample.py --mode=fill
 
 
 def _png(path, array_u8):
@@ -322,26 +323,26 @@ def test_inpaint_options_refuse_bad_flags_before_anything_is_loaded(tmp_path):
     wd = str(tmp_path / "missing")
     png = _png(tmp_path / "m.png", np.full((16, 16), 255))
     for kw, match in (
-        (dict(mode="inpaint"), "--mode=inpaint needs --mask="),
-        (dict(mask=png), "--mask is for --mode=inpaint, not --mode=generate"),
-        (dict(mode="restore", jumps="2,2"), "--jumps is for --mode=inpaint"),
-        (dict(mode="inpaint", mask=str(tmp_path / "nope.png")), r"--mask='.*nope.png': no such file"),
-        (dict(mode="inpaint", mask=str(tmp_path / "m.txt")), "expected a .png/.jpg image or an .npz/.npy"),
-        (dict(mode="inpaint", mask=png, jumps="10"), r"--jumps='10': expected j,r, two integers >= 1"),
-        (dict(mode="inpaint", mask=png, jumps="0,3"), r"--jumps='0,3'"),
-        (dict(mode="inpaint", mask=png, input="png:/x"), "expected folder:<path> or npz:<path>"),
-        (dict(mode="generate", input="npz:/x"), r"--input is for --mode=restore .* or --mode=inpaint"),
-        (dict(mode="inpaint", mask=png, labels="0-9"), r"--labels='0-9' is for --mode=generate .* takes --label=c"),
+        (dict(mode="fill"), "--mode=fill needs --mask="),
+        (dict(mask=png), "--mask is for --mode=fill, not --mode=generate"),
+        (dict(mode="restore", jumps="2,2"), "--jumps is for --mode=fill"),
+        (dict(mode="fill", mask=str(tmp_path / "nope.png")), r"--mask='.*nope.png': no such file"),
+        (dict(mode="fill", mask=str(tmp_path / "m.txt")), "expected a .png/.jpg image or an .npz/.npy"),
+        (dict(mode="fill", mask=png, jumps="10"), r"--jumps='10': expected j,r, two integers >= 1"),
+        (dict(mode="fill", mask=png, jumps="0,3"), r"--jumps='0,3'"),
+        (dict(mode="fill", mask=png, input="png:/x"), "expected folder:<path> or npz:<path>"),
+        (dict(mode="generate", input="npz:/x"), r"--input is for --mode=restore .* or --mode=fill"),
+        (dict(mode="fill", mask=png, labels="0-9"), r"--labels='0-9' is for --mode=generate .* takes --label=c"),
     ):
         with pytest.raises(cli.UsageError, match=match):
             cli.SampleOptions(workdir=wd, **kw)
-    o = cli.SampleOptions(workdir=wd, mode="inpaint", mask=png, jumps=" 10, 3", label=2, guidance=1.5)
+    o = cli.SampleOptions(workdir=wd, mode="fill", mask=png, jumps=" 10, 3", label=2, guidance=1.5)
     assert o.jump_pair == (10, 3) and o.label_classes == (2,) and not os.path.exists(wd)
 
 
 def test_read_mask_shapes_values_and_refusals(tmp_path):
     from jaxdiff.cli import UsageError
-    from jaxdiff.cli.inpaint import read_mask
+    from jaxdiff.cli.fill import read_mask
 
     half = np.zeros((8, 8), np.uint8)
     half[:, :4] = 200  # ≥ 0.5 · 255: kept
@@ -386,8 +387,8 @@ def test_a_cold_run_is_told_to_restore(tmp_path):
 
     deg = degradations.make_degradation("blur", T=6, image_size=8, channels=1)
     run = types.SimpleNamespace(process=ColdProcess(deg), config=None)
-    o = cli.SampleOptions(workdir=str(tmp_path), mode="inpaint", mask=_png(tmp_path / "m.png", np.eye(8) * 255))
-    with pytest.raises(cli.UsageError, match=r"^--mode=inpaint: .*needs a GaussianProcess.*ColdProcess.*--mode=restore"):
+    o = cli.SampleOptions(workdir=str(tmp_path), mode="fill", mask=_png(tmp_path / "m.png", np.eye(8) * 255))
+    with pytest.raises(cli.UsageError, match=r"^--mode=fill: .*needs D = identity.*got cold diffusion.*--mode=restore"):
         o.resolve(run)
 
 
@@ -426,7 +427,7 @@ def test_sample_py_inpaint_end_to_end(gaussian_workdir, tmp_path):
     keep[:, :8] = 255  # left half kept
     png = _png(tmp_path / "left.png", keep)
     # the real entry point: flags → run → files, exit code 0
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={wd}", "--mode=inpaint",
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={wd}", "--mode=fill",
                         f"--mask={png}", "--num=4", "--steps=3", f"--out={out}"],
                        capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -450,7 +451,7 @@ def test_sample_py_inpaint_end_to_end(gaussian_workdir, tmp_path):
     per[1] = ~per[1]  # a centred square hole
     np.savez(tmp_path / "per.npz", mask=per)
     np.savez(tmp_path / "imgs.npz", images=(original[:2] + 1) / 2)
-    files = cli.run(workdir=wd, mode="inpaint", mask=str(tmp_path / "per.npz"), input=f"npz:{tmp_path}/imgs.npz",
+    files = cli.run(workdir=wd, mode="fill", mask=str(tmp_path / "per.npz"), input=f"npz:{tmp_path}/imgs.npz",
                     steps=4, jumps="2,3", corrector="ddpm", seed=1, out=out)
     z = np.load(files["npz"])
     assert "_jumps2-3_" in files["npz"] and "_ddpm_4steps_" in files["npz"] and "_input-imgs-" in files["npz"]
@@ -459,7 +460,7 @@ def test_sample_py_inpaint_end_to_end(gaussian_workdir, tmp_path):
     known = per[..., None]
     np.testing.assert_array_equal(z["inpainted"][known], z["known"][known])
     # a label (and guidance) for every image: the name says so, the known region stays exact
-    files = cli.run(workdir=wd, mode="inpaint", mask=png, num=2, steps=3, label=3, guidance=2.0, out=out)
+    files = cli.run(workdir=wd, mode="fill", mask=png, num=2, steps=3, label=3, guidance=2.0, out=out)
     assert "_ddim_3steps_label3_w2_n2" in files["npz"]
     z = np.load(files["npz"])
     np.testing.assert_array_equal(z["labels"], [3, 3])
@@ -472,9 +473,21 @@ def test_sample_py_inpaint_end_to_end(gaussian_workdir, tmp_path):
                       (dict(mask=str(tmp_path / "per.npz"), num=3), "holds 2 masks for 3 images"),
                       (dict(mask=png, label=10), "label 10 does not exist")):
         with pytest.raises(cli.UsageError, match=match):
-            cli.run(workdir=wd, mode="inpaint", out=out, **kw)
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={wd}", "--mode=inpaint",
+            cli.run(workdir=wd, mode="fill", out=out, **kw)
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={wd}", "--mode=fill",
                         f"--mask={tmp_path / 'small.png'}", f"--out={out}"],
                        capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("sample.py: --mask=") and "16×16" in r.stderr
+
+
+def test_the_old_mode_names_say_what_they_were_renamed_to():
+    from jaxdiff import cli
+
+    for old, new in (("inpaint", "fill"), ("interpolate", "blend")):
+        with pytest.raises(cli.UsageError, match=rf"--mode={old}: renamed --mode={new} .*'{old}' is one"):
+            cli.SampleOptions(workdir="w", mode=old)
+    from jaxdiff.cli.options import MODES
+    from jaxdiff.degradations import DEGRADATIONS
+
+    assert not set(MODES) & set(DEGRADATIONS)  # one name, one thing

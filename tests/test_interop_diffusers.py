@@ -101,8 +101,8 @@ def test_bench32_full_size_parameter_count_and_config(tmp_path):
     assert (mc.num_heads, mc.head_dim, mc.mid_attention, mc.time_offset) == (1, 0, True, -1)
     # without a scheduler_config.json: DDPMScheduler's defaults
     f = conv.config.diffusion
-    assert (f.kind, f.T, f.schedule, f.prediction, conv.config.sample.corrector) == ("gaussian", 1000, "linear",
-                                                                                      "eps", "ddpm")
+    assert (f.degradation, f.T, f.schedule, f.prediction, conv.config.sample.corrector) == (
+        "identity", 1000, "linear", "eps", "ddpm")
 
 
 def test_ddpm_cifar10_32_full_size_config_and_parameter_count():
@@ -198,7 +198,8 @@ def test_jaxdiff_trained_model_exports_to_diffusers(tmp_path):
     c = default_config()
     c.data.image_size, c.data.channels = 8, 3
     c.data.source = "photos"
-    c.diffusion.kind, c.diffusion.T, c.diffusion.prediction = "gaussian", 1000, "eps"
+    c.diffusion.degradation, c.diffusion.degradation_params, c.diffusion.schedule = "identity", {}, "linear"
+    c.diffusion.T, c.diffusion.prediction = 1000, "eps"
     c.model.ch, c.model.ch_mult, c.model.attn_resolutions, c.model.num_groups = 16, (1, 2), (4,), 4
     c.sample.corrector = "ddpm"
     model = build_model(c)
@@ -383,7 +384,8 @@ def _gaussian_config(**model):
 
     c = default_config()
     c.data.image_size, c.data.channels, c.data.source = 8, 1, "digits"
-    c.diffusion.kind, c.diffusion.T, c.diffusion.prediction = "gaussian", 50, "eps"
+    c.diffusion.degradation, c.diffusion.degradation_params, c.diffusion.schedule = "identity", {}, "linear"
+    c.diffusion.T, c.diffusion.prediction = 50, "eps"
     c.diffusion.schedule = "linear"
     c.sample.corrector = "ddpm"
     c.model.ch, c.model.ch_mult, c.model.num_groups = 8, (1, 2), 4
@@ -417,11 +419,16 @@ def test_export_refuses_what_diffusers_cannot_express(tmp_path):
     from jaxdiff.config.files import default_config
 
     c = default_config()  # cold blur on digits
-    with pytest.raises(dx.InteropError, match=r"diffusion.kind='cold'.*allowed: 'gaussian'"):
+    with pytest.raises(dx.InteropError, match=r"diffusion.degradation='blur'.*Gaussian diffusion \(degradation "
+                                              r"'identity' and a variance-preserving schedule\)"):
         dx.scheduler_config_from(c)
     c = _gaussian_config()
-    c.diffusion.kind = "blurring"
-    with pytest.raises(dx.InteropError, match=r"diffusion.kind='blurring'"):
+    c.diffusion.degradation, c.diffusion.degradation_params = "dct_blur", {}
+    with pytest.raises(dx.InteropError, match=r"diffusion.degradation='dct_blur'.*blurring diffusion"):
+        dx.scheduler_config_from(c)
+    c = _gaussian_config()
+    c.diffusion.schedule, c.diffusion.schedule_params = "flow", {}
+    with pytest.raises(dx.InteropError, match=r"diffusion.schedule='flow'.*has none"):
         dx.scheduler_config_from(c)
     c = _gaussian_config()
     c.diffusion.schedule = "sigmoid"

@@ -6,8 +6,8 @@ import jax.numpy as jnp
 
 from jaxdiff import losses
 from jaxdiff.degradations import make_degradation
-from jaxdiff.forward import ColdProcess, GaussianProcess
-from jaxdiff.schedules import make_schedule
+from jaxdiff.processes import ColdProcess, GaussianProcess
+from jaxdiff.processes.schedules import make_schedule
 
 
 def _pair(seed=0, shape=(5, 4, 3, 2)):

@@ -18,7 +18,8 @@ SAMPLE = ["sample.py", "--mode=generate", "--num=12", "--batch=8", "--frames=3",
 def _tiny_gaussian_workdir(path):
     c = runpy.run_path(os.path.join(ROOT, "configs", "default.py"))["get_config"]()
     c.data.image_size = 8
-    c.diffusion.kind, c.diffusion.T, c.diffusion.schedule = "gaussian", 10, "cosine"
+    c.diffusion.degradation, c.diffusion.degradation_params = "identity", {}
+    c.diffusion.T, c.diffusion.schedule = 10, "cosine"
     c.diffusion.prediction, c.diffusion.loss = "eps", "l2"
     c.sample.corrector, c.sample.steps = "ddpm", 4  # ddpm: the corrector noise is drawn too
     c.model.update(dict(ch=8, ch_mult=(1,), attn_resolutions=(), num_groups=4))

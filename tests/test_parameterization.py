@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdiff import degradations, parameterization as P, schedules
-from jaxdiff.forward import ColdProcess, GaussianProcess
+from jaxdiff import degradations, parameterization as P
+from jaxdiff.processes import schedules
+from jaxdiff.processes import ColdProcess, GaussianProcess
 
 
 def _batch(seed=0, shape=(5, 4, 4, 3)):
@@ -33,7 +34,7 @@ def test_v_definition_in_float64():
     proc = GaussianProcess(schedules.linear(50))
     x0, eps = _batch(1)
     t = jnp.array([3, 10, 25, 40, 50])
-    # ᾱ_t of the linear schedule in float64, independently of jaxdiff.schedules
+    # ᾱ_t of the linear schedule in float64, independently of jaxdiff.processes.schedules
     ab64 = np.concatenate([[1.0], np.cumprod(1 - np.linspace(1e-4, 2e-2, 50))])
     ab = ab64[np.asarray(t)][:, None, None, None]
     v_ref = np.sqrt(ab) * np.asarray(eps, np.float64) - np.sqrt(1 - ab) * np.asarray(x0, np.float64)
@@ -70,7 +71,7 @@ def test_cold_predicts_x0_only():
     _, eps_hat = P.predict(noisy, "x0", x0, xt, t)
     np.testing.assert_allclose(eps_hat[1:], eps[1:], atol=1e-5)
     np.testing.assert_array_equal(eps_hat[0], 0.0)  # σ_0 = 0
-    with pytest.raises(ValueError, match="cold processes predict 'x0'"):
+    with pytest.raises(ValueError, match=r"prediction must be 'x0' for cold diffusion"):
         P.predict(quiet, "eps", x0, x0, t)
     with pytest.raises(ValueError, match="unknown prediction 'score'"):
         P.target(quiet, "score", x0, eps, t)

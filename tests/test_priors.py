@@ -13,9 +13,10 @@ from scipy.special import logsumexp
 from jaxdiff import priors as P
 from jaxdiff.degradations import make_degradation
 from jaxdiff.experiment import build_process
-from jaxdiff.forward import ColdProcess, GaussianProcess
+from jaxdiff.processes import ColdProcess, GaussianProcess
+from jaxdiff.evaluation.prior_match import PRIOR_MISMATCH_RATIO, prior_match
 from jaxdiff.priors import store
-from jaxdiff.schedules import make_schedule
+from jaxdiff.processes.schedules import make_schedule
 
 KEY = jax.random.PRNGKey(0)
 
@@ -398,8 +399,12 @@ def test_a_stored_mixture_prior_loads_and_samples_the_same(tmp_path):
 
 
 def _config(degradation="blur", T=3, kind="cold", end_source="", image_size=8, **params):
+    """A tiny config: kind "cold" is ``degradation`` with a constant σ = 0, "gaussian" the identity with a linear
+    VP schedule (the degradation ignored), any other kind names a noise schedule."""
     c = runpy.run_path("configs/default.py")["get_config"]()
-    c.diffusion.kind = kind
+    c.diffusion.schedule = {"cold": "constant", "gaussian": "linear"}.get(kind, kind)
+    if kind == "gaussian":
+        degradation = "identity"
     c.diffusion.degradation = degradation
     c.diffusion.T = T
     c.diffusion.degradation_params = ml_collections.ConfigDict(params)
@@ -411,20 +416,20 @@ def _config(degradation="blur", T=3, kind="cold", end_source="", image_size=8, *
 def test_prior_kind_comes_from_the_degradation():
     from configs.default import get_config
 
-    assert store.prior_kind_for(build_process(get_config())) == "blur_mean"
+    assert (build_process(get_config())).generation().kind == "blur_mean"
     assert store.fit_params_for(get_config(), build_process(get_config())) == {"noise": 0.002}
-    assert store.prior_kind_for(GaussianProcess(make_schedule("linear", 10))) == "gaussian"
+    assert (GaussianProcess(make_schedule("linear", 10))).generation().kind == "gaussian"
     sr = build_process(_config("superres"))
-    assert store.prior_kind_for(sr) == "superres"
+    assert sr.generation().kind == "superres"
     assert store.fit_params_for(_config("superres"), sr) == {"T": 3}
-    assert store.prior_kind_for(build_process(_config("fade"))) == "color"
-    assert store.prior_kind_for(build_process(_config("interpolate", end_source="digits"))) == "dataset"
+    assert (build_process(_config("fade"))).generation().kind == "color"
+    assert (build_process(_config("interpolate", end_source="digits"))).generation().kind == "dataset"
     for restoration_only in ("decolor", "inpaint", "snow"):
         proc = ColdProcess(make_degradation(restoration_only, T=3, image_size=8, channels=3))
-        assert not store.can_generate(proc)
+        assert not proc.can_generate
         msg = f"diffusion.degradation='{restoration_only}' has no generation prior.*--mode=restore"
         with pytest.raises(ValueError, match=msg):
-            store.prior_kind_for(proc)
+            proc.generation().kind
 
 
 @pytest.mark.parametrize(
@@ -446,16 +451,16 @@ def test_prior_kind_of_shipped_configs(module, expected):
     from jaxdiff.degradations import DEGRADATIONS
 
     cfg = importlib.import_module(f"configs.{module}").get_config()
-    if cfg.diffusion.kind == "cold":
+    if cfg.diffusion.degradation != "identity":
         assert cfg.diffusion.degradation in DEGRADATIONS  # the names used here are the registered ones
     process = build_process(cfg)
-    assert store.can_generate(process) == (expected is not None)
+    assert process.can_generate == (expected is not None)
     if expected is None:
         with pytest.raises(ValueError, match="no generation prior"):
-            store.prior_kind_for(process)
+            process.generation().kind
     else:
-        assert store.prior_kind_for(process) == expected
-    with pytest.raises(ValueError, match="diffusion.kind"):
+        assert process.generation().kind == expected
+    with pytest.raises(ValueError, match="unknown schedule 'warm'"):
         build_process(_config(kind="warm"))
 
 
@@ -467,7 +472,7 @@ def test_an_unregistered_prior_kind_of_a_degradation_is_named():
 
     bad = ColdProcess(dataclasses.replace(deg, generation=GenerationPrior(kind="nope", fit_on="none")))
     with pytest.raises(ValueError, match=r"'nope'.*allowed prior kinds"):
-        store.prior_kind_for(bad)
+        bad.generation().kind
 
 
 def test_fit_for_run_of_a_data_free_prior_and_the_store(tmp_path, monkeypatch):
@@ -487,7 +492,7 @@ def test_fit_for_run_of_a_data_free_prior_and_the_store(tmp_path, monkeypatch):
     monkeypatch.undo()
     # generation aux from a prior draw: the fade ends exactly at x_T
     x_T = prior.sample(KEY, 4)
-    aux = store.generation_aux(process, x_T, jax.random.PRNGKey(1))
+    aux = process.generation_aux(x_T, jax.random.PRNGKey(1))
     x0 = jax.random.uniform(KEY, x_T.shape, minval=-1, maxval=1)
     np.testing.assert_allclose(process.mean(x0, 4, aux), x_T, atol=1e-5)
     # another process is asked for: refit and overwrite
@@ -528,11 +533,11 @@ def test_fit_for_run_on_the_end_source_and_restoration_aux():
     prior = store.fit_prior_for_run(cfg, process, max_images=50)
     assert prior.kind == "dataset" and prior.arrays["bank"].shape == (50, 8, 8, 1)
     x_T = prior.sample(KEY, 3)
-    np.testing.assert_array_equal(store.generation_aux(process, x_T, KEY), x_T)
+    np.testing.assert_array_equal(process.generation_aux(x_T, KEY), x_T)
     x0 = jnp.zeros((3, 8, 8, 1))
     end = np.asarray(prior.arrays["bank"][:2])
-    np.testing.assert_array_equal(store.restoration_aux(process, x0, KEY, end_images=end), end[[0, 1, 0]])
-    assert store.restoration_aux(process, x0, KEY).shape == x0.shape  # no end images: Gaussian noise
+    np.testing.assert_array_equal(process.restoration_aux(x0, KEY, end_images=end), end[[0, 1, 0]])
+    assert process.restoration_aux(x0, KEY).shape == x0.shape  # no end images: Gaussian noise
     cfg.data.end_source = ""
     with pytest.raises(ValueError, match="data.end_source"):
         store.fit_prior_for_run(cfg, process)
@@ -546,20 +551,20 @@ def test_generation_corrector_is_declared_by_the_process():
     for module, corrector in (("ddim", "ddim"), ("ddpm", "ddpm"), ("cold_blur", "cold_improved"),
                               ("cold_superres", "cold_improved"), ("cold_animorph", "cold_improved")):
         cfg = runpy.run_path(f"configs/{module}.py")["get_config"]()
-        assert store.generation_corrector(build_process(cfg), cfg) == corrector, module
+        assert (build_process(cfg)).generation_corrector(cfg.sample.corrector) == corrector, module
     cfg = runpy.run_path("configs/ddim.py")["get_config"]()
     cfg.sample.corrector = "ddpm"  # Gaussian diffusion generates with the config's corrector
-    assert store.generation_corrector(build_process(cfg), cfg) == "ddpm"
+    assert (build_process(cfg)).generation_corrector(cfg.sample.corrector) == "ddpm"
     cfg = _config("inpaint")
     with pytest.raises(ValueError, match="no generation prior.*--mode=restore"):
-        store.generation_corrector(build_process(cfg), cfg)
+        (build_process(cfg)).generation_corrector(cfg.sample.corrector)
     deg = make_degradation("fade", T=3, image_size=8, channels=1)
     with_corrector = lambda c: ColdProcess(  # noqa: E731
         dataclasses.replace(deg, generation=dataclasses.replace(deg.generation, corrector=c)))
-    assert store.generation_corrector(with_corrector("cold_naive"), cfg) == "cold_naive"
+    assert (with_corrector("cold_naive")).generation_corrector(cfg.sample.corrector) == "cold_naive"
     bad = with_corrector("nope")
     with pytest.raises(ValueError, match="generation corrector of degradation 'fade'='nope': allowed correctors"):
-        store.generation_corrector(bad, cfg)
+        bad.generation_corrector(cfg.sample.corrector)
     with pytest.raises(ValueError, match="GenerationPrior.corrector must be a corrector name"):
         GenerationPrior(kind="color", corrector="")
 
@@ -597,14 +602,14 @@ def test_prior_match_against_the_real_floor():
     the digits visible at T does not (far above the refusal ratio)."""
     gcfg = runpy.run_path("configs/ddim.py")["get_config"]()
     gauss = build_process(gcfg)
-    m = store.prior_match(gcfg, gauss, P.fit_prior("gaussian", shape=(16, 16, 1)), num=100)
+    m = prior_match(gcfg, gauss, P.fit_prior("gaussian", shape=(16, 16, 1)), num=100)
     assert m["num"] == 100 and m["floor"] > 0 and m["ratio"] == pytest.approx(m["frechet"] / m["floor"])
     assert m["ratio"] < 1.0
     cfg = runpy.run_path("configs/cold_blur.py")["get_config"]()  # the main job: 5×5, σ 0.5, T = 20
     blur = build_process(cfg)
-    m = store.prior_match(cfg, blur, store.fit_prior_for_run(cfg, blur), num=100)
-    assert m["ratio"] > 2 * store.PRIOR_MISMATCH_RATIO
+    m = prior_match(cfg, blur, store.fit_prior_for_run(cfg, blur), num=100)
+    assert m["ratio"] > 2 * PRIOR_MISMATCH_RATIO
     cfg.diffusion.degradation_params.to_mean = True
     flat = build_process(cfg)
-    m = store.prior_match(cfg, flat, store.fit_prior_for_run(cfg, flat), num=100)
+    m = prior_match(cfg, flat, store.fit_prior_for_run(cfg, flat), num=100)
     assert m["ratio"] < 1.0

@@ -30,7 +30,7 @@ def test_library_example_runs():
 
 def test_new_degradation_example():
     from jaxdiff import degradations
-    from jaxdiff.forward import ColdProcess
+    from jaxdiff.processes import ColdProcess
     from jaxdiff.sampling import sample
 
     exec(compile(_blocks()[1], "README:degradation", "exec"), {})

@@ -65,7 +65,8 @@ def test_did_you_mean():
 
 
 def test_every_library_registry_refuses_duplicates():
-    from jaxdiff import degradations, priors, sampling, schedules
+    from jaxdiff import degradations, priors, sampling
+    from jaxdiff.processes import schedules
 
     for reg, name in ((degradations.DEGRADATIONS, "blur"), (priors.PRIORS, "gaussian"),
                       (sampling.CORRECTORS, "ddim"), (schedules.SCHEDULES, "linear")):

@@ -111,8 +111,8 @@ def test_sampler_flag_is_a_deprecated_spelling_of_corrector(tmp_path, caplog):
 def test_describe_process_names_the_degradation_or_schedule():
     from jaxdiff.degradations import make_degradation
     from jaxdiff.experiment import build_process, describe_process
-    from jaxdiff.forward import ColdProcess, GaussianProcess
-    from jaxdiff.schedules import make_schedule
+    from jaxdiff.processes import ColdProcess, GaussianProcess
+    from jaxdiff.processes.schedules import make_schedule
 
     blur = make_degradation("blur", T=6, image_size=16, channels=1, kernel_size=5, std=1.5)
     text = describe_process(ColdProcess(blur))
@@ -144,7 +144,7 @@ def test_load_run_newest_step_and_an_old_config_spelling(trained_blur, tmp_path)
     import jax
 
     from jaxdiff.experiment import load_run
-    from jaxdiff.forward import ColdProcess
+    from jaxdiff.processes import ColdProcess
     from jaxdiff.train.checkpoints import Checkpointer, make_meta
 
     wd, state = trained_blur
@@ -226,7 +226,7 @@ def test_every_mode_end_to_end(blur_workdir, tmp_path):
     assert "| Degraded |" in md and "## Sampling steps" in md
 
     # interpolate between two prior draws, and the forward pictures
-    files = cli.run(workdir=wd, mode="interpolate", num=2, steps=2, force=True)
+    files = cli.run(workdir=wd, mode="blend", num=2, steps=2, force=True)
     it = np.load(files["npz"])
     assert it["x_T"].shape == (2, 9, 16, 16, 1) and it["samples"].shape == (2, 9, 16, 16, 1)
     files = cli.run(workdir=wd, mode="forward", num=2)
@@ -269,7 +269,7 @@ def test_gaussian_generate_interpolate_evaluate(ddim_workdir):
     from jaxdiff.priors.store import load_prior
 
     assert load_prior(wd).kind == "gaussian"
-    files = cli.run(workdir=wd, mode="interpolate", num=2, steps=2)
+    files = cli.run(workdir=wd, mode="blend", num=2, steps=2)
     assert "spherical" in files["strip"]
     x_T = np.load(files["npz"])["x_T"]
     # the spherical path keeps the norm roughly (the two draws are nearly orthogonal in 256 dimensions)
@@ -461,14 +461,14 @@ def test_generate_defaults_to_the_generation_corrector():
     config = tiny("cold_blur.py", T=8)
     config.sample.corrector = "cold_naive"
     run = types.SimpleNamespace(process=build_process(config), config=config)
-    for mode, corrector in (("generate", "cold_improved"), ("interpolate", "cold_improved"),
+    for mode, corrector in (("generate", "cold_improved"), ("blend", "cold_improved"),
                             ("restore", "cold_naive"), ("evaluate", "cold_naive")):
         assert cli.SampleOptions(workdir="w", mode=mode).resolve(run).corrector == corrector, mode
     asked = cli.SampleOptions(workdir="w", mode="generate", corrector="cold_naive")
     assert asked.resolve(run).corrector == "cold_naive"
     inpaint = tiny("cold_inpaint.py")
     run = types.SimpleNamespace(process=build_process(inpaint), config=inpaint)
-    for mode in ("generate", "interpolate"):
+    for mode in ("generate", "blend"):
         with pytest.raises(cli.UsageError, match=f"^--mode={mode}: diffusion.degradation='inpaint' has no "
                                                  "generation prior.*use --mode=restore"):
             cli.SampleOptions(workdir="w", mode=mode).resolve(run)

@@ -7,8 +7,9 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 import degradation_cases as cases
-from jaxdiff import degradations, sampling, schedules
-from jaxdiff.forward import ColdProcess, GaussianProcess
+from jaxdiff import degradations, sampling
+from jaxdiff.processes import schedules
+from jaxdiff.processes import ColdProcess, GaussianProcess
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -264,13 +265,16 @@ class TestCorrectors(chex.TestCase):
 
     @chex.variants(with_jit=True, without_jit=True)
     def test_cold_correctors_on_gaussian(self):
-        # F_t(x0) = √ᾱ_t x0, σ_t = √(1 − ᾱ_t): cold_naive re-noises x̂0 to t_prev, cold_improved shifts x_t.
+        # α_t D_t(x0) = √ᾱ_t x0, σ_t = √(1 − ᾱ_t): cold_naive re-noises x̂0 to t_prev; cold_improved (the one step)
+        # shifts x_t: x_t − (α_t x̂0 + σ_t ε̂) + (α_s x̂0 + σ_s ε̂) for the consistent pair ε̂ = (x_t − α_t x̂0)/σ_t
         t, tp = np.array([30, 12]), np.array([10, 0])
         ab = abar64(self.T)
         x_t, x0 = np.asarray(self.x_t)[:2], np.asarray(self.x0)[:2]
-        kw = dict(x_t=jnp.asarray(x_t), x0=jnp.asarray(x0), eps=jnp.zeros_like(x_t))
+        eps = (x_t.astype(np.float64) - np.sqrt(ab[t])[:, None, None, None] * x0) / np.sqrt(1 - ab[t])[:, None, None, None]
+        kw = dict(x_t=jnp.asarray(x_t), x0=jnp.asarray(x0), eps=jnp.asarray(eps, jnp.float32))
         out = np.asarray(self._call("cold_improved", self.proc, t, tp, **kw))
-        np.testing.assert_allclose(out[0], x_t[0] + (np.sqrt(ab[10]) - np.sqrt(ab[30])) * x0[0], atol=2e-6)
+        ref = x_t[0] + (np.sqrt(ab[10]) - np.sqrt(ab[30])) * x0[0] + (np.sqrt(1 - ab[10]) - np.sqrt(1 - ab[30])) * eps[0]
+        np.testing.assert_allclose(out[0], ref, atol=2e-6)
         np.testing.assert_array_equal(out[1], x0[1])
         out = np.asarray(self._call("cold_naive", self.proc, t, tp, **kw))
         z = np.asarray(jax.random.normal(self.key, x_t.shape))
@@ -279,15 +283,17 @@ class TestCorrectors(chex.TestCase):
 
 
 def test_gaussian_correctors_refuse_cold_process():
+    # the posterior step and the ODE solvers need D = identity (or DCT-diagonal for ddpm); the one step ddim does not
     deg = degradations.make_degradation("decolor", T=10, image_size=8, channels=3)
     cold = ColdProcess(deg)
     x = jnp.zeros((2, 4, 4, 3))
     t = jnp.array([5, 5])
-    for name in ("ddpm", "ddim"):
-        with pytest.raises(ValueError, match="GaussianProcess"):
+    for name, why in (("ddpm", r"needs q\(x_s \| x_t, x0\) in closed form"), ("euler", "needs D = identity"),
+                      ("dpmpp_2m", "needs D = identity")):
+        with pytest.raises(ValueError, match=why):
             sampling.CORRECTORS[name](cold, x, x, x, t, t - 1, jax.random.key(0))
         den = counting(lambda p, x, t: x)
-        with pytest.raises(ValueError, match=f"corrector '{name}'.*GaussianProcess"):
+        with pytest.raises(ValueError, match=f"corrector '{name}' .*{why}.*use one of .*'ddim'"):
             sampling.sample(den, None, jax.random.key(0), x, process=cold, corrector=name, prediction="x0")
         assert not den.calls
 

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from jaxdiff import schedules
+from jaxdiff.processes import schedules
 
 
 def _reference(abar_1_to_T):
@@ -102,7 +102,14 @@ def test_sigmoid_matches_jabri_et_al():
     _check_fields(s, _reference(abar), rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", sorted(schedules.SCHEDULES))
+VP_SCHEDULES = sorted(n for n in schedules.SCHEDULES if schedules.make_schedule(n, 2).variance_preserving)
+
+
+def test_variance_preserving_schedules_are_the_beta_ones():
+    assert VP_SCHEDULES == ["cosine", "linear", "offset_cosine", "scaled_linear", "sigmoid"]
+
+
+@pytest.mark.parametrize("name", VP_SCHEDULES)
 def test_every_schedule_valid(name):
     s = schedules.make_schedule(name, 30)
     ab = np.asarray(s.alphas_cumprod)

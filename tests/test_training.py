@@ -21,7 +21,7 @@ from jaxdiff import data as data_lib
 from jaxdiff import experiment
 from jaxdiff.train import step as step_lib
 from jaxdiff.train import loop as training
-from jaxdiff.forward import ColdProcess, GaussianProcess
+from jaxdiff.processes import ColdProcess, GaussianProcess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -78,14 +78,14 @@ def _max_abs_diff(a, b):
 def test_build_process():
     c = tiny_config()
     p = experiment.build_process(c)
-    assert isinstance(p, ColdProcess) and p.T == 5 and p.degradation.name == "blur"
-    c.diffusion.kind = "gaussian"
+    assert p.T == 5 and p.degradation.name == "blur" and p.keeps_image and p.noise_free
+    c.diffusion.degradation, c.diffusion.degradation_params = "identity", {}
     c.diffusion.schedule = "cosine"
     g = experiment.build_process(c)
-    assert isinstance(g, GaussianProcess) and g.T == 5
+    assert g.identity and g.T == 5 and g.noise_dominates and g.has_diffusers_scheduler
     np.testing.assert_allclose(g.schedule.alphas_cumprod[0], 1.0)
-    c.diffusion.kind = "lukewarm"
-    with pytest.raises(ValueError, match="diffusion.kind"):
+    c.diffusion.schedule = "lukewarm"
+    with pytest.raises(ValueError, match="unknown schedule 'lukewarm'"):
         experiment.build_process(c)
 
 
