@@ -15,6 +15,7 @@ from typing import Any, Optional, Union
 
 import jax
 
+from jaxdiff.checkpoints import checkpoint_dir, list_checkpoint_steps
 from jaxdiff.forward import ColdProcess, ForwardProcess, GaussianProcess
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
     "build_model",
     "describe_process",
     "NoCheckpointError",
-    "list_checkpoint_steps",
     "Run",
     "load_run",
     "load_ema_params",
@@ -134,18 +134,6 @@ class NoCheckpointError(FileNotFoundError):
     """The workdir holds no checkpoint to load."""
 
 
-def _checkpoint_dir(workdir) -> str:
-    return os.path.join(os.path.abspath(os.fspath(workdir)), "checkpoints")
-
-
-def list_checkpoint_steps(workdir) -> list[int]:
-    """The saved steps under <workdir>/checkpoints (orbax step directories), without importing orbax."""
-    d = _checkpoint_dir(workdir)
-    if not os.path.isdir(d):
-        return []
-    return sorted(int(n) for n in os.listdir(d) if n.isdigit() and os.path.isdir(os.path.join(d, n)))
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class Run:
     """A trained run loaded from its workdir: the stored config, what it builds, the EMA params of ``step``.
@@ -176,36 +164,32 @@ def load_run(workdir, step: Optional[int] = None, *, mesh: Optional[jax.sharding
     then only ``ema_params`` read (:func:`load_ema_params`). Raises :class:`NoCheckpointError` when there is
     no checkpoint, ValueError for an unknown ``step``, CheckpointError when none loads.
     """
+    from jaxdiff.checkpoints import CheckpointError, read_json_items
     from jaxdiff.config.upgrade import upgrade_stored_config
-    from jaxdiff.train.checkpoints import CheckpointError, Checkpointer
 
     workdir = os.path.abspath(os.fspath(workdir))
     steps = list_checkpoint_steps(workdir)
     if not steps:
         raise NoCheckpointError(
-            f"no checkpoint in {_checkpoint_dir(workdir)}: train first (python train.py --config=<config> "
+            f"no checkpoint in {checkpoint_dir(workdir)}: train first (python train.py --config=<config> "
             f"--workdir={workdir}) or point --workdir at a trained run")
     if step is not None and step not in steps:
         raise ValueError(f"step={step}: no such checkpoint in {workdir}; saved steps: {steps}")
     mesh = make_mesh() if mesh is None else mesh
-    ckpt = Checkpointer(_checkpoint_dir(workdir), max_to_keep=None)
     failures = []
-    try:
-        for s in ([int(step)] if step is not None else steps[::-1]):
-            try:
-                stored, meta = ckpt.read_json(s)
-                config = upgrade_stored_config(stored)
-                model = build_model(config)
-                params = load_ema_params(workdir, s, model, config, mesh)
-                process = build_process(config)
-            except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many types; reported below
-                failures.append(f"step {s}: {type(e).__name__}: {str(e)[:300]}")
-                log.warning("checkpoint step %d of %s does not load (%s); trying an older one", s, workdir, e)
-                continue
-            return Run(config=config, process=process, model=model, params=params, step=s, meta=dict(meta or {}),
-                       mesh=mesh, workdir=workdir)
-    finally:
-        ckpt.close()
+    for s in ([int(step)] if step is not None else steps[::-1]):
+        try:
+            stored, meta = read_json_items(os.path.join(checkpoint_dir(workdir), str(s)), s)
+            config = upgrade_stored_config(stored)
+            model = build_model(config)
+            params = load_ema_params(workdir, s, model, config, mesh)
+            process = build_process(config)
+        except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many types; reported below
+            failures.append(f"step {s}: {type(e).__name__}: {str(e)[:300]}")
+            log.warning("checkpoint step %d of %s does not load (%s); trying an older one", s, workdir, e)
+            continue
+        return Run(config=config, process=process, model=model, params=params, step=s, meta=dict(meta or {}),
+                   mesh=mesh, workdir=workdir)
     raise CheckpointError(None, f"no checkpoint in {workdir} loads:\n  " + "\n  ".join(failures))
 
 
@@ -222,9 +206,9 @@ def load_ema_params(workdir, step: int, model, config, mesh: jax.sharding.Mesh):
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
 
-    from jaxdiff.train.checkpoints import verify_checkpoint
+    from jaxdiff.checkpoints import verify_checkpoint
 
-    step_dir = os.path.join(_checkpoint_dir(workdir), str(int(step)))
+    step_dir = os.path.join(checkpoint_dir(workdir), str(int(step)))
     verify_checkpoint(step_dir, int(step))
     s, c = int(config.data.image_size), int(config.data.channels)
     abstract = jax.eval_shape(

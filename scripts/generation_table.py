@@ -111,7 +111,8 @@ def _config(name: str, overrides=()):
 
 def ensure_trained(row: Row, root: str, train: bool) -> Optional[str]:
     """The row's workdir once its run has reached train.num_steps (training it first when ``train``), else None."""
-    from jaxdiff.experiment import NoCheckpointError, list_checkpoint_steps
+    from jaxdiff.checkpoints import list_checkpoint_steps
+    from jaxdiff.experiment import NoCheckpointError
 
     cfg = _config(row.config, row.overrides)
     wd = os.path.join(root, row.run_name)

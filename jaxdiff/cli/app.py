@@ -23,7 +23,8 @@ _LOADED: dict = {}
 def _inference(workdir: str, step: Optional[int]):
     """The run loaded into an Inference, reused while the workdir's checkpoints are unchanged: repeated
     run() calls in one process (a notebook, the tests) keep one denoiser, so jax.jit's caches hit."""
-    from jaxdiff.experiment import list_checkpoint_steps, load_run
+    from jaxdiff.checkpoints import list_checkpoint_steps
+    from jaxdiff.experiment import load_run
     from jaxdiff.inference import Inference
 
     steps = list_checkpoint_steps(workdir)
@@ -81,7 +82,7 @@ def main(flag_values) -> int:
     from jaxdiff.cpu.devices import CpuDevicesError, split_cpu_devices
     from jaxdiff.data import DataError
     from jaxdiff.experiment import NoCheckpointError
-    from jaxdiff.train.checkpoints import CheckpointError
+    from jaxdiff.checkpoints import CheckpointError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -614,7 +614,8 @@ def write_workdir(converted: Converted, workdir) -> str:
     import jax
     import jax.numpy as jnp
 
-    from jaxdiff.train.checkpoints import Checkpointer, make_meta
+    from jaxdiff.checkpoints import make_meta
+    from jaxdiff.train.checkpoints import Checkpointer
     from jaxdiff.train.lock import LOCK_FILE, WorkdirBusyError, WorkdirLock
 
     workdir = os.path.abspath(os.fspath(workdir))

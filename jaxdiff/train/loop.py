@@ -166,7 +166,8 @@ def _train(config, workdir: str, batch_hook: Optional[BatchHook]) -> TrainState:
     from jaxdiff import data as data_lib
     from jaxdiff.progress import ProgressBar
     from jaxdiff.train import sample_grid
-    from jaxdiff.train.checkpoints import CheckpointError, Checkpointer, make_meta
+    from jaxdiff.checkpoints import CheckpointError, make_meta
+    from jaxdiff.train.checkpoints import Checkpointer
     from jaxdiff.train.metric_writer import MetricWriter
 
     pidx, pcount = jax.process_index(), jax.process_count()
