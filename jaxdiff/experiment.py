@@ -44,16 +44,17 @@ def make_mesh(devices=None) -> jax.sharding.Mesh:
     )
 
 
-def maybe_initialize_distributed(config) -> bool:
+def maybe_initialize_distributed(config=None) -> bool:
     """Calls ``jax.distributed.initialize`` when ``config.train.distributed`` or the environment asks.
 
     The environment asks through JAX_COORDINATOR_ADDRESS (with JAX_NUM_PROCESSES and JAX_PROCESS_ID,
-    read here because jax itself only auto-detects them on managed clusters). Must run before anything
+    read here because jax itself only auto-detects them on managed clusters); without ``config`` (sample.py,
+    which does not consult the stored config) only the environment asks. Must run before anything
     touches a JAX backend. Returns whether the process is (now) part of a multi-process run.
     """
     if jax.distributed.is_initialized():
         return True
-    wanted = bool(config.train.get("distributed", False))
+    wanted = config is not None and bool(config.train.get("distributed", False))
     addr = os.environ.get("JAX_COORDINATOR_ADDRESS")
     if not (wanted or addr):
         return False

@@ -144,6 +144,7 @@ def judge_row(row: Row, wd: str, *, num: int, batch: int, seed: int, images: str
     from jaxdiff.evaluation import judge
     from jaxdiff.inference import Inference
     from jaxdiff.priors import store
+    from jaxdiff.sampling import network_calls
 
     inf = Inference.from_workdir(wd)
     prior = store.load_or_fit_prior(inf.config, wd, process=inf.process)
@@ -151,7 +152,7 @@ def judge_row(row: Row, wd: str, *, num: int, batch: int, seed: int, images: str
         prior = prior.replace(noise=float(row.prior_noise))
     match = store.prior_match(inf.config, inf.process, prior, seed=int(inf.config.seed))
     corrector = row.corrector or store.generation_corrector(inf.process, inf.config)
-    calls = len(inf.timesteps(row.steps)) - 1
+    calls = network_calls(corrector, len(inf.timesteps(row.steps)) - 1)
     key = jax.random.PRNGKey(seed)
     kw = dict(prior=prior, batch=batch, corrector=corrector, steps=row.steps, progress=False)
     inf.generate(jax.random.fold_in(key, 1), batch, **kw)  # warm-up: compiles the program the timed run uses

@@ -65,23 +65,11 @@ def run(options: Optional[SampleOptions] = None, **kwargs) -> dict[str, str]:
     return files
 
 
-def maybe_initialize_distributed() -> bool:
-    """``jax.distributed.initialize`` when JAX_COORDINATOR_ADDRESS (with JAX_NUM_PROCESSES, JAX_PROCESS_ID) is set,
-    as train.py does; before any backend starts. The stored config's ``train.distributed`` is not consulted."""
-    if not os.environ.get("JAX_COORDINATOR_ADDRESS"):
-        return False
-    import ml_collections
-
-    from jaxdiff.experiment import maybe_initialize_distributed as init
-
-    return init(ml_collections.ConfigDict({"train": {"distributed": False}}))
-
-
 def main(flag_values) -> int:
     """sample.py's body: options from the flags, :func:`run`; expected failures → one line, exit code 2."""
     from jaxdiff.cpu.devices import CpuDevicesError, split_cpu_devices
     from jaxdiff.data import DataError
-    from jaxdiff.experiment import NoCheckpointError
+    from jaxdiff.experiment import NoCheckpointError, maybe_initialize_distributed
     from jaxdiff.checkpoints import CheckpointError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -27,7 +27,7 @@ from jaxdiff.sampling.loop import _check_number
 from jaxdiff.sampling.steps import timesteps as make_timesteps
 from jaxdiff.sampling.steps import validate_timesteps
 
-__all__ = ["INPAINT_CORRECTORS", "InpaintResult", "check_jumps", "repaint_pairs", "network_calls", "renoise",
+__all__ = ["INPAINT_CORRECTORS", "InpaintResult", "check_jumps", "repaint_pairs", "down_steps", "renoise",
            "inpaint_loop", "inpaint_loop_jit", "inpaint", "check_inpaint_process", "check_inpaint_corrector"]
 
 Array = jnp.ndarray
@@ -102,8 +102,9 @@ def repaint_pairs(ts: Union[np.ndarray, Sequence[int]], jumps: Optional[tuple[in
     return np.asarray(pairs, np.int32).reshape(-1, 2)
 
 
-def network_calls(pairs) -> int:
-    """The network calls of a pair list: its down pairs (t_next < t)."""
+def down_steps(pairs) -> int:
+    """The reverse steps of a pair list: its down pairs (t_next < t); the up pairs call no network, so its
+    network calls are ``jaxdiff.sampling.network_calls(corrector, down_steps(pairs))``."""
     p = np.asarray(pairs)
     return int(np.sum(p[:, 1] < p[:, 0]))
 
