@@ -160,13 +160,16 @@ class Run:
 def load_run(workdir, step: Optional[int] = None, *, mesh: Optional[jax.sharding.Mesh] = None) -> Run:
     """The run of checkpoint ``step`` (default: the newest one that loads, trying older ones after it).
 
-    Per step: the JSON items (config, meta) after the integrity manifest is checked, the config upgraded
+    Per step: the JSON items (config, meta) after the integrity manifest is checked, the user's modules that
+    registered what the run uses imported again (:func:`jaxdiff.plugins.import_plugins`), the config upgraded
     from older spellings (:func:`jaxdiff.config.upgrade.upgrade_stored_config`), process and model built,
     then only ``ema_params`` read (:func:`load_ema_params`). Raises :class:`NoCheckpointError` when there is
-    no checkpoint, ValueError for an unknown ``step``, CheckpointError when none loads.
+    no checkpoint, ValueError for an unknown ``step``, :class:`~jaxdiff.plugins.PluginError` when such a
+    module is missing, CheckpointError when none loads.
     """
     from jaxdiff.checkpoints import CheckpointError, read_json_items
     from jaxdiff.config.upgrade import upgrade_stored_config
+    from jaxdiff.plugins import PluginError, import_plugins
 
     workdir = os.path.abspath(os.fspath(workdir))
     steps = list_checkpoint_steps(workdir)
@@ -181,10 +184,13 @@ def load_run(workdir, step: Optional[int] = None, *, mesh: Optional[jax.sharding
     for s in ([int(step)] if step is not None else steps[::-1]):
         try:
             stored, meta = read_json_items(os.path.join(checkpoint_dir(workdir), str(s)), s)
+            import_plugins(meta.get("plugins"), workdir=workdir)  # what the user registered: before any name is read
             config = upgrade_stored_config(stored)
             model = build_model(config)
             params = load_ema_params(workdir, s, model, config, mesh)
             process = build_process(config)
+        except PluginError:
+            raise  # one message naming the module: an older step would need the same one
         except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many types; reported below
             failures.append(f"step {s}: {type(e).__name__}: {str(e)[:300]}")
             log.warning("checkpoint step %d of %s does not load (%s); trying an older one", s, workdir, e)

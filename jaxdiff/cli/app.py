@@ -40,7 +40,7 @@ def _inference(workdir: str, step: Optional[int]):
 def run(options: Optional[SampleOptions] = None, **kwargs) -> dict[str, str]:
     """Runs one mode (``options``, or SampleOptions(**kwargs)); prints and returns {name: path} of its files.
 
-    Raises UsageError (bad option), NoCheckpointError, CheckpointError, DataError.
+    Raises UsageError (bad option), NoCheckpointError, CheckpointError, PluginError, DataError.
     """
     o = options if options is not None else SampleOptions(**kwargs)
     inf = _inference(o.workdir, o.step)
@@ -70,6 +70,7 @@ def main(flag_values) -> int:
     from jaxdiff.cpu.devices import CpuDevicesError, split_cpu_devices
     from jaxdiff.data import DataError
     from jaxdiff.experiment import NoCheckpointError, maybe_initialize_distributed
+    from jaxdiff.plugins import PluginError
     from jaxdiff.checkpoints import CheckpointError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -79,7 +80,7 @@ def main(flag_values) -> int:
         # CPU only: split each sampling batch over the cores (batches are rounded up to a multiple of the count).
         split_cpu_devices(options.batch if options.batch > 0 else 64)
         run(options)
-    except (NoCheckpointError, CheckpointError, UsageError, DataError, CpuDevicesError) as e:
+    except (NoCheckpointError, CheckpointError, PluginError, UsageError, DataError, CpuDevicesError) as e:
         print(f"sample.py: {e}", file=sys.stderr, flush=True)
         return 2
     return 0
