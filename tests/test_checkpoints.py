@@ -166,7 +166,8 @@ def test_the_loading_modules_import_nothing_from_the_training_package():
 
 @pytest.mark.slow
 def test_loading_a_run_and_sampling_import_nothing_from_the_training_package(tmp_path):
-    """A run saved by the training checkpointer, loaded and sampled from (restore, forward) in a fresh process."""
+    """A run saved by the training checkpointer, loaded, and its forward pictures drawn in a fresh process (every
+    sampling mode's imports: tests/test_plugins.py, which checks the same after restore/interpolate/evaluate)."""
     import runpy
 
     from jaxdiff.experiment import build_model
@@ -182,7 +183,6 @@ def test_loading_a_run_and_sampling_import_nothing_from_the_training_package(tmp
     ck.close()
     code = ("import sys\nfrom jaxdiff import cli\nfrom jaxdiff.experiment import load_run\n"
             "assert load_run(sys.argv[1]).step == 1\n"
-            "for mode in ('restore', 'forward'):\n"
-            "    assert cli.run(workdir=sys.argv[1], mode=mode, num=2, out=sys.argv[2], frames=0)\n")
+            "assert cli.run(workdir=sys.argv[1], mode='forward', num=2, out=sys.argv[2], frames=0)\n")
     assert _modules_after(code, str(tmp_path / "wd"), str(tmp_path / "out")) == []
-    assert len(os.listdir(tmp_path / "out")) >= 2
+    assert os.listdir(tmp_path / "out")
