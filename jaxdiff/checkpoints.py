@@ -32,6 +32,7 @@ __all__ = [
     "list_checkpoint_steps",
 ]
 
+#: the items of a step, each a sub-directory written by its orbax handler
 ITEMS = ("state", "config", "meta")
 #: the items stored as JSON, each in ``<step>/<item>/JSON_FILE`` (orbax's JsonCheckpointHandler's file name)
 JSON_ITEMS = ("config", "meta")
@@ -51,7 +52,8 @@ class CheckpointError(RuntimeError):
 
 
 def make_meta(config, **extra) -> dict:
-    """What a sampler needs without re-reading the training code: data shape and the process."""
+    """What a sampler needs without re-reading the training code: data shape and the process; ``extra`` adds
+    keys (the training loop: ``plugins``, the user's modules that loading imports again, :mod:`jaxdiff.plugins`)."""
     d, f = config.data, config.diffusion
     meta = {
         "format": "jaxdiff-checkpoint-1",
