@@ -37,7 +37,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
     _quiet_orbax()
-    from jaxdiff.train.checkpoints import CheckpointError
+    from jaxdiff.checkpoints import CheckpointError
     from jaxdiff.config import ConfigError, default_workdir
     from jaxdiff.cpu.devices import CpuDevicesError
     from jaxdiff.cpu.xla_options import XlaOptionsError

@@ -24,15 +24,11 @@ import json, os, sys, time
 from bench import common
 common.setup_threads()
 import jax
-nproc = int(os.environ.get("BENCH_NPROC", "1"))
-if nproc > 1:
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(coordinator_address=os.environ["BENCH_COORD"], num_processes=nproc,
-                               process_id=int(os.environ["BENCH_PID"]))
+from jaxdiff import experiment
+experiment.maybe_initialize_distributed()  # several processes: JAX_COORDINATOR_ADDRESS and co. are set
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 from bench import contenders as C
-from jaxdiff import experiment
 from jaxdiff.train import step as step_lib
 cfg = C.default_config()
 mesh = experiment.make_mesh()
@@ -76,8 +72,8 @@ def _multi(nproc: int, steps: int):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     procs = []
     for pid in range(nproc):
-        env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", BENCH_NPROC=str(nproc),
-                   BENCH_PID=str(pid), BENCH_COORD=f"localhost:{port}")
+        env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", JAX_NUM_PROCESSES=str(nproc),
+                   JAX_PROCESS_ID=str(pid), JAX_COORDINATOR_ADDRESS=f"localhost:{port}")
         procs.append(subprocess.Popen([sys.executable, "-c", _WORKER, str(steps)], cwd=root, env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outs = [p.communicate(timeout=1800) for p in procs]

@@ -15,6 +15,7 @@ from typing import Any, Optional, Union
 
 import jax
 
+from jaxdiff.checkpoints import checkpoint_dir, list_checkpoint_steps
 from jaxdiff.processes import Process, build_process
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
     "build_model",
     "describe_process",
     "NoCheckpointError",
-    "list_checkpoint_steps",
     "Run",
     "load_run",
     "load_ema_params",
@@ -44,16 +44,17 @@ def make_mesh(devices=None) -> jax.sharding.Mesh:
     )
 
 
-def maybe_initialize_distributed(config) -> bool:
+def maybe_initialize_distributed(config=None) -> bool:
     """Calls ``jax.distributed.initialize`` when ``config.train.distributed`` or the environment asks.
 
     The environment asks through JAX_COORDINATOR_ADDRESS (with JAX_NUM_PROCESSES and JAX_PROCESS_ID,
-    read here because jax itself only auto-detects them on managed clusters). Must run before anything
+    read here because jax itself only auto-detects them on managed clusters); without ``config`` (sample.py,
+    which does not consult the stored config) only the environment asks. Must run before anything
     touches a JAX backend. Returns whether the process is (now) part of a multi-process run.
     """
     if jax.distributed.is_initialized():
         return True
-    wanted = bool(config.train.get("distributed", False))
+    wanted = config is not None and bool(config.train.get("distributed", False))
     addr = os.environ.get("JAX_COORDINATOR_ADDRESS")
     if not (wanted or addr):
         return False
@@ -101,18 +102,6 @@ class NoCheckpointError(FileNotFoundError):
     """The workdir holds no checkpoint to load."""
 
 
-def _checkpoint_dir(workdir) -> str:
-    return os.path.join(os.path.abspath(os.fspath(workdir)), "checkpoints")
-
-
-def list_checkpoint_steps(workdir) -> list[int]:
-    """The saved steps under <workdir>/checkpoints (orbax step directories), without importing orbax."""
-    d = _checkpoint_dir(workdir)
-    if not os.path.isdir(d):
-        return []
-    return sorted(int(n) for n in os.listdir(d) if n.isdigit() and os.path.isdir(os.path.join(d, n)))
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class Run:
     """A trained run loaded from its workdir: the stored config, what it builds, the EMA params of ``step``.
@@ -138,41 +127,43 @@ class Run:
 def load_run(workdir, step: Optional[int] = None, *, mesh: Optional[jax.sharding.Mesh] = None) -> Run:
     """The run of checkpoint ``step`` (default: the newest one that loads, trying older ones after it).
 
-    Per step: the JSON items (config, meta) after the integrity manifest is checked, the config upgraded
+    Per step: the JSON items (config, meta) after the integrity manifest is checked, the user's modules that
+    registered what the run uses imported again (:func:`jaxdiff.plugins.import_plugins`), the config upgraded
     from older spellings (:func:`jaxdiff.config.upgrade.upgrade_stored_config`), process and model built,
     then only ``ema_params`` read (:func:`load_ema_params`). Raises :class:`NoCheckpointError` when there is
-    no checkpoint, ValueError for an unknown ``step``, CheckpointError when none loads.
+    no checkpoint, ValueError for an unknown ``step``, :class:`~jaxdiff.plugins.PluginError` when such a
+    module is missing, CheckpointError when none loads.
     """
+    from jaxdiff.checkpoints import CheckpointError, read_json_items
     from jaxdiff.config.upgrade import upgrade_stored_config
-    from jaxdiff.train.checkpoints import CheckpointError, Checkpointer
+    from jaxdiff.plugins import PluginError, import_plugins
 
     workdir = os.path.abspath(os.fspath(workdir))
     steps = list_checkpoint_steps(workdir)
     if not steps:
         raise NoCheckpointError(
-            f"no checkpoint in {_checkpoint_dir(workdir)}: train first (python train.py --config=<config> "
+            f"no checkpoint in {checkpoint_dir(workdir)}: train first (python train.py --config=<config> "
             f"--workdir={workdir}) or point --workdir at a trained run")
     if step is not None and step not in steps:
         raise ValueError(f"step={step}: no such checkpoint in {workdir}; saved steps: {steps}")
     mesh = make_mesh() if mesh is None else mesh
-    ckpt = Checkpointer(_checkpoint_dir(workdir), max_to_keep=None)
     failures = []
-    try:
-        for s in ([int(step)] if step is not None else steps[::-1]):
-            try:
-                stored, meta = ckpt.read_json(s)
-                config = upgrade_stored_config(stored)
-                model = build_model(config)
-                params = load_ema_params(workdir, s, model, config, mesh)
-                process = build_process(config)
-            except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many types; reported below
-                failures.append(f"step {s}: {type(e).__name__}: {str(e)[:300]}")
-                log.warning("checkpoint step %d of %s does not load (%s); trying an older one", s, workdir, e)
-                continue
-            return Run(config=config, process=process, model=model, params=params, step=s, meta=dict(meta or {}),
-                       mesh=mesh, workdir=workdir)
-    finally:
-        ckpt.close()
+    for s in ([int(step)] if step is not None else steps[::-1]):
+        try:
+            stored, meta = read_json_items(os.path.join(checkpoint_dir(workdir), str(s)), s)
+            import_plugins(meta.get("plugins"), workdir=workdir)  # what the user registered: before any name is read
+            config = upgrade_stored_config(stored)
+            model = build_model(config)
+            params = load_ema_params(workdir, s, model, config, mesh)
+            process = build_process(config)
+        except PluginError:
+            raise  # one message naming the module: an older step would need the same one
+        except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many types; reported below
+            failures.append(f"step {s}: {type(e).__name__}: {str(e)[:300]}")
+            log.warning("checkpoint step %d of %s does not load (%s); trying an older one", s, workdir, e)
+            continue
+        return Run(config=config, process=process, model=model, params=params, step=s, meta=dict(meta or {}),
+                   mesh=mesh, workdir=workdir)
     raise CheckpointError(None, f"no checkpoint in {workdir} loads:\n  " + "\n  ".join(failures))
 
 
@@ -189,9 +180,9 @@ def load_ema_params(workdir, step: int, model, config, mesh: jax.sharding.Mesh):
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
 
-    from jaxdiff.train.checkpoints import verify_checkpoint
+    from jaxdiff.checkpoints import verify_checkpoint
 
-    step_dir = os.path.join(_checkpoint_dir(workdir), str(int(step)))
+    step_dir = os.path.join(checkpoint_dir(workdir), str(int(step)))
     verify_checkpoint(step_dir, int(step))
     s, c = int(config.data.image_size), int(config.data.channels)
     abstract = jax.eval_shape(

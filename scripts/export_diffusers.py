@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     from jaxdiff.experiment import NoCheckpointError, load_run
     from jaxdiff.interop.diffusers import InteropError, export
-    from jaxdiff.train.checkpoints import CheckpointError
+    from jaxdiff.checkpoints import CheckpointError
 
     try:
         run = load_run(a.workdir, a.step)

@@ -111,7 +111,8 @@ def _config(name: str, overrides=()):
 
 def ensure_trained(row: Row, root: str, train: bool) -> Optional[str]:
     """The row's workdir once its run has reached train.num_steps (training it first when ``train``), else None."""
-    from jaxdiff.experiment import NoCheckpointError, list_checkpoint_steps
+    from jaxdiff.checkpoints import list_checkpoint_steps
+    from jaxdiff.experiment import NoCheckpointError
 
     cfg = _config(row.config, row.overrides)
     wd = os.path.join(root, row.run_name)
@@ -144,14 +145,15 @@ def judge_row(row: Row, wd: str, *, num: int, batch: int, seed: int, images: str
     from jaxdiff.inference import Inference
     from jaxdiff.evaluation.prior_match import prior_match
     from jaxdiff.priors import store
+    from jaxdiff.sampling import network_calls
 
     inf = Inference.from_workdir(wd)
     prior = store.load_or_fit_prior(inf.config, wd, process=inf.process)
     if row.prior_noise is not None:
         prior = prior.replace(noise=float(row.prior_noise))
     match = prior_match(inf.config, inf.process, prior, seed=int(inf.config.seed))
-    corrector = row.corrector or (inf.process).generation_corrector(inf.config.sample.corrector)
-    calls = len(inf.timesteps(row.steps)) - 1
+    corrector = row.corrector or inf.process.generation_corrector(inf.config.sample.corrector)
+    calls = network_calls(corrector, len(inf.timesteps(row.steps)) - 1)
     key = jax.random.PRNGKey(seed)
     kw = dict(prior=prior, batch=batch, corrector=corrector, steps=row.steps, progress=False)
     inf.generate(jax.random.fold_in(key, 1), batch, **kw)  # warm-up: compiles the program the timed run uses

@@ -14,6 +14,7 @@ import pytest
 import jax
 import jax.numpy as jnp
 
+from jaxdiff import checkpoints as fmt
 from jaxdiff.train import checkpoints as ck
 
 from helpers.reliability import (  # noqa: F401 - env, reference, child_cpu_time are fixtures
@@ -53,7 +54,7 @@ def test_truncated_or_altered_checkpoint_is_refused_and_the_previous_used(env, r
                 blob[:off] + bytes([blob[off] ^ (1 << int(rng.integers(8)))]) + blob[off + 1:])
             with open(f, "wb") as fh:
                 fh.write(bad)
-            with pytest.raises(ck.CheckpointError, match=rf"step 40: file {re.escape(rel)} ") as e:
+            with pytest.raises(fmt.CheckpointError, match=rf"step 40: file {re.escape(rel)} ") as e:
                 c.load(40, target)
             r = c.load_latest_valid(target)
             assert r.step == 36
@@ -65,7 +66,7 @@ def test_truncated_or_altered_checkpoint_is_refused_and_the_previous_used(env, r
     got = {jax.tree_util.keystr(p): np.asarray(x) for p, x in jax.tree_util.tree_flatten_with_path(r.state)[0]}
     assert_bitwise_equal(got, prev, "fallback load of step 36")
     # the files orbax rewrites after the manifest hold nothing that is restored: damage there changes nothing
-    for name in ck.UNCOVERED:
+    for name in fmt.UNCOVERED:
         f = os.path.join(d40, name)
         with open(f, "rb") as fh:
             blob = fh.read()
@@ -129,10 +130,10 @@ def test_checkpoint_of_another_config_names_step_and_leaf(env, reference, tmp_pa
     c = ck.Checkpointer(ckdir(wd), max_to_keep=None)
     cfg, _ = c.read_json(40)
     cfg["model"]["ch"] = 16  # a wider UNet: every kernel has another shape
-    with pytest.raises(ck.CheckpointError, match=r"step 40: leaf (ema_)?params/\S+ is stored as float32\(.*8,?\) "
+    with pytest.raises(fmt.CheckpointError, match=r"step 40: leaf (ema_)?params/\S+ is stored as float32\(.*8,?\) "
                                                  r"but the config builds float32\(.*16,?\)"):
         c.load(40, abstract_state(cfg))
-    with pytest.raises(ck.CheckpointError, match=r"no checkpoint in .* loads:(\n[^\n]*step (40|36|32):[^\n]*){3}"):
+    with pytest.raises(fmt.CheckpointError, match=r"no checkpoint in .* loads:(\n[^\n]*step (40|36|32):[^\n]*){3}"):
         c.load_latest_valid(abstract_state(cfg), quarantine=True)
     c.close()
     assert committed(wd) == [32, 36, 40]  # nothing moved when nothing loads
@@ -171,10 +172,10 @@ def test_leftovers_of_killed_processes_are_invisible_and_cleaned(tmp_path):
     os.makedirs(tmp_path / f"2{ck.TMP_SUFFIX}" / "state")
     shutil.copytree(tmp_path / "1", tmp_path / f"{ck.DELETING_PREFIX}0-1-2")
     shutil.copytree(tmp_path / "1", tmp_path / "3")
-    os.remove(tmp_path / "3" / ck.MANIFEST)
+    os.remove(tmp_path / "3" / fmt.MANIFEST)
     c = ck.Checkpointer(str(tmp_path), max_to_keep=2)
     assert c.all_steps() == [1, 3]
-    with pytest.raises(ck.CheckpointError, match="step 3: no integrity manifest"):
+    with pytest.raises(fmt.CheckpointError, match="step 3: no integrity manifest"):
         c.load(3, ck.abstract_like(state))
     r = c.load_latest_valid(ck.abstract_like(state), quarantine=True)
     assert r.step == 1 and c.all_steps() == [1]
@@ -192,10 +193,10 @@ def test_manifest_is_in_place_when_the_step_appears(tmp_path):
     c.save(5, {"w": jnp.ones(3)}, config={"x": [1, 2]}, meta={"m": 1})
     c.wait()
     c.close()
-    with open(tmp_path / "5" / ck.MANIFEST) as fh:
+    with open(tmp_path / "5" / fmt.MANIFEST) as fh:
         rec = json.load(fh)
     on_disk = {os.path.relpath(f, tmp_path / "5") for f in glob.glob(str(tmp_path / "5" / "**"), recursive=True)
                if os.path.isfile(f)}
-    assert set(rec["files"]) == on_disk - {ck.MANIFEST, *ck.UNCOVERED}
+    assert set(rec["files"]) == on_disk - {fmt.MANIFEST, *fmt.UNCOVERED}
     assert {"config/metadata", "meta/metadata"} <= set(rec["files"])
     assert any(f.startswith("state/") for f in rec["files"]) and rec["step"] == 5

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxdiff.train.checkpoints import CheckpointError, Checkpointer, abstract_like, make_meta
+from jaxdiff.checkpoints import CheckpointError, make_meta
+from jaxdiff.train.checkpoints import Checkpointer, abstract_like
 from jaxdiff.train.state import create_train_state, make_optimizer
 from jaxdiff.experiment import make_mesh
 
@@ -141,3 +142,48 @@ def test_empty_directory_loads_nothing(tmp_path):
     assert ck.load_latest_valid(abstract_like(_state().to_pytree())) is None
     assert ck.latest_step() is None
     ck.close()
+
+
+def _modules_after(code: str, *args: str) -> list[str]:
+    """The ``jaxdiff.train`` modules a fresh interpreter has imported after running ``code``."""
+    import subprocess
+    import sys
+
+    probe = code + "\nimport sys\nprint('TRAIN_MODULES', sorted(m for m in sys.modules if m == 'jaxdiff.train' " \
+                   "or m.startswith('jaxdiff.train.')))\n"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, cwd=root, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    line = [ln for ln in r.stdout.splitlines() if ln.startswith("TRAIN_MODULES")][-1]
+    return eval(line[len("TRAIN_MODULES"):])  # noqa: S307  (a list of names this test printed)
+
+
+def test_the_loading_modules_import_nothing_from_the_training_package():
+    assert _modules_after("import jaxdiff.experiment\njaxdiff.experiment.load_run\nimport jaxdiff.checkpoints\n"
+                          "import jaxdiff.inference, jaxdiff.cli, sample") == []
+    # the probe sees an import of the training package when there is one
+    assert "jaxdiff.train.checkpoints" in _modules_after("import jaxdiff.checkpoints\nfrom jaxdiff.train import checkpoints")
+
+
+@pytest.mark.slow
+def test_loading_a_run_and_sampling_import_nothing_from_the_training_package(tmp_path):
+    """A run saved by the training checkpointer, loaded, and its forward pictures drawn in a fresh process (every
+    sampling mode's imports: tests/test_plugins.py, which checks the same after restore/interpolate/evaluate)."""
+    import runpy
+
+    from jaxdiff.experiment import build_model
+    from jaxdiff.train.step import init_train_state
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    config = runpy.run_path(os.path.join(root, "configs", "cold_blur.py"))["get_config"]()
+    config.diffusion.T, config.data.image_size = 4, 8
+    config.model.update(dict(ch=8, ch_mult=(1, 2), num_groups=4))
+    state = init_train_state(config, build_model(config))
+    ck = Checkpointer(str(tmp_path / "wd" / "checkpoints"))
+    ck.save(1, state.to_pytree(), config=config, meta=make_meta(config))
+    ck.close()
+    code = ("import sys\nfrom jaxdiff import cli\nfrom jaxdiff.experiment import load_run\n"
+            "assert load_run(sys.argv[1]).step == 1\n"
+            "assert cli.run(workdir=sys.argv[1], mode='forward', num=2, out=sys.argv[2], frames=0)\n")
+    assert _modules_after(code, str(tmp_path / "wd"), str(tmp_path / "out")) == []
+    assert os.listdir(tmp_path / "out")

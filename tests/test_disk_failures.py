@@ -9,6 +9,7 @@ import pytest
 
 import jax.numpy as jnp
 
+from jaxdiff import checkpoints as fmt
 from jaxdiff.train import checkpoints as ck
 
 from helpers.reliability import (  # noqa: F401 - env, reference, child_cpu_time are fixtures
@@ -38,7 +39,7 @@ def test_write_failure_is_reported_and_training_continues(env, reference, tmp_pa
     assert failed and all(s > 8 for s in failed), text[-3000:]
     assert "File too large" in text
     for s in committed(wd):
-        ck.verify_checkpoint(os.path.join(ckdir(wd), str(s)), s)
+        fmt.verify_checkpoint(os.path.join(ckdir(wd), str(s)), s)
     assert committed(wd) == [32, 36, 40] and not tmp_entries(wd)
     assert_bitwise_equal(load_state(wd, NUM_STEPS), reference["state"], "run with failed saves vs reference")
     report("disk", {"failed_steps": failed, "limited_for_s": round(lifted - limited, 2), "exit_code": rc,
@@ -62,7 +63,7 @@ def test_failed_save_keeps_the_previous_checkpoint_in_process(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     assert c.all_steps() == [1] and c.failures[0][0] == 2
     assert sorted(os.listdir(tmp_path)) == ["1"]
-    ck.verify_checkpoint(str(tmp_path / "1"), 1)
+    fmt.verify_checkpoint(str(tmp_path / "1"), 1)
     c.save(3, big, config={"a": 3}, meta={})
     c.wait()
     assert c.all_steps() == [3]

@@ -64,19 +64,19 @@ def test_repaint_pairs_hand_built():
             (4, 3), (3, 5), (5, 4), (4, 3), (3, 2), (2, 1), (1, 3), (3, 2), (2, 1), (1, 0)]
     pairs = ip.repaint_pairs(np.arange(10, -1, -1), (2, 2))
     np.testing.assert_array_equal(pairs, np.array(want))
-    assert pairs.dtype == np.int32 and ip.network_calls(pairs) == 18  # 10 + (2 − 1)·2·⌊9/2⌋
+    assert pairs.dtype == np.int32 and ip.down_steps(pairs) == 18  # 10 + (2 − 1)·2·⌊9/2⌋
     # strided N = 5 over [10, 8, 6, 4, 2, 0], j = 2, r = 3: jump points k = 1, 3 (t = 2, 6), three walks each
     want = [(10, 8), (8, 6), (6, 10), (10, 8), (8, 6), (6, 10), (10, 8), (8, 6), (6, 4), (4, 2), (2, 6), (6, 4),
             (4, 2), (2, 6), (6, 4), (4, 2), (2, 0)]
     pairs = ip.repaint_pairs([10, 8, 6, 4, 2, 0], (2, 3))
     np.testing.assert_array_equal(pairs, np.array(want))
-    assert ip.network_calls(pairs) == 13  # 5 + 2·2·⌊4/2⌋
+    assert ip.down_steps(pairs) == 13  # 5 + 2·2·⌊4/2⌋
     # no jumps, and r = 1 (each segment once): the plain descent
     plain = [(10, 8), (8, 6), (6, 4), (4, 2), (2, 0)]
     np.testing.assert_array_equal(ip.repaint_pairs([10, 8, 6, 4, 2, 0]), plain)
     np.testing.assert_array_equal(ip.repaint_pairs([10, 8, 6, 4, 2, 0], (2, 1)), plain)
     # RePaint's own setting: 250 steps, j = r = 10 → 250 + 9·10·24 network calls
-    assert ip.network_calls(ip.repaint_pairs(np.arange(250, -1, -1), (10, 10))) == 2410
+    assert ip.down_steps(ip.repaint_pairs(np.arange(250, -1, -1), (10, 10))) == 2410
 
 
 @pytest.mark.parametrize("jumps,match", [((0, 2), "two integers"), ((2,), "two integers"), ((2, 0), "two integers"),

@@ -73,3 +73,64 @@ def test_every_library_registry_refuses_duplicates():
         assert isinstance(reg, Registry)
         with pytest.raises(ValueError, match="already registered"):
             reg.register(name, object())
+
+
+def test_an_entry_remembers_the_module_and_file_that_defined_it(tmp_path):
+    import dataclasses
+    import importlib.util
+    import os
+
+    from jaxdiff import degradations, sampling
+    from jaxdiff.registry import origin_of
+
+    path = tmp_path / "widgets_here.py"
+    path.write_text("def make():\n    return 1\n\nclass Thing:\n    def f(self):\n        return 2\n")
+    spec = importlib.util.spec_from_file_location("widgets_here", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    @dataclasses.dataclass
+    class Wrapped:  # as register_degradation wraps a builder: the builder is what the user defined
+        name: str
+        builder: object
+
+    reg = Registry("widget")
+    reg.register("f", mod.make)
+    reg.register("c", mod.Thing)
+    reg.register("w", Wrapped("w", mod.make))
+    reg.register("n", 3)
+    reg.register("d", 4, defined_by=mod.make)
+    want = (str(path), "widgets_here")
+    for name in "fcwd":
+        assert (reg.origin(name).file, reg.origin(name).module) == want, name
+        assert not reg.origin(name).builtin
+    assert reg.origin("n").module == "builtins" and reg.origin("missing") is None
+    here = origin_of(test_an_entry_remembers_the_module_and_file_that_defined_it)
+    assert here.file == os.path.abspath(__file__)
+    assert reg.unregister("f") is mod.make and reg.origin("f") is None
+    # the library's own entries are built-ins, each from the module that defines it
+    blur, ddim = degradations.DEGRADATIONS.origin("blur"), sampling.CORRECTORS.origin("ddim")
+    assert blur.builtin and blur.module == "jaxdiff.degradations.blur" and blur.file.endswith("blur.py")
+    assert ddim.builtin and ddim.module == "jaxdiff.sampling.correctors"
+
+
+def test_record_lookups_lists_each_entry_looked_up_once_in_order():
+    from jaxdiff.registry import record_lookups, registries
+
+    a, b = Registry("widget"), Registry("gadget")
+    a.register("x", 1)
+    a.register("y", 2)
+    b.register("x", 3)
+    assert a.get("x") == 1  # outside a block: nothing recorded anywhere
+    with record_lookups() as outer:
+        assert "y" in a and dict(a.items()) == {"x": 1, "y": 2} and list(a.values()) == [1, 2]  # not uses
+        assert outer == []
+        a["y"]
+        with record_lookups() as inner:
+            assert b.get_or_raise("x") == 3 and a.get("x") == 1 and a.get("zz") is None
+        a["y"]
+        with pytest.raises(ValueError):
+            a.get_or_raise("nope")
+    assert [(r.what, n) for r, n in outer] == [("widget", "y"), ("gadget", "x"), ("widget", "x")]
+    assert [(r.what, n) for r, n in inner] == [("gadget", "x"), ("widget", "x")]
+    assert a in registries("widget") and b in registries("gadget") and a not in registries("gadget")

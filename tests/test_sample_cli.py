@@ -143,9 +143,10 @@ def test_bad_flags_fail_before_sampling(blur_workdir):
 def test_load_run_newest_step_and_an_old_config_spelling(trained_blur, tmp_path):
     import jax
 
+    from jaxdiff.checkpoints import make_meta
     from jaxdiff.experiment import load_run
     from jaxdiff.processes import ColdProcess
-    from jaxdiff.train.checkpoints import Checkpointer, make_meta
+    from jaxdiff.train.checkpoints import Checkpointer
 
     wd, state = trained_blur
     run = load_run(wd)
@@ -250,7 +251,8 @@ def test_cli_subprocess(blur_workdir, tmp_path):
 def ddim_workdir(tmp_path_factory, trained_blur):
     """A DDIM run saved through the training code's checkpointer, with the tiny blur run's weights (the UNet's
     shapes do not depend on the process): the hot-diffusion sampling path needs a checkpoint, not a good model."""
-    from jaxdiff.train.checkpoints import Checkpointer, make_meta
+    from jaxdiff.checkpoints import make_meta
+    from jaxdiff.train.checkpoints import Checkpointer
 
     wd = str(tmp_path_factory.mktemp("ddim"))
     config = tiny("ddim.py", T=100)
@@ -391,8 +393,9 @@ def test_output_names_differ_in_every_option_that_changes_the_result():
 def npz_workdirs(tmp_path_factory, trained_blur):
     """Two runs saved with the tiny blur run's weights, trained (as the config says) on an npz of digits:
     'single' (one array: no splits) and 'split' (train / test arrays, test = 6 distinct flat images)."""
+    from jaxdiff.checkpoints import make_meta
     from jaxdiff.data import load_source
-    from jaxdiff.train.checkpoints import Checkpointer, make_meta
+    from jaxdiff.train.checkpoints import Checkpointer
 
     root = tmp_path_factory.mktemp("npz")
     train = load_source("digits", split="train", image_size=16, channels=1).images[:64, ..., 0]
@@ -445,7 +448,8 @@ def test_two_runs_differing_only_in_prior_noise_write_two_files(blur_workdir, tm
 
 def _copy_run(wd: str, config, state) -> str:
     """A workdir holding ``state`` under ``config`` (the UNet's shapes do not depend on the process)."""
-    from jaxdiff.train.checkpoints import Checkpointer, make_meta
+    from jaxdiff.checkpoints import make_meta
+    from jaxdiff.train.checkpoints import Checkpointer
 
     ckpt = Checkpointer(os.path.join(wd, "checkpoints"))
     ckpt.save(0, state.to_pytree(), config=config, meta=make_meta(config))

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from jaxdiff.train import checkpoints as ck
+from jaxdiff import checkpoints as fmt
 
 from helpers.reliability import (  # noqa: F401 - env, reference, child_cpu_time are fixtures
     child_cpu_time, env, reference, NUM_STEPS, Run, report, ckdir, committed, tmp_entries, wait_for,
@@ -38,7 +38,7 @@ def test_sigterm_and_sigint_save_and_exit_cleanly(env, reference):
         assert start < stopped < NUM_STEPS
         # the step it stopped at is saved and complete: nothing computed was lost
         assert committed(wd)[-1] == stopped
-        ck.verify_checkpoint(os.path.join(ckdir(wd), str(stopped)), stopped)
+        fmt.verify_checkpoint(os.path.join(ckdir(wd), str(stopped)), stopped)
         assert not tmp_entries(wd)
         stops.append(stopped)
     run = Run(env, wd, env["root"] / "term_final.log")

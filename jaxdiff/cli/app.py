@@ -23,7 +23,8 @@ _LOADED: dict = {}
 def _inference(workdir: str, step: Optional[int]):
     """The run loaded into an Inference, reused while the workdir's checkpoints are unchanged: repeated
     run() calls in one process (a notebook, the tests) keep one denoiser, so jax.jit's caches hit."""
-    from jaxdiff.experiment import list_checkpoint_steps, load_run
+    from jaxdiff.checkpoints import list_checkpoint_steps
+    from jaxdiff.experiment import load_run
     from jaxdiff.inference import Inference
 
     steps = list_checkpoint_steps(workdir)
@@ -39,7 +40,7 @@ def _inference(workdir: str, step: Optional[int]):
 def run(options: Optional[SampleOptions] = None, **kwargs) -> dict[str, str]:
     """Runs one mode (``options``, or SampleOptions(**kwargs)); prints and returns {name: path} of its files.
 
-    Raises UsageError (bad option), NoCheckpointError, CheckpointError, DataError.
+    Raises UsageError (bad option), NoCheckpointError, CheckpointError, PluginError, DataError.
     """
     o = options if options is not None else SampleOptions(**kwargs)
     inf = _inference(o.workdir, o.step)
@@ -64,24 +65,13 @@ def run(options: Optional[SampleOptions] = None, **kwargs) -> dict[str, str]:
     return files
 
 
-def maybe_initialize_distributed() -> bool:
-    """``jax.distributed.initialize`` when JAX_COORDINATOR_ADDRESS (with JAX_NUM_PROCESSES, JAX_PROCESS_ID) is set,
-    as train.py does; before any backend starts. The stored config's ``train.distributed`` is not consulted."""
-    if not os.environ.get("JAX_COORDINATOR_ADDRESS"):
-        return False
-    import ml_collections
-
-    from jaxdiff.experiment import maybe_initialize_distributed as init
-
-    return init(ml_collections.ConfigDict({"train": {"distributed": False}}))
-
-
 def main(flag_values) -> int:
     """sample.py's body: options from the flags, :func:`run`; expected failures → one line, exit code 2."""
     from jaxdiff.cpu.devices import CpuDevicesError, split_cpu_devices
     from jaxdiff.data import DataError
-    from jaxdiff.experiment import NoCheckpointError
-    from jaxdiff.train.checkpoints import CheckpointError
+    from jaxdiff.experiment import NoCheckpointError, maybe_initialize_distributed
+    from jaxdiff.plugins import PluginError
+    from jaxdiff.checkpoints import CheckpointError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -90,7 +80,7 @@ def main(flag_values) -> int:
         # CPU only: split each sampling batch over the cores (batches are rounded up to a multiple of the count).
         split_cpu_devices(options.batch if options.batch > 0 else 64)
         run(options)
-    except (NoCheckpointError, CheckpointError, UsageError, DataError, CpuDevicesError) as e:
+    except (NoCheckpointError, CheckpointError, PluginError, UsageError, DataError, CpuDevicesError) as e:
         print(f"sample.py: {e}", file=sys.stderr, flush=True)
         return 2
     return 0

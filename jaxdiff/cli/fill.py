@@ -134,6 +134,7 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
     from jaxdiff import visualize
     from jaxdiff.cli.restore import input_images
     from jaxdiff.sampling import inpainting as ip
+    from jaxdiff.sampling import network_calls
     from jaxdiff.sampling.guidance import guided_params
 
     o = s.options
@@ -154,7 +155,7 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
     if cls is not None:
         inputs["labels"] = np.full((n,), cls, np.int32)
     pairs = ip.repaint_pairs(ts, jumps)
-    calls = ip.network_calls(pairs)
+    calls = network_calls(s.corrector, ip.down_steps(pairs))
     log.info("inpainting %d images: %d network calls each (%d steps%s)", n, calls, len(ts) - 1,
              f", jumps j={jumps[0]} r={jumps[1]}" if jumps else "")
     k_T, k_run = jax.random.split(jax.random.PRNGKey(s.seed))

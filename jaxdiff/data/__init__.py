@@ -1,7 +1,9 @@
 """Image sources → seeded, resumable, per-process batches → globally sharded arrays.
 
-:mod:`~jaxdiff.data.sources` (source strings, loaders, :func:`load_images`), :mod:`~jaxdiff.data.batching`
-(:class:`Batcher`: batch = f(seed, step)), :mod:`~jaxdiff.data.sharding` (:func:`to_global_array`).
+:mod:`~jaxdiff.data.sources` (source string → loader, labels, :func:`load_images`; the grammar in
+:mod:`~jaxdiff.data.spec`, the loaders in ``arrays``, ``shipped``, ``tfds_source``, ``folder``, ``npz``),
+:mod:`~jaxdiff.data.batching` (:class:`Batcher`: batch = f(seed, step)), :mod:`~jaxdiff.data.sharding`
+(:func:`to_global_array`).
 """
 from jaxdiff.data.sources import *  # noqa: F403
 from jaxdiff.data.sources import __all__ as _sources_all

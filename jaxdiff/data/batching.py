@@ -14,7 +14,8 @@ import jax
 import numpy as np
 
 from jaxdiff.checks import check_int
-from jaxdiff.data.sources import DataError, Source, _readonly, normalize, source_from_config
+from jaxdiff.data.arrays import DataError, normalize, readonly
+from jaxdiff.data.sources import Source, source_from_config
 
 __all__ = ["Batcher", "iterate_batches", "end_source"]
 
@@ -41,7 +42,7 @@ def _derive_seed(seed: int, salt: int) -> int:
 @functools.lru_cache(maxsize=16)
 def _epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
     """The order of epoch ``epoch``: a permutation of range(n) drawn from (seed, epoch) alone."""
-    return _readonly(np.random.default_rng([seed & _M64, epoch, 0x5EED]).permutation(n))
+    return readonly(np.random.default_rng([seed & _M64, epoch, 0x5EED]).permutation(n))
 
 
 class Batcher:

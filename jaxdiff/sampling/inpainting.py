@@ -24,7 +24,7 @@ from jaxdiff.checks import is_int
 from jaxdiff.processes import Process
 from jaxdiff.sampling.loop import known_region_loop, renoise, sample
 
-__all__ = ["InpaintResult", "check_jumps", "repaint_pairs", "network_calls", "renoise", "known_region_loop",
+__all__ = ["InpaintResult", "check_jumps", "repaint_pairs", "down_steps", "renoise", "known_region_loop",
            "inpaint"]
 
 Array = jnp.ndarray
@@ -77,8 +77,9 @@ def repaint_pairs(ts: Union[np.ndarray, Sequence[int]], jumps: Optional[tuple[in
     return np.asarray(pairs, np.int32).reshape(-1, 2)
 
 
-def network_calls(pairs) -> int:
-    """The network calls of a pair list: its down pairs (t_next < t)."""
+def down_steps(pairs) -> int:
+    """The reverse steps of a pair list: its down pairs (t_next < t); the up pairs call no network, so its
+    network calls are ``jaxdiff.sampling.network_calls(corrector, down_steps(pairs))``."""
     p = np.asarray(pairs)
     return int(np.sum(p[:, 1] < p[:, 0]))
 

@@ -1,6 +1,8 @@
-"""Orbax checkpoints of a training run: the state, the config as JSON, the metadata, and an integrity manifest.
+"""Writing a training run's checkpoints with orbax: the state, the config as JSON, the metadata, the manifest.
 
-Layout (one orbax step directory per saved step, the last ``max_to_keep`` kept)::
+The format (layout, metadata, integrity manifest, reading the JSON items) is :mod:`jaxdiff.checkpoints`, which
+loading a run uses without this module. Layout (one orbax step directory per saved step, the last
+``max_to_keep`` kept)::
 
     <directory>/<step>/state                  the TrainState's arrays (step, params, ema_params, opt_state, counters)
     <directory>/<step>/config, meta           JSON: the ConfigDict, and what a sampler needs (:func:`make_meta`)
@@ -14,8 +16,6 @@ file or leaf. No pickle anywhere. Why a step is complete or invisible: docs/RELI
 from __future__ import annotations
 
 import glob
-import hashlib
-import json
 import logging
 import os
 import shutil
@@ -25,36 +25,16 @@ from typing import Any, Optional
 import jax
 import numpy as np
 
-__all__ = [
-    "CheckpointError",
-    "CheckpointSaveError",
-    "Checkpointer",
-    "Loaded",
-    "abstract_like",
-    "make_meta",
-    "verify_checkpoint",
-    "write_manifest",
-    "MANIFEST",
-]
+from jaxdiff.checkpoints import (MANIFEST, CheckpointError, read_json_items, short_error, verify_checkpoint,
+                                 write_manifest)
+
+__all__ = ["CheckpointSaveError", "Checkpointer", "Loaded", "abstract_like"]
 
 log = logging.getLogger(__name__)
 
-ITEMS = ("state", "config", "meta")
-MANIFEST = "jaxdiff_manifest.json"
-MANIFEST_FORMAT = "jaxdiff-manifest-1"
-#: top-level files orbax writes (or rewrites) after the manifest, at the rename; they hold no loaded value
-UNCOVERED = ("_CHECKPOINT_METADATA", "commit_success.txt")
 TMP_SUFFIX = ".orbax-checkpoint-tmp"  # orbax's temporary step directories: "<step>.orbax-checkpoint-tmp[-…]"
 DELETING_PREFIX = ".jaxdiff-deleting-"
 REJECTED_DIR = "rejected"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint step that cannot be loaded (missing, truncated, altered, or of other shapes)."""
-
-    def __init__(self, step: Optional[int], message: str):
-        self.step = step
-        super().__init__(f"checkpoint step {step}: {message}" if step is not None else message)
 
 
 class CheckpointSaveError(CheckpointError):
@@ -86,23 +66,6 @@ def abstract_like(tree: Any, sharding: Any = None) -> Any:
     return jax.tree.map(one, tree)
 
 
-def make_meta(config, **extra) -> dict:
-    """What a sampler needs without re-reading the training code: data shape and the process."""
-    d, f = config.data, config.diffusion
-    meta = {
-        "format": "jaxdiff-checkpoint-1",
-        "image_size": int(d.image_size),
-        "channels": int(d.channels),
-        "T": int(f.T),
-        "prediction": str(f.prediction),
-        "degradation": str(f.degradation),
-        "schedule": str(f.schedule),
-        "source": str(d.source),
-    }
-    meta.update(extra)
-    return meta
-
-
 def _keystr(path) -> str:
     """A key path as "a/b/0/c", the same whether a node is a dict, a namedtuple or a list (orbax's
     metadata turns namedtuples into dicts)."""
@@ -115,104 +78,6 @@ def _keystr(path) -> str:
         else:
             parts.append(str(k))
     return "/".join(parts) or "<root>"
-
-
-# ----------------------------------------------------------------------------------------------------
-# the integrity manifest
-
-
-def _files(root: str) -> list[str]:
-    """Relative POSIX paths of every regular file under ``root`` (sorted)."""
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for f in filenames:
-            out.append(os.path.relpath(os.path.join(dirpath, f), root).replace(os.sep, "/"))
-    return sorted(out)
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_manifest(step_dir: str, step: int) -> dict:
-    """Hashes every file of ``step_dir`` (except :data:`UNCOVERED`) into ``step_dir``/:data:`MANIFEST`.
-
-    Written atomically: ``MANIFEST.tmp``, fsync, ``os.replace``, fsync of the directory. Returns the record.
-    """
-    files = {}
-    for rel in _files(step_dir):
-        if rel in UNCOVERED or rel.startswith(MANIFEST):
-            continue
-        p = os.path.join(step_dir, rel)
-        files[rel] = {"size": os.path.getsize(p), "sha256": _sha256(p)}
-    record = {"format": MANIFEST_FORMAT, "step": int(step), "files": files}
-    tmp = os.path.join(step_dir, MANIFEST + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(record, fh, indent=0, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, os.path.join(step_dir, MANIFEST))
-    _fsync_dir(step_dir)
-    return record
-
-
-def verify_checkpoint(step_dir: str, step: Optional[int] = None) -> None:
-    """Checks ``step_dir`` against its manifest; raises :class:`CheckpointError` naming the step and the file.
-
-    Refused: no manifest (incomplete write), an unreadable one, a listed file missing, of another size
-    (truncated/extended) or of another SHA-256 (altered), a file that is not listed (except :data:`UNCOVERED`).
-    """
-    if step is None:
-        base = os.path.basename(os.path.normpath(step_dir))
-        step = int(base) if base.isdigit() else None
-    if not os.path.isdir(step_dir):
-        raise CheckpointError(step, f"{step_dir} is not a directory")
-    path = os.path.join(step_dir, MANIFEST)
-    try:
-        with open(path) as fh:
-            record = json.load(fh)
-        files = record["files"]
-        if record.get("format") != MANIFEST_FORMAT or not isinstance(files, dict):
-            raise ValueError(f"unknown manifest format {record.get('format')!r}")
-    except FileNotFoundError:
-        raise CheckpointError(step, f"no integrity manifest {MANIFEST} (an incomplete write, or a checkpoint "
-                                    "not written by jaxdiff.train.checkpoints)") from None
-    except Exception as e:  # noqa: BLE001 - JSON/unicode/key errors all mean "damaged"
-        raise CheckpointError(step, f"the integrity manifest {MANIFEST} is damaged ({_short(e)})") from e
-    if record.get("step") != step:
-        raise CheckpointError(step, f"the manifest was written for step {record.get('step')!r}, not {step} "
-                                    "(a directory renamed or copied over another)")
-    for rel, want in sorted(files.items()):
-        p = os.path.join(step_dir, rel)
-        if not os.path.isfile(p):
-            raise CheckpointError(step, f"file {rel} is missing")
-        size = os.path.getsize(p)
-        if size != want["size"]:
-            raise CheckpointError(step, f"file {rel} has {size} bytes, {want['size']} were written "
-                                        "(truncated or extended)")
-        if _sha256(p) != want["sha256"]:
-            raise CheckpointError(step, f"file {rel} was altered after it was written (SHA-256 mismatch)")
-    extra = [rel for rel in _files(step_dir) if rel not in files and rel not in UNCOVERED and rel != MANIFEST]
-    if extra:
-        raise CheckpointError(step, f"files not written with the checkpoint: {extra[:5]}")
 
 
 def _is_primary() -> bool:
@@ -355,7 +220,7 @@ class Checkpointer:
         except Exception:  # noqa: BLE001
             pass
         kept = self.all_steps()
-        msg = (f"could not be written ({_short(e)}); the checkpoints already on disk are kept (newest: "
+        msg = (f"could not be written ({short_error(e)}); the checkpoints already on disk are kept (newest: "
                f"{'step %d' % kept[-1] if kept else 'none'}) in {self.directory}")
         err = CheckpointSaveError(step, msg)
         self.failures.append((step, str(err)))
@@ -415,22 +280,15 @@ class Checkpointer:
 
     def read_json(self, step: int) -> tuple[dict, dict]:
         """(config dict, meta dict) of ``step`` (no arrays are read; the manifest is checked)."""
-        ocp = self._ocp
         self.verify(step)
-        try:
-            r = self._mngr.restore(
-                int(step), args=ocp.args.Composite(config=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore())
-            )
-        except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many types
-            raise CheckpointError(step, f"cannot read config/meta in {self.directory}: {_short(e)}") from e
-        return dict(r.config), dict(r.meta)
+        return read_json_items(self.step_dir(step), int(step), verify=False)
 
     def check_compatible(self, step: int, abstract_state: Any) -> None:
         """Raises CheckpointError naming the first leaf whose stored structure/shape/dtype differs."""
         try:
             md = self._mngr.item_metadata(int(step))["state"]
         except Exception as e:  # noqa: BLE001
-            raise CheckpointError(step, f"cannot read the state metadata: {_short(e)}") from e
+            raise CheckpointError(step, f"cannot read the state metadata: {short_error(e)}") from e
         if md is None:
             raise CheckpointError(step, "no state metadata (incomplete checkpoint)")
         stored = getattr(md, "tree", md)
@@ -480,7 +338,7 @@ class Checkpointer:
                 ),
             )
         except Exception as e:  # noqa: BLE001
-            raise CheckpointError(step, f"load failed (truncated or altered files?): {_short(e)}") from e
+            raise CheckpointError(step, f"load failed (truncated or altered files?): {short_error(e)}") from e
         return Loaded(int(step), r.state, dict(r.config), dict(r.meta))
 
     def load_latest_valid(self, abstract_state: Any, *, quarantine: bool = False) -> Optional[Loaded]:
@@ -523,11 +381,6 @@ class Checkpointer:
                 log.warning("could not move the refused checkpoint step %d aside (%s)", s, e)
             self._verified.pop(s, None)
         self._mngr.reload()
-
-
-def _short(e: Exception, n: int = 400) -> str:
-    s = f"{type(e).__name__}: {e}"
-    return s if len(s) <= n else s[:n] + "…"
 
 
 def _jsonable(x):

@@ -166,7 +166,9 @@ def _train(config, workdir: str, batch_hook: Optional[BatchHook]) -> TrainState:
     from jaxdiff import data as data_lib
     from jaxdiff.progress import ProgressBar
     from jaxdiff.train import sample_grid
-    from jaxdiff.train.checkpoints import CheckpointError, Checkpointer, make_meta
+    from jaxdiff.checkpoints import CheckpointError, make_meta
+    from jaxdiff.plugins import plugin_records
+    from jaxdiff.train.checkpoints import Checkpointer
     from jaxdiff.train.metric_writer import MetricWriter
 
     pidx, pcount = jax.process_index(), jax.process_count()
@@ -192,7 +194,7 @@ def _train(config, workdir: str, batch_hook: Optional[BatchHook]) -> TrainState:
         state = state.replace_from_pytree(loaded.state)
         log.info("resumed from %s at step %d", ckpt_dir, loaded.step)
     start = int(_host(state.step))
-    meta = make_meta(config)
+    meta = make_meta(config, plugins=plugin_records(config))  # the user's modules, imported again on loading
 
     train_step = make_train_step(config, model, process, mesh=mesh)
     accumulate = _make_accumulate()

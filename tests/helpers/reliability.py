@@ -24,6 +24,7 @@ import pytest
 import jax
 import jax.numpy as jnp
 
+from jaxdiff import checkpoints as fmt
 from jaxdiff.train import checkpoints as ck
 
 HELPERS = os.path.dirname(os.path.abspath(__file__))
@@ -178,7 +179,7 @@ def committed(workdir):
     if not os.path.isdir(d):
         return []
     return sorted(int(n) for n in os.listdir(d)
-                  if n.isdigit() and os.path.isfile(os.path.join(d, n, ck.MANIFEST)))
+                  if n.isdigit() and os.path.isfile(os.path.join(d, n, fmt.MANIFEST)))
 
 
 def tmp_entries(workdir):
@@ -297,8 +298,8 @@ def copy_workdir(src, dst):
 
 def data_files(step_dir):
     return sorted(f for f in glob.glob(os.path.join(step_dir, "**"), recursive=True)
-                  if os.path.isfile(f) and os.path.basename(f) not in ck.UNCOVERED
-                  and os.path.basename(f) != ck.MANIFEST)
+                  if os.path.isfile(f) and os.path.basename(f) not in fmt.UNCOVERED
+                  and os.path.basename(f) != fmt.MANIFEST)
 
 
 
