@@ -174,7 +174,8 @@ def test_reader_gives_the_state_dict_torch_gives(torch_net):
     ours = inception_weights.read_torchscript_tensors(inception_weights.find_torchscript())
     ref = {k: v.numpy() for k, v in torch_net.state_dict().items()}
     assert sorted(ours) == sorted(ref) and len(ours) == 376
-    for k in ("net.layers.conv.weight", "net.layers.mixed_10.tower_2_conv.var", "net.layers.mixed_4.tower.conv_1.weight"):
+    for k in ("net.layers.conv.weight", "net.layers.mixed_10.tower_2_conv.var",
+              "net.layers.mixed_4.tower.conv_1.weight"):
         np.testing.assert_array_equal(ours[k], ref[k])
 
 
@@ -183,3 +184,21 @@ def test_source_with_another_hash_is_refused(tmp_path):
     p.write_bytes(b"not the reference network")
     with pytest.raises(inception_weights.InceptionWeightsError, match="SHA-1"):
         inception_weights.convert(str(p), str(tmp_path / "out.safetensors"))
+
+
+def test_evaluate_features_default_follows_the_cache(tmp_path, monkeypatch, inception_cache):
+    """--features unset: Inception once its converted weights are cached, else the digits net as before."""
+    from jaxdiff.cli.options import SampleOptions, UsageError
+    from jaxdiff.evaluation import extract
+
+    monkeypatch.setenv("JAXDIFF_CACHE", str(tmp_path / "empty"))
+    c = extract.choose_features(None, workdir=str(tmp_path), source="digits")
+    assert c.name == "digits_classifier" and not hasattr(c.fn, "features")
+    monkeypatch.setenv("JAXDIFF_CACHE", str(inception_cache))
+    c = extract.choose_features(None, workdir=str(tmp_path), source="digits")
+    assert c.name == "inception" and c.fn.dim == 2048 and c.digits_path is None
+    assert extract.choose_features("digits", workdir=str(tmp_path), source="digits").name == "digits_classifier"
+    with pytest.raises(UsageError, match="--features is for --mode=evaluate"):
+        SampleOptions(workdir="w", mode="generate", features="inception")
+    with pytest.raises(UsageError, match="allowed inception, digits or an existing feature_net.npz"):
+        SampleOptions(workdir="w", mode="evaluate", features="resnet")

@@ -26,7 +26,8 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-__all__ = ["FeatureExtractor", "FeatureChoice", "choose_features", "inception_extractor", "digits_extractor", "load_extractor", "default_features",
+__all__ = ["FeatureExtractor", "FeatureChoice", "choose_features", "inception_extractor", "digits_extractor",
+           "load_extractor", "default_features",
            "FEATURE_CHOICES", "DEFAULT_BATCH"]
 
 #: what --features accepts besides a path to a feature_net.npz

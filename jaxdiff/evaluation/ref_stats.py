@@ -69,10 +69,17 @@ def fingerprint(source: str, *, split: str, image_size: int, channels: int, num:
     return facts, digest
 
 
+def _label(source: str, split: str) -> str:
+    """``digits:test`` for ("digits:test", "test") and ("digits", "test")."""
+    from jaxdiff.data import parse_source
+
+    return source if parse_source(source, field="source").split else f"{source}:{split}"
+
+
 def stats_path(source: str, split: str, digest: str) -> str:
     from jaxdiff.evaluation.inception_weights import cache_dir
 
-    slug = re.sub(r"[^A-Za-z0-9.-]+", "-", f"{source}-{split}").strip("-")[:80]
+    slug = re.sub(r"[^A-Za-z0-9.-]+", "-", _label(source, split)).strip("-")[:80]
     return os.path.join(cache_dir(), STATS_DIR, f"{slug}-{digest[:16]}.npz")
 
 
@@ -107,7 +114,7 @@ def reference_stats(source: str, *, split: str, image_size: int, channels: int, 
         except (OSError, ValueError, KeyError) as e:
             log.warning("reference statistics %s unreadable (%s): computing them again", path, e)
     images = load_source_images(source, split=split, image_size=image_size, channels=channels, num=num, seed=seed)
-    feats = extractor.features(images, progress=progress, desc=f"reference {source}:{split}")
+    feats = extractor.features(images, progress=progress, desc=f"reference {_label(source, split)}")
     mu, sigma = metrics.feature_stats(feats)
     meta = {**facts, "fingerprint": digest, "num_images": int(images.shape[0]), "feature_net": extractor.name}
     atomic_write(path, lambda f: np.savez(f, mu=mu, sigma=sigma, features=feats, meta=np.asarray(json.dumps(meta))))
