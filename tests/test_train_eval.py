@@ -74,3 +74,19 @@ def test_eval_every_logs_fid_and_leaves_training_bitwise_unchanged(tmp_path, mon
 def test_bad_eval_fields_are_refused_naming_the_field(field, value, msg):
     with pytest.raises(ConfigError, match=msg):
         validate_config(tiny_config(**{field: value}), num_devices=1)
+
+
+@pytest.mark.slow
+def test_restoration_only_run_logs_the_paired_fid_of_restored_images(tmp_path, monkeypatch):
+    """cold_inpaint has no generation prior: the evaluation restores held-out images from t = T instead."""
+    from jaxdiff.config import files
+
+    monkeypatch.setenv("JAXDIFF_CACHE", str(tmp_path / "cache"))
+    c = files.load_config_file(os.path.join(ROOT, "configs", "cold_inpaint.py"))
+    c.model.update(dict(ch=8, ch_mult=(1,), num_groups=4))
+    c.train.update(dict(batch_size=16, num_steps=2, log_every=1, checkpoint_every=2, num_sample_images=0,
+                        warmup_steps=0, eval_every=2, eval_samples=16, eval_features="digits"))
+    training.train_and_evaluate(c, str(tmp_path / "w"))
+    rows = [json.loads(line) for line in open(tmp_path / "w" / "metrics.jsonl")]
+    ev = [r for r in rows if "eval/fid_restored" in r]
+    assert [r["step"] for r in ev] == [2] and ev[0]["eval/fid_restored"] >= 0 and "eval/fid" not in ev[0]
