@@ -55,6 +55,10 @@ def _features(feature_fn, images, batch_size: int) -> np.ndarray:
     return metrics.batched_features(feature_fn, images, batch_size, progress=False)
 
 
+def _fd_label(name: str) -> str:
+    return "FID (Inception) ↓" if name == "inception" else "Fréchet ↓"
+
+
 def _feature_note(name: str, dim: int) -> str:
     if name == "inception":
         return (f"FID on the 2048-d pool features of the 2015-12-05 Inception-v3 (`inception`), images resized "
@@ -261,7 +265,7 @@ def _info_line(info: Optional[Mapping[str, Any]]) -> list[str]:
 
 def _restoration_md(r: Mapping[str, Any]) -> list[str]:
     has_fd = any("frechet" in row for row in r["rows"].values())
-    head = ["Method"] + (["Fréchet ↓"] if has_fd else []) + ["SSIM ↑", "RMSE ↓", "PSNR (dB) ↑"]
+    head = ["Method"] + ([_fd_label(r.get("feature_net", ""))] if has_fd else []) + ["SSIM ↑", "RMSE ↓", "PSNR (dB) ↑"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in r["rows"].items():
         cells = [name] + ([_fmt(row.get("frechet"))] if has_fd else [])
@@ -277,7 +281,7 @@ def _restoration_md(r: Mapping[str, Any]) -> list[str]:
 
 
 def _generation_md(g: Mapping[str, Any]) -> list[str]:
-    lines = ["| Samples | Real | Fréchet ↓ | KID ↓ |", "|---|---|---|---|"]
+    lines = [f"| Samples | Real | {_fd_label(g.get('feature_net', ''))} | KID ↓ |", "|---|---|---|---|"]
     kid = f"{_fmt(g['kid_mean'])} ± {_fmt(g['kid_std'])}" if "kid_mean" in g else "–"
     lines.append(f"| {g['num_samples']} | {g['num_real']} | {_fmt(g['frechet'])} | {kid} |")
     lines.append("")
