@@ -84,6 +84,7 @@ def test_restoration_only_run_logs_the_paired_fid_of_restored_images(tmp_path, m
     monkeypatch.setenv("JAXDIFF_CACHE", str(tmp_path / "cache"))
     c = files.load_config_file(os.path.join(ROOT, "configs", "cold_inpaint.py"))
     c.model.update(dict(ch=8, ch_mult=(1,), num_groups=4))
+    c.data.image_size, c.diffusion.T = 8, 4  # small and short: the evaluation's branch is what is tested
     c.train.update(dict(batch_size=16, num_steps=2, log_every=1, checkpoint_every=2, num_sample_images=0,
                         warmup_steps=0, eval_every=2, eval_samples=16, eval_features="digits"))
     training.train_and_evaluate(c, str(tmp_path / "w"))
