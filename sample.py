@@ -59,6 +59,8 @@ flags.DEFINE_string("labels", None, "generate: classes such as 0-9 or 1,3,7: a g
                                     "(--num images in all, default 8 per class).")
 flags.DEFINE_float("guidance", None, "Classifier-free guidance w with --label/--labels, "
                                      "ε̃ = (1 + w) ε(x, c) − w ε(x, ∅); default: the config's sample.guidance.")
+flags.DEFINE_string("features", None, "evaluate: the feature network of Fréchet/KID: inception (default when its "
+                    "weights are present), digits, or a feature_net.npz.")
 
 
 def main(argv) -> int:

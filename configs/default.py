@@ -69,6 +69,9 @@ def get_config() -> ml_collections.ConfigDict:
     t.checkpoint_every = 250
     t.keep_checkpoints = 3
     t.num_sample_images = 64  # sample grid at each checkpoint
+    t.eval_every = 0  # FID/KID of eval_samples EMA samples (or restorations) every this many steps; 0: off
+    t.eval_samples = 256
+    t.eval_features = ""  # inception | digits | <feature_net.npz>; "": Inception when its weights are cached
     t.max_consecutive_nonfinite = 20
     t.label_dropout = 0.1  # conditional models: share of labels replaced by the null label (classifier-free guidance)
     t.distributed = False  # jax.distributed.initialize() (also when the usual env vars ask for it)

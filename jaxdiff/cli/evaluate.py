@@ -39,10 +39,18 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
     T = int(inf.process.T)
     from jaxdiff.evaluation import features, judge
 
+    from jaxdiff.evaluation.extract import choose_features
+    from jaxdiff.evaluation.inception_weights import InceptionWeightsError
+
     src = str(config.data.source)
-    net = features.select_feature_net(o.workdir, src)
-    feature_fn = evaluation.digits_feature_fn(net.path)
-    net_name = "digits_classifier" if net.path is None else "feature_net.npz"
+    try:
+        net = choose_features(o.features, workdir=o.workdir, source=src)
+    except (ValueError, InceptionWeightsError) as e:
+        from jaxdiff.cli.options import UsageError
+
+        raise UsageError(f"--features={o.features!r}: {e}") from None
+    feature_fn, net_name = net.fn, net.name
+    print(f"features: {net.name} ({net.description})", flush=True)
     if net.note:
         log.warning("%s", net.note)
     real = held_out_images(config, s.num)
@@ -54,7 +62,7 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
         "checkpoint_step": inf.step,
         "data": f"{src} (held-out split {config.data.eval_split!r}: {n} images)",
         "process": describe_process(inf.process),
-        "feature_net": net.name,
+        "feature_net": net.description,
         "seed": s.seed,
     }
     if net.note:
@@ -97,15 +105,16 @@ def run(s: ModeSettings, inf, out_dir: str) -> dict[str, str]:
 
         train_all = load_images(config, split="train", num=JUDGE_MAX_TRAIN, seed=s.seed)
         report["generation"]["judge"] = judge.judge(
-            np.asarray(res.x0), real=real, train=train_all, classifier=features.load_digits_classifier(net.path),
-            seed=s.seed, feature_net=net_name,
+            np.asarray(res.x0), real=real, train=train_all,
+            classifier=features.load_digits_classifier(net.digits_path), seed=s.seed,
+            feature_net="digits_classifier" if net.digits_path is None else "feature_net.npz",
             info={"network_calls": calls, "seconds": round(res.seconds, 3)})
         end = inf.degrade(real, key=key(keys.END_STATE_DEGRADE), severity=T,
                           aux=held_out_aux(inf, real, key(keys.END_STATE_AUX)), batch=s.batch)
         report["generation"]["prior_vs_end_state"] = evaluation.prior_check(res.x_T, end, feature_fn)
     if s.sweep_steps is not None:
         report["steps_sweep"] = _sweep(s, inf, real, degraded, aux, sev, feature_fn,
-                                       classifier=features.load_digits_classifier(net.path))
+                                       classifier=features.load_digits_classifier(net.digits_path))
     from jaxdiff.cli.common import corrector_tag  # the name carries every option that changes the report
 
     stem = output_stem(s, out_dir, inf.step, corrector_tag(s, inf))

@@ -110,6 +110,7 @@ class SampleOptions:
     labels: Optional[str] = None
     guidance: Optional[float] = None
     spacing: Optional[str] = None
+    features: Optional[str] = None
 
     def __post_init__(self):
         if not self.workdir:
@@ -145,7 +146,18 @@ class SampleOptions:
             raise UsageError(f"--sweep={self.sweep!r}: allowed {', '.join(SWEEPS)}")
         self._check_fill_flags()
         self._check_spacing()
+        self._check_features()
         self._check_label_flags()
+
+    def _check_features(self) -> None:
+        if self.features is None:
+            return
+        if self.mode != "evaluate":
+            raise UsageError(f"--features is for --mode=evaluate, not --mode={self.mode}")
+        if self.features not in ("inception", "digits") and not (
+                self.features.endswith(".npz") and os.path.isfile(os.path.expanduser(self.features))):
+            raise UsageError(f"--features={self.features!r}: allowed inception, digits or an existing "
+                             "feature_net.npz file")
 
     def _check_spacing(self) -> None:
         if self.spacing is None:

@@ -263,6 +263,11 @@ FIELDS: dict = {
     "train.checkpoint_every": Int(1),
     "train.keep_checkpoints": Int(1),
     "train.num_sample_images": Int(0),
+    "train.eval_every": Int(0),
+    "train.eval_samples": Int(8),
+    "train.eval_features": Spec(
+        lambda v: isinstance(v, str) and (v in ("", "inception", "digits") or v.endswith(".npz")),
+        "'', 'inception', 'digits' or a path to a feature_net.npz"),
     "train.max_consecutive_nonfinite": Int(1),
     "train.distributed": Bool(),
     "train.label_dropout": Real(0.0, 1.0, hi_open=True),

