@@ -32,6 +32,7 @@ __all__ = [
     "x0_space_weight",
     "loss_weights",
     "check_weighting",
+    "soft_loss",
 ]
 
 LOSS_KINDS = ("l1", "l2")
@@ -79,6 +80,15 @@ def x0_space_weight(snr: jnp.ndarray, weighting: str, *, gamma: float = MIN_SNR_
     if weighting == "edm":  # (σ̃² + σ_d²)/(σ̃ σ_d)² with σ̃² = 1/snr
         return (1.0 + sigma_data**2 * snr) / sigma_data**2
     raise ValueError(f"x0-space weighting must be one of {list(WEIGHTINGS[1:5])}, got {weighting!r}")
+
+
+def soft_loss(process: Process, prediction: str, output, x_t, t, x0, *, kind: str = "l2", aux=None) -> jnp.ndarray:
+    """Soft Diffusion's loss after degradation, (1/B) Σ_b ℓ(D_t(x̂0), D_t(x0))_b: x̂0 from the network ``output``
+    (unclipped), D_t the process's degradation (no α_t). For l2 and a linear D_t it is ‖D_t(x̂0 − x0)‖² per pixel."""
+    from jaxdiff.parameterization import predict
+
+    x0_hat = predict(process, prediction, output, x_t, t, aux=aux)[0]
+    return diffusion_loss(process.degrade(x0_hat, t, aux), process.degrade(x0, t, aux), kind=kind)
 
 
 def check_weighting(process: Process, weighting: str, *, field: str = "diffusion.loss_weighting") -> str:

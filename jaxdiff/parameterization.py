@@ -100,7 +100,7 @@ def _snr(process: Process, t):
 def _needs_noise_and_inverse(process: Process, *, alpha_positive: bool) -> Optional[str]:
     if not process.noisy:
         return "needs σ_t > 0 for every t >= 1 (this process is not noisy throughout)"
-    if not (process.identity or process.spectral):
+    if not process.diagonal:
         return (f"needs α_t·D_t invertible on the image; D_t = {process.degradation.name!r} is not "
                 "(only the identity and DCT-diagonal degradations are)")
     if alpha_positive and not process.invertible:
@@ -163,8 +163,7 @@ def _velocity_to_x0(p, y, x_t, t, aux):
 
 def _velocity_factor(p, t):
     a_prime, s_prime = p.velocity_coefficients(jnp.asarray(t, jnp.int32))
-    if p.spectral:
-        a_prime = a_prime[..., 0, 0, 0]  # the DC coefficient (d = 1 there)
+    a_prime = a_prime.reshape(a_prime.shape[0], -1)[:, 0] if a_prime.ndim > 1 else a_prime  # DC (d = 1 there)
     a, s = p.signal(t), p.std(t)
     s = jnp.where(s > 0, s, 1.0)
     return jnp.square(s * a_prime - s_prime * a) / jnp.square(s)

@@ -269,6 +269,26 @@ class Process:
         (B, H, W, 1) stays; cast to ``like``'s dtype."""
         return bcast(v, like).astype(like.dtype)
 
+    @property
+    def diagonal(self) -> bool:
+        """α_t D_t is diagonal in the process's basis (D identity, or diagonal in the DCT basis)."""
+        return self.identity or self.spectral
+
+    @property
+    def gaussian_posterior(self) -> bool:
+        """q(x_s | x_t, x0) is Gaussian in closed form: D identity or DCT-diagonal (per frequency) and σ_t > 0."""
+        return self.diagonal and self.noisy
+
+    def mean_in_basis(self, x0, t, aux: Any = None):
+        """``to_basis(mean(x0, t))`` without the round trip: a_t ⊙ dct2(x0) per frequency, α_t x0 for the identity;
+        α_t D_t(x0) itself elsewhere (the basis is the pixels)."""
+        if self.spectral:
+            u0 = dct2(x0)
+            return self.in_basis(self.scale(as_t(t, x0)), u0) * u0
+        if self.identity:
+            return self.in_basis(self.signal(as_t(t, x0)), x0) * x0
+        return self.mean(x0, t, aux)
+
     def signal_scale(self, t):
         """α_t·D_t's diagonal in the basis: a_t (B, H, W, 1) per frequency, else α_t (B,)."""
         return self.scale(t) if self.spectral else self.signal(t)

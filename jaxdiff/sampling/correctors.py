@@ -163,12 +163,12 @@ def ddim_sigma(schedule, t, t_prev, eta=0.0):
 
 def gaussian_posterior(process: Process) -> Optional[str]:
     """q(x_s | x_t, x0) is Gaussian in closed form: D identity or DCT-diagonal, σ_t > 0 for t ≥ 1."""
-    if not (process.identity or process.spectral):
-        return (f"needs q(x_s | x_t, x0) in closed form: D = identity or a DCT-diagonal degradation, not "
-                f"{process.degradation.name!r}")
+    if process.gaussian_posterior:
+        return None
     if not process.noisy:
         return "needs σ_t > 0 for every t >= 1"
-    return None
+    return (f"needs q(x_s | x_t, x0) in closed form: D = identity or a DCT-diagonal degradation, not "
+            f"{process.degradation.name!r}")
 
 
 @register_corrector("ddpm", applies=gaussian_posterior, aliases=("blurring_ddpm",))
@@ -207,13 +207,10 @@ def ddim(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=None):
         dir_coef = jnp.where(sigma2 > 0, dir_coef, sig_s)
         extra = cast(dir_coef - bcast(process.std(t), var)) * e + cast(jnp.sqrt(sigma2)) * z
         x_prev = _keep_residual(process, x_t, x0_hat, t, t_prev, aux) + process.from_basis(extra)
-    elif process.identity or process.spectral:  # in the basis where α_s D_s is diagonal
-        u0 = process.to_basis(x0_hat)
-        u = cast(process.signal_scale(t_prev)) * u0 + cast(dir_coef) * e
+    else:  # in the basis where α_s D_s is diagonal (the pixels for an identity or a general D)
+        u = process.mean_in_basis(x0_hat, t_prev, aux) + cast(dir_coef) * e
         # η is traced: the noise term is always formed, and is exactly 0 for η = 0.
         x_prev = process.from_basis(u + cast(jnp.sqrt(sigma2)) * z)
-    else:
-        x_prev = process.mean(x0_hat, t_prev, aux) + cast(dir_coef) * e + cast(jnp.sqrt(sigma2)) * z
     return _finish(x_prev, x0_hat, t_prev)
 
 

@@ -173,8 +173,8 @@ def make_train_step(
             cond = {"labels": drop_labels(jax.random.fold_in(key, LABEL_DROPOUT_SALT), labels, label_dropout,
                                           num_classes)}
         x_t = process.perturb(x0, t, eps, aux)
-        if soft:  # Soft Diffusion: the x̂0 error measured after degradation
-            y = process.degrade(x0, t, aux)
+        if soft:  # Soft Diffusion: the x̂0 error measured after degradation (losses.soft_loss)
+            y = x0
             cond["aux"] = aux
         else:
             y = parameterization.target(process, prediction, x0, eps, t, aux)
@@ -184,8 +184,8 @@ def make_train_step(
             out = state.apply_fn({"params": params}, mb["x_t"], mb["t"], mb.get("labels"), train=True,
                                  rngs={"dropout": k_drop})
             if soft:
-                x0_hat = parameterization.predict(process, prediction, out, mb["x_t"], mb["t"], aux=mb["aux"])[0]
-                out = process.degrade(x0_hat, mb["t"], mb["aux"])
+                return losses_lib.soft_loss(process, prediction, out, mb["x_t"], mb["t"], mb["y"], kind=kind,
+                                            aux=mb["aux"])
             return losses_lib.diffusion_loss(out, mb["y"], kind=kind, weights=mb["w"])
 
         loss, grads = accumulated_value_and_grad(loss_fn, state.params, dict(x_t=x_t, t=t, y=y, w=w, **cond), k_drop,
