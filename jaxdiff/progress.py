@@ -1,6 +1,7 @@
 """Progress of long work (training steps, sampled images): a tqdm bar with the rate and the ETA."""
 from __future__ import annotations
 
+import numbers
 import sys
 import time
 from typing import Any, Optional

@@ -1,6 +1,8 @@
 """upgrade_stored_config: a config read back from an older checkpoint's JSON loads in today's layout."""
 import copy
 
+import numpy as np
+
 import ml_collections
 import pytest
 
@@ -79,3 +81,41 @@ def test_gaussian_schedule_params_are_kept_as_stored():
 def test_not_a_mapping_is_refused():
     with pytest.raises(TypeError, match="mapping"):
         upgrade_stored_config(["not", "a", "config"])
+
+
+@pytest.mark.parametrize("kind,fields,expect", [
+    ("gaussian", dict(schedule="cosine", degradation="blur", noise_std=0.0),
+     dict(degradation="identity", schedule="cosine")),
+    ("cold", dict(schedule="linear", degradation="blur", noise_std=0.02),
+     dict(degradation="blur", schedule="constant", std=0.02)),
+    ("blurring", dict(schedule="cosine", degradation="blur", blur_sigma_max=12.0, blur_d_min=0.01),
+     dict(degradation="dct_blur", schedule="cosine", sigma_max=12.0, d_min=0.01)),
+])
+def test_a_stored_diffusion_kind_maps_to_degradation_and_schedule(kind, fields, expect):
+    from jaxdiff.config.files import default_config
+    from jaxdiff.processes import build_process
+
+    stored = default_config().to_dict()
+    f = stored["diffusion"]
+    for k in ("degradation", "degradation_params", "schedule", "schedule_params", "t_sampling", "t_sampling_params"):
+        f.pop(k, None)
+    f.update(kind=kind, T=10, **fields)
+    f["degradation_params"] = {"kernel_size": 3, "std": 1.0} if fields["degradation"] == "blur" else {}
+    f["schedule_params"] = {}
+    up = upgrade_stored_config(stored)
+    g = up.diffusion
+    assert "kind" not in g and "noise_std" not in g and "blur_sigma_max" not in g
+    assert (g.degradation, g.schedule) == (expect["degradation"], expect["schedule"])
+    p = build_process(up)
+    if kind == "cold":
+        np.testing.assert_allclose(np.asarray(p.std(np.arange(11))), [0.0] + [0.02] * 10, rtol=1e-7)
+    if kind == "blurring":
+        assert (g.degradation_params.sigma_max, g.degradation_params.d_min) == (12.0, 0.01)
+        assert p.describe() == "blurring diffusion, T=10, sigma_blur_max=12, d_min=0.01"
+    if kind == "gaussian":
+        assert p.identity and p.schedule.variance_preserving
+
+
+def test_an_unknown_stored_kind_is_named():
+    with pytest.raises(ValueError, match=r"diffusion.kind='lukewarm' is not one jaxdiff ever wrote"):
+        upgrade_stored_config({"diffusion": {"kind": "lukewarm"}})

@@ -16,16 +16,18 @@ unlocked one gets that check here (unknown and missing fields, with a did-you-me
 from __future__ import annotations
 
 import difflib
-import inspect
-import math
-import numbers
 import re
-from collections.abc import Mapping
-from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
+from typing import Optional
 
 from jaxdiff.checks import is_int
+from jaxdiff.config.names import (
+    _correctors, _dtypes, _loss_kinds, _model_fields, _predictions, _schedules, _spacings, _t_samplings, _weightings
+)
+from jaxdiff.config.problems import (
+    MISSING, Bool, Choice, ConfigError, Int, IntSeq, Problem, Real, Section, Spec, Str, _as_dict, _is_real, _is_section
+)
+from jaxdiff.config.process_checks import check_process_fields
 from jaxdiff.config.upgrade import REMOVED, RENAMED
-from jaxdiff.registry import did_you_mean
 
 __all__ = ["ConfigError", "Problem", "validate_config", "FIELDS", "OPTIONAL_FIELDS", "FREE_FORM"]
 
@@ -35,185 +37,6 @@ _SOURCE_FORMS = (
     "'digits' or 'tfds:<name>' (each optionally ':<split>' and ':classes=<list>', e.g. 'digits:classes=0-4'), "
     "'photos[:<split>][:seed=N][:crops=N]', 'folder:<path>' or 'npz:<path>'"
 )
-
-
-# --- errors ---------------------------------------------------------------------------------------
-class _Missing:
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-MISSING = _Missing()
-
-
-class Problem(NamedTuple):
-    """One invalid field: its dotted path, its value and a description of the allowed values."""
-
-    field: str
-    value: Any
-    allowed: str
-
-    def __str__(self) -> str:
-        return f"{self.field}={_short_repr(self.value)} is invalid; allowed: {self.allowed}"
-
-
-class ConfigError(ValueError):
-    """Every problem found in a config; ``problems`` lists them, ``field`` is the first one's path."""
-
-    def __init__(self, problems: Sequence[Problem]):
-        self.problems = list(problems)
-        if len(self.problems) == 1:
-            msg = f"invalid config: {self.problems[0]}"
-        else:
-            msg = f"invalid config ({len(self.problems)} problems):\n" + "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(msg)
-
-    @property
-    def field(self) -> str:
-        return self.problems[0].field
-
-    @property
-    def fields(self) -> list:
-        return [p.field for p in self.problems]
-
-
-def _short_repr(value: Any) -> str:
-    r = repr(_as_dict(value) if _is_section(value) else value)
-    return r if len(r) <= 120 else r[:117] + "..."
-
-
-# --- values ---------------------------------------------------------------------------------------
-def _is_real(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
-
-
-def _is_section(v) -> bool:
-    return isinstance(v, Mapping) or hasattr(v, "to_dict")  # a ConfigDict is not a Mapping
-
-
-def _as_dict(v) -> dict:
-    if hasattr(v, "to_dict"):
-        return v.to_dict()
-    return {k: (_as_dict(x) if _is_section(x) else x) for k, x in dict(v).items()}
-
-
-def _one_of(names: Iterable) -> str:
-    return "one of " + ", ".join(repr(n) for n in names)
-
-
-# --- field specs ----------------------------------------------------------------------------------
-class Spec(NamedTuple):
-    """What one field may hold: ``check(value) -> bool`` and the text of the allowed values (or a function)."""
-
-    check: Callable[[Any], bool]
-    text: Callable[[], str] | str
-
-    @property
-    def allowed(self) -> str:
-        return self.text() if callable(self.text) else self.text
-
-
-def Int(lo: Optional[int] = None, hi: Optional[int] = None) -> Spec:  # noqa: N802
-    text = (("an integer" if lo is None else f"an integer >= {lo}") if hi is None else f"an integer in [{lo}, {hi}]")
-    return Spec(lambda v: is_int(v) and (lo is None or v >= lo) and (hi is None or v <= hi), text)
-
-
-def Real(lo: float, hi: Optional[float] = None, *, lo_open: bool = False, hi_open: bool = False) -> Spec:  # noqa: N802
-    def check(v):
-        if not _is_real(v):
-            return False
-        v = float(v)
-        return (v > lo if lo_open else v >= lo) and (hi is None or (v < hi if hi_open else v <= hi))
-
-    if hi is None:
-        text = f"a finite number {'>' if lo_open else '>='} {lo:g}"
-    else:
-        text = f"a number in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-    return Spec(check, text)
-
-
-def Bool() -> Spec:  # noqa: N802
-    return Spec(lambda v: isinstance(v, bool), "True or False")
-
-
-def Str(*, nonempty: bool = True) -> Spec:  # noqa: N802
-    return Spec(lambda v: isinstance(v, str) and (bool(v.strip()) or not nonempty),
-                "a non-empty string" if nonempty else "a string")
-
-
-def Choice(names: Callable[[], Iterable]) -> Spec:  # noqa: N802
-    """One of ``names()``, read when checked (a registry filled at import time, or by a plugin later)."""
-    return Spec(lambda v: isinstance(v, str) and v in tuple(names()), lambda: _one_of(names()))
-
-
-def IntSeq(lo: int = 1, *, nonempty: bool = True) -> Spec:  # noqa: N802
-    return Spec(lambda v: isinstance(v, (tuple, list)) and (len(v) > 0 or not nonempty) and all(is_int(x) and x >= lo for x in v),
-                f"a {'non-empty ' if nonempty else ''}tuple of integers >= {lo}")
-
-
-def Section() -> Spec:  # noqa: N802
-    return Spec(_is_section, "a ConfigDict of keyword arguments")
-
-
-# --- names, from the registries (imported when first needed: they load jax) -----------------------
-def _degradations():
-    from jaxdiff.degradations import DEGRADATIONS  # noqa: PLC0415
-
-    return DEGRADATIONS
-
-
-def _schedules():
-    from jaxdiff.processes.schedules import SCHEDULES  # noqa: PLC0415
-
-    return SCHEDULES
-
-
-def _correctors():
-    from jaxdiff.sampling import CORRECTORS  # noqa: PLC0415
-
-    return CORRECTORS
-
-
-def _spacings():
-    from jaxdiff.sampling import SPACING_NAMES  # noqa: PLC0415
-
-    return SPACING_NAMES
-
-
-def _predictions():
-    from jaxdiff.parameterization import PREDICTIONS  # noqa: PLC0415
-
-    return PREDICTIONS
-
-
-def _t_samplings():
-    from jaxdiff.processes.tsampling import T_SAMPLINGS  # noqa: PLC0415
-
-    return T_SAMPLINGS
-
-
-def _loss_kinds():
-    from jaxdiff.losses import LOSS_KINDS  # noqa: PLC0415
-
-    return LOSS_KINDS
-
-
-def _weightings():
-    from jaxdiff.losses import WEIGHTINGS  # noqa: PLC0415
-
-    return WEIGHTINGS
-
-
-def _dtypes():
-    from jaxdiff.models.unet import DTYPES  # noqa: PLC0415
-
-    return DTYPES
-
-
-def _model_fields() -> tuple:
-    from jaxdiff.models.unet import MODEL_FIELDS  # noqa: PLC0415
-
-    return tuple(f"model.{k}" for k in MODEL_FIELDS)
 
 
 # --- the layout of configs/default.py, one spec per field -----------------------------------------
@@ -392,90 +215,6 @@ def _check_labels(source: str, num_classes: int) -> list:
     return []
 
 
-# --- builders judge their own parameters ----------------------------------------------------------
-def _describe(e: Exception) -> str:
-    return str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
-
-
-def _mentions(name: str, message: str) -> bool:
-    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", message) is not None
-
-
-def _unknown_params(prefix: str, what: str, params: dict, fn: Callable, skip: Sequence[str]) -> list:
-    """Problems of keys ``fn`` does not take (none when it takes ``**kwargs``)."""
-    sig = inspect.signature(fn)
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        return []
-    allowed = sorted(k for k in sig.parameters if k not in skip)
-    return [Problem(f"{prefix}.{k}", params[k], f"a parameter of {what}: {_one_of(allowed)}")
-            for k in params if k not in allowed]
-
-
-def _blame(prefix: str, params: dict, message: str, allowed: str, T: Optional[Problem] = None) -> Problem:
-    """The one parameter the builder's message names; else ``T`` (when given and named); else the section."""
-    named = [k for k in params if _mentions(k, message)]
-    if len(named) == 1:
-        return Problem(f"{prefix}.{named[0]}", params[named[0]], allowed)
-    if not named and T is not None and _mentions("T", message):
-        return T
-    return Problem(prefix, {k: params[k] for k in named} if named else params, allowed)
-
-
-def _degradation_problems(name: str, params: dict, *, T: int, image_size: int, channels: int) -> list:
-    from jaxdiff.degradations import make_degradation  # noqa: PLC0415
-
-    prefix = "diffusion.degradation_params"
-    entry = _degradations()[name]
-    unknown = _unknown_params(prefix, repr(name), params, entry.builder, ("T", "image_size", "channels"))
-    if unknown:
-        return unknown
-
-    def build(steps: int):
-        make_degradation(name, T=steps, image_size=image_size, channels=channels, **params)
-
-    try:
-        build(T)
-    except Exception as e:  # noqa: BLE001  (any failure to build is this config's problem; say which)
-        where = f"diffusion.degradation={name!r} with data.image_size={image_size}, data.channels={channels}"
-        limit = _largest_accepted(build, T) if _mentions("T", str(e)) else None
-        bound = f"<= {limit} for {where}" if limit and f"<= {limit}" not in str(e) else f"what {where} accepts"
-        t_problem = Problem("diffusion.T", T, f"{bound} ({_describe(e)})")
-        return [_blame(prefix, params, str(e), f"what the {name!r} builder accepts: {_describe(e)}", t_problem)]
-    return []
-
-
-def _largest_accepted(build: Callable[[int], None], T: int) -> Optional[int]:
-    """The largest t < T that ``build(t)`` accepts (acceptance falls with t), or None (not even t = 1)."""
-
-    def accepts(t):
-        try:
-            build(t)
-            return True
-        except Exception:  # noqa: BLE001
-            return False
-
-    if T <= 1 or not accepts(1):
-        return None
-    lo, hi = 1, T  # build(lo) accepted, build(hi) refused
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if accepts(mid) else (lo, mid)
-    return lo
-
-
-def _schedule_problems(name: str, params: dict, T: int) -> list:
-    prefix = "diffusion.schedule_params"
-    fn = _schedules()[name]
-    unknown = _unknown_params(prefix, f"schedule {name!r}", params, fn, ("T",))
-    if unknown:
-        return unknown
-    try:
-        fn(T, **params)
-    except Exception as e:  # noqa: BLE001
-        return [_blame(prefix, params, str(e), f"what schedule {name!r} accepts: {_describe(e)}")]
-    return []
-
-
 # --- the check ------------------------------------------------------------------------------------
 def validate_config(config, *, num_devices: Optional[int] = None, process_count: int = 1) -> None:
     """Raises one :class:`ConfigError` listing every invalid field of ``config``; returns None if it is valid.
@@ -526,13 +265,7 @@ def validate_config(config, *, num_devices: Optional[int] = None, process_count:
             add(*p)
 
     # --- the process: its degradation and noise schedule, then what it allows
-    _check_degradation(values, ok, add)
-    if ok("diffusion.schedule", "diffusion.schedule_params", "diffusion.T"):
-        for p in _schedule_problems(v("diffusion.schedule"), _as_dict(v("diffusion.schedule_params")), int(v("diffusion.T"))):
-            add(*p)
-    process = _build_process(config, values, ok)
-    if process is not None:
-        _check_process(process, values, ok, add)
+    check_process_fields(config, values, ok, add)
 
     if ok("sample.steps", "diffusion.T") and v("sample.steps") > v("diffusion.T"):
         add("sample.steps", v("sample.steps"), f"an integer in [0, diffusion.T={v('diffusion.T')}] (0: every timestep)")
@@ -554,96 +287,6 @@ def validate_config(config, *, num_devices: Optional[int] = None, process_count:
 
     if problems:
         raise ConfigError(problems)
-
-
-def _build_process(config, values: dict, ok):
-    """The config's process when its degradation and schedule are valid (NumPy tables, nothing compiled), else None."""
-    if not ok("diffusion.degradation", "diffusion.degradation_params", "diffusion.schedule",
-              "diffusion.schedule_params", "diffusion.T", "data.image_size", "data.channels"):
-        return None
-    from jaxdiff.processes import build_process  # noqa: PLC0415
-
-    try:
-        return build_process(config)
-    except Exception:  # noqa: BLE001  (each part was judged on its own above; a mismatch of the two is below)
-        return None
-
-
-def _check_process(process, values: dict, ok, add) -> None:
-    """What the process allows: the prediction, the corrector, the spacing, the loss weighting, the t sampling."""
-    v = values.get
-    what = process.describe()
-    if ok("diffusion.prediction"):
-        pred = v("diffusion.prediction")
-        why = _predictions()[pred].requirement(process)
-        if why is not None:
-            add("diffusion.prediction", pred, f"{_one_of(process.predictions)} for {what} ({pred!r} {why})")
-    if ok("sample.corrector"):
-        name = v("sample.corrector")
-        why = _correctors()[name].applies(process)
-        if why is not None:
-            fits = [n for n, c in _correctors().items() if c.applies(process) is None]
-            add("sample.corrector", name, f"{_one_of(fits)} for {what} ({name!r} {why})")
-    if ok("sample.spacing") and v("sample.spacing") == "karras":
-        from jaxdiff.sampling import model_sigmas  # noqa: PLC0415
-
-        try:
-            model_sigmas(process)
-        except ValueError as e:
-            add("sample.spacing", "karras", f"{_one_of(n for n in _spacings() if n != 'karras')} for {what} ({e})")
-    if ok("diffusion.loss_weighting"):
-        from jaxdiff.losses import check_weighting  # noqa: PLC0415
-
-        try:
-            check_weighting(process, v("diffusion.loss_weighting"))
-        except ValueError as e:
-            add("diffusion.loss_weighting", v("diffusion.loss_weighting"), f"'none' or 'soft' here: {e}")
-    if ok("diffusion.t_sampling", "diffusion.t_sampling_params"):
-        from jaxdiff.processes.tsampling import t_logits  # noqa: PLC0415
-
-        params = _as_dict(v("diffusion.t_sampling_params"))
-        name = v("diffusion.t_sampling")
-        unknown = _unknown_params("diffusion.t_sampling_params", f"t sampling {name!r}", params,
-                                  _t_samplings()[name], ("process",))
-        if unknown:
-            for p in unknown:
-                add(*p)
-        else:
-            try:
-                t_logits(process, name, **params)
-            except ValueError as e:
-                add(*_blame("diffusion.t_sampling_params", params, str(e), f"what t sampling {name!r} accepts: {e}"))
-
-
-def _check_degradation(values: dict, ok, add) -> None:
-    """The degradation: its name, its registered facts, then its builder."""
-    v = values.get
-    if not ok("diffusion.degradation"):
-        return
-    name = v("diffusion.degradation")
-    registry = _degradations()
-    if name not in registry:
-        add("diffusion.degradation", name, f"{_one_of(registry)} ('identity' for Gaussian diffusion)"
-            f"{did_you_mean(name, registry)}")
-        return
-    entry = registry[name]
-    if entry.color_only and ok("data.channels") and v("data.channels") != 3:
-        add("data.channels", v("data.channels"),
-            f"3 for diffusion.degradation={name!r}, which needs color images (data.source={v('data.source')!r}); "
-            "use a color variant of the config (e.g. ':cifar10') or an RGB source: "
-            "--config.data.source=<rgb source> --config.data.channels=3")
-    if ok("data.end_source"):
-        end = v("data.end_source")
-        if entry.needs_end_source and not end:
-            add("data.end_source", end, f"the data source the degradation moves toward (e.g. 'digits:classes=5-9'); "
-                f"required by diffusion.degradation={name!r}")
-        elif end and not entry.needs_end_source:
-            users = " or ".join(repr(n) for n, e in registry.items() if e.needs_end_source) or "a degradation that needs one"
-            add("data.end_source", end, f"'' unless diffusion.degradation={users} (only those use a second data source)")
-    if ok("diffusion.degradation_params", "diffusion.T", "data.image_size", "data.channels"):
-        for p in _degradation_problems(name, _as_dict(v("diffusion.degradation_params")), T=int(v("diffusion.T")),
-                                       image_size=int(v("data.image_size")), channels=int(v("data.channels"))):
-            add(*p)
 
 
 def _check_model(config, values: dict, ok, add) -> None:
