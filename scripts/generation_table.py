@@ -26,6 +26,9 @@ import time
 from typing import Optional
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from jaxdiff import console  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=os.path.join(REPO, "docs", "generation_table"),
                    help="output stem: <out>.json and <out>.md")
     p.add_argument("--no-train", dest="train", action="store_false", help="skip rows whose workdir is not trained")
+    console.add_verbosity_flag(p)
     return p
 
 
@@ -231,6 +235,8 @@ def markdown(results: list[dict], num_real: int) -> str:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None:  # the command line (not a caller in this process): progress and results, no library logs
+        console.configure(args.verbosity)
     rows = select_rows(args.rows)
     from jaxdiff.cli.common import held_out_images
     from jaxdiff.evaluation import features

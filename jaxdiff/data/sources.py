@@ -9,12 +9,12 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
+import logging
 import os
 import re
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
-from absl import logging
 from PIL import Image
 
 from jaxdiff.checks import check_int
@@ -42,6 +42,8 @@ __all__ = [
     "label_free_kinds",
     "check_labels",
 ]
+
+log = logging.getLogger(__name__)
 
 
 #: channel counts of the data sets whose images are known, by source kind ("digits") or "tfds:<name>"
@@ -503,7 +505,7 @@ def _load_folder(spec: SourceSpec, split: str, image_size: int, channels: int, f
     bad = [(p, r) for p, r in zip(paths, results) if isinstance(r, Exception)]
     if bad:
         shown = "; ".join(f"{p} ({type(e).__name__}: {e})" for p, e in bad[:10])
-        logging.warning("folder source %s: skipped %d unreadable file(s): %s%s", root, len(bad), shown,
+        log.warning("folder source %s: skipped %d unreadable file(s): %s%s", root, len(bad), shown,
                         " …" if len(bad) > 10 else "")
     keep = [(p, r) for p, r in zip(paths, results) if not isinstance(r, Exception)]
     if not keep:
@@ -748,7 +750,7 @@ def load_source(source: str, *, split: str, image_size: int, channels: int, down
     if not split or not isinstance(split, str):
         raise DataError(f"{field}={source!r}: no split given (split={split!r})")
     if spec.split and spec.split != split:
-        logging.info("%s=%r names split %r; it wins over the requested one", field, source, spec.split)
+        log.info("%s=%r names split %r; it wins over the requested one", field, source, spec.split)
     if spec.kind == "digits":
         src = _load_digits(spec, split, image_size, channels, field)
     elif spec.kind == "tfds":
