@@ -166,9 +166,11 @@ def test_train_and_sample_print_results_and_library_logs_only_when_verbose(tiny_
     # sample.py --mode=restore, default: the file list on stdout; stderr the load line and the bar only
     r = _cli("sample.py", f"--workdir={wd}", "--mode=restore", "--num=8")
     files = r.stdout.splitlines()
-    assert [f.split(": ")[0] for f in files] == ["strip", "npz"] and all(os.path.isfile(f.split(": ")[1]) for f in files)
+    assert [f.split(": ")[0] for f in files] == ["strip", "npz"]
+    assert all(os.path.isfile(f.split(": ")[1]) for f in files)
     messages = _messages(r.stderr)
-    assert len(messages) == 1 and re.fullmatch(rf"loaded step 4 of {re.escape(wd)} \(\d+ devices\)", messages[0]), r.stderr
+    assert len(messages) == 1, r.stderr
+    assert re.fullmatch(rf"loaded step 4 of {re.escape(wd)} \(\d+ devices\)", messages[0]), r.stderr
     assert "restore: 100%" in r.stderr
 
     r = _cli("sample.py", f"--workdir={wd}", "--mode=restore", "--num=8", "--verbosity=1")
