@@ -506,6 +506,7 @@ def test_bad_inputs_raise_while_tracing():
 FACTS = {
     "blur": ("blur_mean", "source", False, False),
     "heat": ("blur_mean", "source", False, False),
+    "warm_blur": ("blur_mean", "source", False, False),  # used where the noise does not dominate x_T
     "superres": ("superres", "source", False, False),
     "fade": ("color", "none", False, False),
     "interpolate": ("dataset", "end_source", False, True),
