@@ -1,4 +1,5 @@
-"""ddim_2m: the one reverse step made second order (DPM-Solver++(2M) per DCT frequency), against float64 NumPy.
+"""ddim_2m: the one reverse step made second order (DPM-Solver++(2M) per DCT frequency, its SDE form for η = 1),
+against float64 NumPy.
 
 Gaussian data x0 ~ N(μ, s² I) stay Gaussian in the orthonormal DCT basis: u0 = dct(x0) ~ N(m, s² I) with m the DCT
 of the constant image μ. A DCT-diagonal process has u_t = a_t ⊙ u0 + σ_t ε per coefficient (a_t = α_t d_t), so the
@@ -67,11 +68,13 @@ class Case:
         return net
 
 
-def ref_2m(case, x_T, ts):
+def ref_2m(case, x_T, ts, zs=None):
     """DPM-Solver++(2M) (Lu et al. 2022) in float64, per DCT coefficient with λ = log(a/σ); the states after each step.
-    Where h_prev is not positive (a coefficient whose λ did not move) the step is first order (D = û0)."""
+    Where h_prev is not positive (a coefficient whose λ did not move) the step is first order (D = û0). With noise
+    ``zs`` (one per step, in the basis) its SDE form, SDE-DPM-Solver++(2M) (midpoint):
+    u' = (σ'/σ) e^{−h} u + a'(1 − e^{−2h}) D + σ' √(1 − e^{−2h}) z."""
     u, out, u0_prev, h_prev = dct64(x_T), [], None, None
-    for t, s in zip(ts[:-1], ts[1:]):
+    for i, (t, s) in enumerate(zip(ts[:-1], ts[1:])):
         u0 = case.den64(u, t)
         if s == 0:
             u = u0
@@ -84,7 +87,12 @@ def ref_2m(case, x_T, ts):
                 ok = h_prev > 0
                 c = np.divide(h, 2 * h_prev, out=np.zeros_like(h), where=ok)
                 d = (1 + c) * u0 - c * u0_prev
-            u = case.sig[s] / case.sig[t] * u - case.a[s][None, :, :, None] * np.expm1(-h) * d
+            a_s = case.a[s][None, :, :, None]
+            if zs is None:
+                u = case.sig[s] / case.sig[t] * u - a_s * np.expm1(-h) * d
+            else:
+                u = (case.sig[s] / case.sig[t] * np.exp(-h) * u + a_s * (1 - np.exp(-2 * h)) * d
+                     + case.sig[s] * np.sqrt(1 - np.exp(-2 * h)) * zs[i])
             u0_prev, h_prev = u0, h
         out.append(idct64(u))
     return out
@@ -151,6 +159,24 @@ def test_second_order_term_is_used(warm):
     one = np.asarray(_run(warm, "ddim", x_T, ts, return_every=1).trajectory["x_t"][1], np.float64)
     assert np.max(np.abs(two - one)) > 50 * 2e-5  # far beyond the tolerance the reference is matched to
     np.testing.assert_allclose(two, ref_2m(warm, np.asarray(x_T, np.float64), ts)[1], rtol=0, atol=2e-5)
+
+
+def test_eta_one_is_sde_dpm_solver_2m(warm):
+    """η = 1: SDE-DPM-Solver++(2M) with the noise ddim draws (step i: normal(fold_in(key, i)), in the DCT basis)."""
+    ts = [1000, 700, 400, 150, 40, 0]
+    x_T = _x_T(warm, 12)
+    res = sampling.sample(warm.net(), None, jax.random.key(3), x_T, process=warm.process, corrector="ddim_2m",
+                          timesteps=np.asarray(ts), prediction="x0", eta=1.0, return_every=1)
+    zs = [dct64(np.asarray(jax.random.normal(jax.random.fold_in(jax.random.key(3), i), x_T.shape, jnp.float32)))
+          for i in range(len(ts) - 1)]
+    ref = ref_2m(warm, np.asarray(x_T, np.float64), ts, zs)
+    for i, want in enumerate(ref):
+        scale = max(1.0, float(np.max(np.abs(want))))
+        np.testing.assert_allclose(res.trajectory["x_t"][i], want, rtol=0, atol=3e-5 * scale, err_msg=f"step {i}")
+    # its first step is ddim's η = 1 step, noise and all
+    one = sampling.sample(warm.net(), None, jax.random.key(3), x_T, process=warm.process, corrector="ddim",
+                          timesteps=np.asarray(ts), prediction="x0", eta=1.0, return_every=1)
+    np.testing.assert_allclose(res.trajectory["x_t"][0], one.trajectory["x_t"][0], rtol=0, atol=3e-5)
 
 
 def test_first_step_is_the_one_step(warm, heat):
@@ -239,7 +265,7 @@ def test_one_program_for_new_timestep_values(warm):
     assert float(jnp.max(jnp.abs(outs[0] - outs[1]))) > 1e-3
 
 
-def test_deterministic(warm):
+def test_deterministic_at_eta_zero(warm):
     x_T = _x_T(warm, 11)
     ts = sampling.timesteps(1000, 6)
     np.testing.assert_array_equal(_run(warm, "ddim_2m", x_T, ts, key=1).x0, _run(warm, "ddim_2m", x_T, ts, key=2).x0)

@@ -16,7 +16,11 @@ With α, σ at t, primes at t_prev (t' < t), λ = log(α/σ):
   u' = (σ'/σ) u − a'(e^{−h} − 1) D, h = λ' − λ, D = (1 + h/(2 h_prev)) û0 − h/(2 h_prev) û0_prev (first step, and
   any coefficient where h or h_prev is not finite and positive: D = û0, the first-order step, which is ``ddim``
   with η = 0). D = identity: dpmpp_2m. α = 1 and σ constant (heat with its small noise): u' = u + (d' − d) D,
-  Algorithm 2 (TACoS) with x̂0 extrapolated. State: (û0 of the previous step in the basis, its t; −1 before step 1).
+  Algorithm 2 (TACoS) with x̂0 extrapolated. With η > 0 it is ``ddim``'s η step with D for û0:
+  u' = ρ (σ'/σ) u + a'(1 − ρ e^{−h}) D + η √var z, ρ = √(1 − η² var/σ'²) (var: q(x_s | x_t, x0)'s, per frequency);
+  η = 1 is SDE-DPM-Solver++(2M) (the midpoint form: var = σ'²(1 − e^{−2h}), so u' = (σ'/σ) e^{−h} u
+  + a'(1 − e^{−2h}) D + σ'√(1 − e^{−2h}) z). The noise z is ddim's (the same key gives the same z).
+  State: (û0 of the previous step in the basis, its t; −1 before step 1).
 x̂0 is the denoiser (clipped when the sampler clips); ε̂ is not used. A step to t' = 0 returns x̂0.
 Shapes: (B, H, W, C); t, t_prev int32 (B,).
 """
@@ -26,7 +30,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxdiff.processes import bcast
-from jaxdiff.sampling.correctors import _finish, register_corrector
+from jaxdiff.sampling.correctors import _finish, _noise, register_corrector
 
 __all__ = ["dpmpp_2m", "euler", "heun", "ddim_2m", "probability_flow", "diagonal_flow"]
 
@@ -122,8 +126,9 @@ def _init_2m(x_T):
 
 @register_corrector("ddim_2m", applies=diagonal_flow, init_state=_init_2m)
 def ddim_2m(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=None, state, predict=None):
-    """One DPM-Solver++(2M) step per coefficient of the process's basis (module docstring); returns (x', (û0, t))."""
-    del eps_hat, key, eta, aux, predict
+    """One DPM-Solver++(2M) step per coefficient of the process's basis, η > 0 its SDE form (module docstring);
+    returns (x', (û0, t))."""
+    del eps_hat, aux, predict
     u0_prev, t_last = state
     u_t = process.to_basis(x_t)
     u0 = process.to_basis(x0_hat)
@@ -140,5 +145,12 @@ def ddim_2m(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=None,
     d = (1.0 + c) * u0 - c * u0_prev
     a_s = cast(process.signal_scale(t_prev))
     ratio = cast(process.std(t_prev) / process.std(t))
-    u_s = ratio * u_t + jnp.where(a_s > 0, -a_s * jnp.expm1(-h), 0.0) * d
+    # η: ρ = √(1 − η² var/σ'²) (0 where η² var ≥ σ'², as ddim clamps); η = 0 gives log ρ = 0 exactly
+    eta2_var = jnp.square(jnp.asarray(eta, jnp.float32)) * cast(process.posterior_variance(t, t_prev))
+    sig2_s = cast(jnp.square(process.std(t_prev)))
+    frac = jnp.where(sig2_s > 0, eta2_var / jnp.where(sig2_s > 0, sig2_s, 1.0), 0.0)
+    log_rho = 0.5 * jnp.log1p(-jnp.minimum(frac, 1.0))
+    coef0 = jnp.where(a_s > 0, -a_s * jnp.expm1(log_rho - h), 0.0)  # a'(1 − ρ e^{−h})
+    z = process.to_basis(_noise(key, x0_hat))
+    u_s = jnp.exp(log_rho) * ratio * u_t + coef0 * d + jnp.sqrt(eta2_var) * z
     return _finish(process.from_basis(u_s), x0_hat, t_prev), (u0, t)
