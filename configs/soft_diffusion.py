@@ -25,6 +25,11 @@ Where the constants come from — the paper's text could not be read here; these
   abstract of the paper's v1 ("Gaussian blur and low magnitude additive noise") allow another reading, noise that
   stops at 0.1; then x_T keeps a blurred image and generation needs a prior fitted on C_T(x0). Unverified.
 * T = 1000 discrete levels and 100 sampling steps: ours (the paper works in continuous t).
+
+Measured on digits after 1000 training steps (the shipped judge, 256 samples, mean ± s.e. over 4 prior keys): ddim
+at η = 0 gives Fréchet 125.0 ± 6.6 with 20 steps and 101.4 ± 6.7 with 100 (70.6 % confident, smallest class
+1.2 %), η = 1 136.0 ± 7.8 at 20 steps; configs/ddim.py 30.0 ± 3.3. This reading of the paper does not generate
+digits as well as noise alone at this training length: 100 steps and η = 0 are the best of those tried.
 """
 import pathlib
 import runpy

@@ -29,7 +29,14 @@ Where the constants come from:
   100.
 * prediction ``v`` (Salimans & Ho 2022): x̂0 = (α x_t − σ v̂)/(α² d + σ²) per frequency is bounded where d_t is
   small, unlike ε-prediction's (x_t − σ ε̂)/(α d) (which fails blurring diffusion on digits: docs/EVALUATION.md).
-  Measured as above at η = 0: v 40.0 ± 3.6, x0 39.7 ± 2.5 (a tie), ε 712.7 (draws noise: it divides by α d).
+  Measured as above: at η = 0 v 40.0 ± 3.6, x0 39.7 ± 2.5 (a tie), ε 712.7 (draws noise: it divides by α d); at
+  η = 1 v 29.2 ± 1.1, x0 33.8 ± 1.2. x0 with Soft Diffusion's loss (L2 after D_t): 39.9 ± 5.3 / 35.0 ± 0.9 at
+  η = 0 / 1, no gain over the plain loss.
+What the blur buys on digits, same measurements: configs/ddim.py (ε) at η = 1 reaches 24.2 ± 1.1 and with v
+  27.9 ± 2.0, so at equal prediction and η this process matches hot diffusion within the spread and does not beat
+  it; its lead over ddim.py's shipped default (η = 0, 30.0) is η's. A flow-matching variant (schedule ``flow``,
+  prediction ``velocity``, L2: x_t = (1 − τ) D_τ(x0) + τ ε) does worse: 165.6 ± 12.1 (η = 0) and 118.3 ± 8.5
+  (η = 1) at 20 steps, against configs/flow.py's 41.6 (Euler, 20, the generation table's run): not shipped.
 Soft Diffusion's loss after degradation: ``--config.diffusion.loss_weighting=soft`` (configs/soft_diffusion.py).
 """
 import pathlib
