@@ -25,6 +25,8 @@ CASES = [
     Case("blur_reflect", "blur", 5, dict(kernel_size=5, std=1.0, routine="incremental", padding="reflect")),
     Case("blur_circular_mean", "blur", 4, dict(kernel_size=5, std=0.8, routine="constant", to_mean=True)),
     Case("heat", "heat", 6, dict(sigma_min=0.5, sigma_max=16.0)),
+    # (blur="noise" needs the process's noise levels: tests/test_warm.py builds it through make_process)
+    Case("warm_blur_linear", "warm_blur", 6, dict(blur="linear", sigma_min=0.3, sigma_max=4.0, d_min=0.001)),
     Case("inpaint_random", "inpaint", 5, dict(kernel_std=0.5, initial_mask=1.0)),
     Case("inpaint_centered", "inpaint", 4, dict(kernel_std=0.5, initial_mask=1.0, centered=True)),
     Case("fade_random", "fade", 5, dict(kernel_std=0.5, initial_mask=1.0, centered=False)),

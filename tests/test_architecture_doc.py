@@ -94,7 +94,7 @@ def test_adding_a_process_as_the_doc_says(trig_registered):
     assert p.noise_dominates and p.generation().kind == "gaussian"
     assert p.describe().startswith("dct_blur(") and "trig(end=0.999), T=50" in p.describe()
     applies = {k for k, v in sampling.CORRECTORS.items() if v.name == k and v.applies(p) is None}
-    assert applies == {"ddim", "ddpm", "cold_naive"}
+    assert applies == {"ddim", "ddpm", "cold_naive", "ddim_2m"}
     # train two steps and sample with the one step and with the posterior
     mesh = make_mesh(jax.devices()[:1])
     model = build_model(c)

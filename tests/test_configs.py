@@ -17,7 +17,8 @@ from jaxdiff.degradations import DEGRADATIONS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLD = ("cold_blur", "cold_inpaint", "cold_superres", "cold_decolor", "cold_snow", "cold_animorph", "cold_blur_gen",
         "cold_fade")
-EXPERIMENTS = COLD + ("ddpm", "ddim", "ddim_cond", "heat", "blurring_diffusion", "flow", "edm")
+EXPERIMENTS = COLD + ("ddpm", "ddim", "ddim_cond", "heat", "blurring_diffusion", "flow", "edm", "warm_blur",
+                      "soft_diffusion")
 VARIANTS = ("", "mnist", "cifar10", "celeb_a")
 COLOR_ONLY = ("cold_decolor", "cold_snow")
 #: the grey variants of the color-only configs (their default is the embedded RGB photos)
@@ -275,6 +276,37 @@ def test_blurring_diffusion_config():
         assert (f.degradation, f.T, f.schedule, f.prediction, f.loss) == ("dct_blur", 1000, "cosine", "eps", "l2")
         assert (f.degradation_params.sigma_max, f.degradation_params.d_min) == (sigma_max, 0.001)
         assert (s.corrector, s.steps, s.eta, s.clip) == ("ddim", 20, 0.0, 1.0)
+
+
+def test_warm_blur_config():
+    """Warm diffusion on the one process: the warm_blur degradation tied to the noise level with Warm Diffusion's
+    blur-to-noise ratio 0.5, blurring diffusion's floor 0.001, blurred to the image side; configs/ddim.py's
+    schedule, loss and sampler otherwise; v-prediction; η = 1 (measured better than 0 on digits)."""
+    for variant, side in (("", 16), ("mnist", 32), ("cifar10", 32), ("celeb_a", 128)):
+        c = load("warm_blur", variant)
+        f, s = c.diffusion, c.sample
+        assert (f.degradation, f.T, f.schedule, f.prediction, f.loss, f.loss_weighting) == (
+            "warm_blur", 1000, "offset_cosine", "v", "l1", "none")
+        p = f.degradation_params
+        assert (p.blur, p.bnr, p.d_min, p.sigma_max) == ("noise", 0.5, 0.001, float(side))
+        assert f.schedule_params.to_dict() == dict(max_signal_rate=0.95, min_signal_rate=0.02)
+        assert (s.corrector, s.steps, s.eta, s.clip) == ("ddim", 20, 1.0, 1.0)
+
+
+def test_soft_diffusion_config():
+    """Soft Diffusion as configs/soft_diffusion.py reads it (second hand, see its docstring): a Gaussian blur from
+    0.01 to 23 px at 64x64 linear in t (scaled with the image side), geometric noise from 0.01 (0.1 at a quarter,
+    so 100 at T), x0-prediction trained on the error after the blur (loss weighting 'soft')."""
+    for variant, side in (("", 16), ("mnist", 32), ("cifar10", 32), ("celeb_a", 128)):
+        c = load("soft_diffusion", variant)
+        f, s = c.diffusion, c.sample
+        assert (f.degradation, f.T, f.schedule, f.prediction, f.loss, f.loss_weighting) == (
+            "warm_blur", 1000, "geometric", "x0", "l2", "soft")
+        p = f.degradation_params
+        assert (p.blur, p.sigma_min, p.d_min) == ("linear", 0.01, 0.0)
+        assert p.sigma_max == pytest.approx(23.0 * side / 64)
+        assert f.schedule_params.to_dict() == dict(sigma_min=0.01, sigma_max=100.0)
+        assert (s.corrector, s.steps, s.eta, s.clip) == ("ddim", 100, 0.0, 1.0)
 
 
 def test_ddim_keras_example():

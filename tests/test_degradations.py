@@ -162,10 +162,10 @@ def _severity_check(case_id, deg, xs, x0, aux):
         v = [_weighted_var(x, np.outer(w1, w1)) for x in xs]
         assert all((b <= a + tol).all() for a, b in zip(v[:-1], v[1:]))
         assert (v[-1] < v[0]).all()
-    elif case_id.startswith("heat") or case_id == "dct_blur":
+    elif case_id.startswith(("heat", "warm_blur")) or case_id == "dct_blur":
         # the orthonormal DCT keeps energy; every non-DC coefficient is scaled by a factor that falls with t
-        # (heat: exp(−λτ_t); dct_blur: (1 − d_min) exp(−λτ_t) + d_min), and the DC one by 1: the spatial variance
-        # cannot grow and the mean does not move
+        # (heat: exp(−λτ_t); dct_blur: (1 − d_min) exp(−λτ_t) + d_min; warm_blur: the same with τ_t = σ_B,t²/2,
+        # σ_B non-decreasing), and the DC one by 1: the spatial variance cannot grow and the mean does not move
         v = [_weighted_var(x, np.ones((N, N))) for x in xs]
         assert all((b <= a + tol).all() for a, b in zip(v[:-1], v[1:]))
         assert (v[-1] < v[0]).all()
@@ -512,6 +512,7 @@ def test_bad_inputs_raise_while_tracing():
 FACTS = {
     "blur": ("blur_mean", "source", False, False),
     "heat": ("blur_mean", "source", False, False),
+    "warm_blur": ("blur_mean", "source", False, False),  # used where the noise does not dominate x_T
     "superres": ("superres", "source", False, False),
     "fade": ("color", "none", False, False),
     "interpolate": ("dataset", "end_source", False, True),

@@ -52,7 +52,7 @@ def _package_api():
 
 
 #: configs added with or after the process package: they have no numbers from before it
-NEW_CONFIGS = {"flow", "edm"}
+NEW_CONFIGS = {"flow", "edm", "warm_blur", "soft_diffusion"}
 STORED = sorted({k.split("/")[0] for k in GOLDEN.files})
 
 

@@ -43,17 +43,28 @@ def _blame(prefix: str, params: dict, message: str, allowed: str, T: Optional[Pr
     return Problem(prefix, {k: params[k] for k in named} if named else params, allowed)
 
 
-def _degradation_problems(name: str, params: dict, *, T: int, image_size: int, channels: int) -> list:
+def _degradation_problems(name: str, params: dict, *, T: int, image_size: int, channels: int,
+                          schedule: Optional[Callable] = None) -> list:
+    """``schedule(T)``: the config's noise schedule of T steps (None when it is invalid), for a degradation tied
+    to the noise (``noise_levels``); such a degradation is not built without it (the schedule's problem is named)."""
     from jaxdiff.degradations import make_degradation  # noqa: PLC0415
+    from jaxdiff.degradations.base import PROCESS_ARGS  # noqa: PLC0415
 
     prefix = "diffusion.degradation_params"
     entry = _degradations()[name]
-    unknown = _unknown_params(prefix, repr(name), params, entry.builder, ("T", "image_size", "channels"))
+    unknown = _unknown_params(prefix, repr(name), params, entry.builder, ("T", "image_size", "channels") + PROCESS_ARGS)
     if unknown:
         return unknown
+    if entry.needs_noise_levels and schedule is None:
+        return []
 
     def build(steps: int):
-        make_degradation(name, T=steps, image_size=image_size, channels=channels, **params)
+        extra = {}
+        if entry.needs_noise_levels:
+            from jaxdiff.processes import noise_levels  # noqa: PLC0415
+
+            extra["noise_levels"] = noise_levels(schedule(steps))
+        make_degradation(name, T=steps, image_size=image_size, channels=channels, **params, **extra)
 
     try:
         build(T)
@@ -184,8 +195,24 @@ def _check_degradation(values: dict, ok, add) -> None:
             add("data.end_source", end, f"'' unless diffusion.degradation={users} (only those use a second data source)")
     if ok("diffusion.degradation_params", "diffusion.T", "data.image_size", "data.channels"):
         for p in _degradation_problems(name, _as_dict(v("diffusion.degradation_params")), T=int(v("diffusion.T")),
-                                       image_size=int(v("data.image_size")), channels=int(v("data.channels"))):
+                                       image_size=int(v("data.image_size")), channels=int(v("data.channels")),
+                                       schedule=_schedule_builder(values, ok)):
             add(*p)
+
+
+def _schedule_builder(values: dict, ok) -> Optional[Callable]:
+    """``T -> the config's noise schedule of T steps`` when it builds at diffusion.T, else None."""
+    if not ok("diffusion.schedule", "diffusion.schedule_params", "diffusion.T"):
+        return None
+    name, params = values.get("diffusion.schedule"), _as_dict(values.get("diffusion.schedule_params"))
+    fn = _schedules().get(name)
+    if fn is None:
+        return None
+    try:
+        fn(int(values.get("diffusion.T")), **params)
+    except Exception:  # noqa: BLE001  (the schedule's own check names the problem)
+        return None
+    return lambda steps: fn(steps, **params)
 
 
 def check_process_fields(config, values: dict, ok, add) -> None:

@@ -6,7 +6,8 @@
 A :class:`Degradation` carries its facts: ``generation`` (the prior it generates from, or None:
 restoration only), ``color_only``, ``needs_end_source``, ``restoration_aux`` and ``describe()``.
 Modules: ``base`` (the value, the registry, shared checks), ``identity`` (hot diffusion's D_t = identity),
-``color`` (decolor, snow), ``blur``, ``heat`` and ``dct_blur`` (diagonal in the DCT basis: ``Degradation.spectrum``),
+``color`` (decolor, snow), ``blur``, ``heat``, ``dct_blur`` and ``warm_blur`` (diagonal in the DCT basis:
+``Degradation.spectrum``),
 ``masks`` (inpaint, fade), ``superres``, ``interpolate``.
 """
 from jaxdiff.degradations.base import (
@@ -21,6 +22,7 @@ from jaxdiff.degradations.identity import identity
 from jaxdiff.degradations.interpolate import interpolate
 from jaxdiff.degradations.masks import FADE_COLORS, fade, inpaint
 from jaxdiff.degradations.superres import SUPERRES_METHODS, superres
+from jaxdiff.degradations.warm_blur import WARM_BLURS, warm_blur, warm_blur_sigmas
 
 __all__ = [
     "Degradation",
@@ -43,6 +45,9 @@ __all__ = [
     "heat_sigmas",
     "identity",
     "dct_blur",
+    "warm_blur",
+    "warm_blur_sigmas",
+    "WARM_BLURS",
     "inpaint",
     "fade",
     "superres",

@@ -122,14 +122,24 @@ class DegradationEntry:
     needs_end_source: bool = False
 
     def declared_params(self) -> dict[str, Any]:
-        """The builder's own parameters and their defaults (``inspect.Parameter.empty`` when required)."""
+        """The builder's own parameters and their defaults (``inspect.Parameter.empty`` when required); not the
+        ones the library passes (T, image_size, channels, :data:`PROCESS_ARGS`)."""
         sig = inspect.signature(self.builder)
         return {n: p.default for n, p in sig.parameters.items()
                 if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD
-                if n not in ("T", "image_size", "channels")}
+                if n not in ("T", "image_size", "channels") + PROCESS_ARGS}
+
+    @property
+    def needs_noise_levels(self) -> bool:
+        """The builder declares ``noise_levels`` (σ_t/α_t of the process's noise schedule, (T + 1,) float64)."""
+        return "noise_levels" in inspect.signature(self.builder).parameters
 
 
 DEGRADATIONS: Registry[DegradationEntry] = Registry("degradation")
+
+#: builder arguments the process passes, not config parameters: ``noise_levels`` = σ_t/α_t of the noise schedule
+#: (t = 0 … T, float64, +inf where α_t = 0), for a degradation tied to the noise (warm diffusion's blur)
+PROCESS_ARGS = ("noise_levels",)
 
 
 def register_degradation(name: str, *, color_only: bool = False, needs_end_source: bool = False):
@@ -137,7 +147,9 @@ def register_degradation(name: str, *, color_only: bool = False, needs_end_sourc
 
     The builder returns a :class:`Degradation` or just the ``apply`` function. It may declare only
     the keyword arguments it uses and end with ``**_`` to ignore the others (then unknown config
-    keys are silently accepted; the built-ins declare everything so that typos raise). ``color_only``
+    keys are silently accepted; the built-ins declare everything so that typos raise). A builder that declares
+    ``noise_levels`` receives σ_t/α_t of the process's noise schedule from
+    :func:`jaxdiff.processes.make_process` (:data:`PROCESS_ARGS`: not a config parameter). ``color_only``
     and ``needs_end_source`` are facts about every degradation the builder makes; a name registered twice
     raises.
     """
@@ -160,7 +172,7 @@ def make_degradation(name: str, *, T: int, image_size: int = 32, channels: int =
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
     unknown = [k for k in params if k not in sig.parameters and not accepts_any]
     if unknown:
-        allowed = sorted(k for k in sig.parameters if k not in ("T", "image_size", "channels"))
+        allowed = sorted(k for k in sig.parameters if k not in ("T", "image_size", "channels") + PROCESS_ARGS)
         raise ValueError(f"degradation {name!r}: unknown parameter(s) {unknown}; allowed: {allowed}")
     out = builder(T=T, image_size=image_size, channels=channels, **params)
     if callable(out) and not isinstance(out, Degradation):
@@ -168,7 +180,8 @@ def make_degradation(name: str, *, T: int, image_size: int = 32, channels: int =
     if not isinstance(out, Degradation):
         raise TypeError(f"builder of {name!r} returned {type(out).__name__}, not a Degradation or a function")
     declared = {k: v for k, v in entry.declared_params().items() if v is not inspect.Parameter.empty}
-    return dataclasses.replace(out, params={**declared, **params}, color_only=entry.color_only,
+    given = {k: v for k, v in params.items() if k not in PROCESS_ARGS}
+    return dataclasses.replace(out, params={**declared, **given}, color_only=entry.color_only,
                                needs_end_source=entry.needs_end_source)
 
 

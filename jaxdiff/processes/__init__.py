@@ -19,19 +19,39 @@ from __future__ import annotations
 
 from jaxdiff.processes.process import NOISE_DOMINATES_SNR, Process, as_t, bcast
 
-__all__ = ["Process", "bcast", "as_t", "NOISE_DOMINATES_SNR", "make_process", "build_process", "GaussianProcess",
-           "ColdProcess", "BlurringProcess"]
+__all__ = ["Process", "bcast", "as_t", "NOISE_DOMINATES_SNR", "make_process", "build_process", "noise_levels",
+           "GaussianProcess", "ColdProcess", "BlurringProcess"]
 
 
 def make_process(degradation: str, schedule: str, *, T: int, image_size: int, channels: int,
                  degradation_params=None, schedule_params=None) -> Process:
-    """The process of a registered degradation and a registered noise schedule, both of ``T`` steps."""
-    from jaxdiff.degradations import make_degradation
+    """The process of a registered degradation and a registered noise schedule, both of ``T`` steps.
+
+    A degradation whose builder declares ``noise_levels`` (a blur tied to the noise) receives the schedule's
+    σ_t/α_t (float64 (T + 1,), +inf where α_t = 0)."""
+    from jaxdiff.degradations import DEGRADATIONS, make_degradation
     from jaxdiff.processes.schedules import make_schedule
 
-    deg = make_degradation(degradation, T=int(T), image_size=int(image_size), channels=int(channels),
-                           **dict(degradation_params or {}))
-    return Process(deg, make_schedule(schedule, int(T), **dict(schedule_params or {})))
+    sched = make_schedule(schedule, int(T), **dict(schedule_params or {}))
+    params = dict(degradation_params or {})
+    entry = DEGRADATIONS.get(degradation)
+    if entry is not None and entry.needs_noise_levels:
+        if "noise_levels" in params:
+            raise ValueError(f"degradation {degradation!r}: noise_levels is not a parameter: the process passes "
+                             "σ_t/α_t of its noise schedule")
+        params["noise_levels"] = noise_levels(sched)
+    deg = make_degradation(degradation, T=int(T), image_size=int(image_size), channels=int(channels), **params)
+    return Process(deg, sched)
+
+
+def noise_levels(schedule) -> "np.ndarray":
+    """σ_t/α_t of a noise schedule, t = 0 … T (float64; +inf where α_t = 0): the noise level of x_t/α_t."""
+    import numpy as np
+
+    a = np.asarray(schedule.alpha64, np.float64)
+    s = np.asarray(schedule.sigma64, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(a > 0, s / np.where(a > 0, a, 1.0), np.inf)
 
 
 def build_process(config) -> Process:

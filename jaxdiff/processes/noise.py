@@ -34,7 +34,9 @@ def split_f64(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(hi, lo) float32 with hi + lo ≈ the float64 ``a`` (±inf kept in hi, lo = 0 there)."""
     a = np.asarray(a, np.float64)
     hi = a.astype(np.float32)
-    lo = np.where(np.isfinite(hi), a - hi.astype(np.float64), 0.0).astype(np.float32)
+    lo = np.zeros(hi.shape, np.float32)
+    finite = np.isfinite(hi)  # (inf − inf would warn: a flow schedule's log-SNR is ±inf at its ends)
+    lo[finite] = (a[finite] - hi[finite].astype(np.float64)).astype(np.float32)
     return hi, lo
 
 

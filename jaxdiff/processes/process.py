@@ -104,10 +104,12 @@ class Process:
 
     @property
     def invertible(self) -> bool:
-        """α_t·D_t can be inverted on the image for every t ≥ 1 (identity or a DCT-diagonal D with d_t > 0, α_t > 0)."""
+        """α_t·D_t can be inverted on the image for every t ≥ 1 (identity or a DCT-diagonal D with d_t > 0 in float32,
+        α_t > 0)."""
         if not (self.identity or self.spectral) or np.any(self._a64[1:] <= 0):
             return False
-        return self.identity or self._d_min > 0
+        # d_t must survive the float32 tables the steps divide by (exp(−λ σ_B²/2) of a wide blur underflows)
+        return self.identity or self._d_min > np.finfo(np.float32).tiny
 
     @property
     def noise_dominates(self) -> bool:
@@ -293,6 +295,16 @@ class Process:
         """α_t·D_t's diagonal in the basis: a_t (B, H, W, 1) per frequency, else α_t (B,)."""
         return self.scale(t) if self.spectral else self.signal(t)
 
+    def half_log_snr(self, t):
+        """λ_t = log(a_t/σ_t) per coefficient of the basis (float32): ½ log(α_t²/σ_t²) (shape of t) where D is not
+        DCT-diagonal, plus log d_t per frequency ((B, H, W, 1) for t (B,)) where it is; +inf where σ_t = 0, −inf
+        where a_t = 0. The multistep solvers step in it."""
+        t = jnp.asarray(t, jnp.int32)
+        lam = 0.5 * self.schedule.log_snr[t]
+        if not self.spectral:
+            return lam
+        return lam[..., None, None, None] + self._log_d[t][..., None]
+
     def transition(self, t, s):
         """(a_{t|s}, σ²_{t|s}) of q(x_t | x_s) = N(a_{t|s} x_s, σ²_{t|s}) in the basis, s < t; a_{t|s} = α_t d_t/(α_s d_s)
         per frequency (0 where d_s = 0), α_t/α_s otherwise. Non-diagonal D: the schedule's alone (D ignored)."""
@@ -366,7 +378,8 @@ class Process:
 
     @property
     def velocity_invertible(self) -> bool:
-        """x_t = a x0 + σ ε and u = a' x0 + σ' ε determine x0 for every t ≥ 1 and coefficient: σ a' − σ' a ≠ 0."""
+        """x_t = a x0 + σ ε and u = a' x0 + σ' ε determine x0 for every t ≥ 1 and coefficient: σ a' − σ' a ≠ 0
+        (beyond float32's smallest normal number: a blur that wipes a frequency out leaves nothing to solve for)."""
         da, ds = self.schedule.dalpha64[1:], self.schedule.dsigma64[1:]
         a, s = self._a64[1:], self._s64[1:]
         if self.spectral:
@@ -378,7 +391,7 @@ class Process:
                 a[:, None, None] * d[1:])
         else:
             det = s * da - ds * a
-        return bool(np.all(np.abs(det) > 0))
+        return bool(np.all(np.abs(det) > np.finfo(np.float32).tiny))
 
     def _velocity_tables(self):
         cached = self.__dict__.get("_vel")
@@ -392,7 +405,8 @@ class Process:
                 a_prime = da[:, None, None] * d + self._a64[:, None, None] * dprime
             else:
                 a_prime = da
-            cached = (f32(a_prime), f32(ds))
+            with jax.ensure_compile_time_eval():  # built on first use, maybe inside a trace: keep constants
+                cached = (f32(a_prime), f32(ds))
             object.__setattr__(self, "_vel", cached)
         return cached
 

@@ -4,7 +4,7 @@ Variance preserving (ᾱ from β; α_t = √ᾱ_t, σ_t = √(1 − ᾱ_t)): lin
 sigmoid, returning a :class:`Schedule` with the β tables below. The others are tabulated (:class:`TabulatedSchedule`):
 ``constant`` (α = 1, σ_t = std for t > 0: cold diffusion's small noise), ``flow`` (α_t = 1 − τ, σ_t = τ, τ = t/T:
 flow matching / rectified flow) and ``ve`` (α = 1, σ_t from σ_min at t = 1 to σ_max at t = T on EDM's ρ
-spacing). Every schedule answers :class:`jaxdiff.processes.noise.NoiseSchedule`'s questions.
+spacing), ``geometric`` (α = 1, log σ_t linear in t). Every schedule answers :class:`jaxdiff.processes.noise.NoiseSchedule`'s questions.
 
 Arrays have length T + 1 and are indexed by t ∈ {0, …, T}; t = 0 is the clean data (ᾱ_0 = 1, β_0 = 0), so the
 same t indexes the schedule, the forward process and the degradations of cold diffusion.
@@ -43,6 +43,7 @@ __all__ = [
     "constant",
     "flow",
     "ve",
+    "geometric",
 ]
 
 
@@ -332,6 +333,22 @@ def ve(T: int, *, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float 
     dsig = np.concatenate([[0.0], rho * base ** (rho - 1) * (hi ** (1 / rho) - lo ** (1 / rho)) * T / max(T - 1, 1)])
     return TabulatedSchedule("ve", np.ones(T + 1), sigma, params={"sigma_min": lo, "sigma_max": hi, "rho": rho},
                              dalpha=np.zeros(T + 1), dsigma=dsig)
+
+
+@register_schedule("geometric")
+def geometric(T: int, *, sigma_min: float = 0.01, sigma_max: float = 50.0) -> TabulatedSchedule:
+    """Geometric noise (Song & Ermon's noise levels, Song et al. 2021's VE SDE): α_t = 1, σ_0 = 0 and
+    σ_t = σ_min (σ_max/σ_min)^((t − 1)/(T − 1)) for t = 1 … T (log σ linear in t)."""
+    T = _check_T(T)
+    lo = _nonneg("geometric", "sigma_min", sigma_min, positive=True)
+    hi = _nonneg("geometric", "sigma_max", sigma_max, positive=True)
+    if hi < lo:
+        raise ValueError(f"schedule 'geometric': sigma_max must be >= sigma_min = {lo!r}, got {sigma_max!r}")
+    frac = (np.arange(1, T + 1, dtype=np.float64) - 1.0) / max(T - 1, 1)
+    sig = lo * (hi / lo) ** frac if T > 1 else np.array([hi])
+    dsig = np.concatenate([[0.0], sig * math.log(hi / lo) * T / max(T - 1, 1)])
+    return TabulatedSchedule("geometric", np.ones(T + 1), np.concatenate([[0.0], sig]),
+                             params={"sigma_min": lo, "sigma_max": hi}, dalpha=np.zeros(T + 1), dsigma=dsig)
 
 
 def make_schedule(name: str, T: int, **params):

@@ -1,4 +1,4 @@
-"""Probability-flow ODE solvers as correctors (D = identity): fewer network calls for the same samples.
+"""Probability-flow ODE solvers as correctors: fewer network calls for the same samples.
 
 With α, σ at t, primes at t_prev (t' < t), λ = log(α/σ):
 
@@ -10,6 +10,17 @@ With α, σ at t, primes at t_prev (t' < t), λ = log(α/σ):
   s = σ/α; c = α + σ for flow matching, where α_T = 0 and z = x, r = τ). Heun evaluates the network again at
   t' (not when t' = 0) and steps with the mean slope: N steps, 2N − 1 calls. (Unclipped, Euler is the one step
   ``ddim`` with η = 0 written as an ODE step; on a flow process both are the flow-matching Euler step.)
+* ``ddim_2m`` the one reverse step made second order for every process with a Gaussian posterior (D identity or
+  DCT-diagonal, σ_t > 0): in the process's basis each coefficient is x = a x0 + σ ε with its own a = α_t d_t, so its
+  probability-flow ODE is Lu et al.'s with λ = log(a/σ) per frequency, and DPM-Solver++(2M) runs per coefficient:
+  u' = (σ'/σ) u − a'(e^{−h} − 1) D, h = λ' − λ, D = (1 + h/(2 h_prev)) û0 − h/(2 h_prev) û0_prev (first step, and
+  any coefficient where h or h_prev is not finite and positive: D = û0, the first-order step, which is ``ddim``
+  with η = 0). D = identity: dpmpp_2m. α = 1 and σ constant (heat with its small noise): u' = u + (d' − d) D,
+  Algorithm 2 (TACoS) with x̂0 extrapolated. With η > 0 it is ``ddim``'s η step with D for û0:
+  u' = ρ (σ'/σ) u + a'(1 − ρ e^{−h}) D + η √var z, ρ = √(1 − η² var/σ'²) (var: q(x_s | x_t, x0)'s, per frequency);
+  η = 1 is SDE-DPM-Solver++(2M) (the midpoint form: var = σ'²(1 − e^{−2h}), so u' = (σ'/σ) e^{−h} u
+  + a'(1 − e^{−2h}) D + σ'√(1 − e^{−2h}) z). The noise z is ddim's (the same key gives the same z).
+  State: (û0 of the previous step in the basis, its t; −1 before step 1).
 x̂0 is the denoiser (clipped when the sampler clips); ε̂ is not used. A step to t' = 0 returns x̂0.
 Shapes: (B, H, W, C); t, t_prev int32 (B,).
 """
@@ -19,9 +30,9 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxdiff.processes import bcast
-from jaxdiff.sampling.correctors import _finish, register_corrector
+from jaxdiff.sampling.correctors import _finish, _noise, register_corrector
 
-__all__ = ["dpmpp_2m", "euler", "heun", "probability_flow"]
+__all__ = ["dpmpp_2m", "euler", "heun", "ddim_2m", "probability_flow", "diagonal_flow"]
 
 
 def probability_flow(process):
@@ -95,3 +106,51 @@ def heun(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=None, st
     # the last step (t' = 0) skips the second call: its result is x̂0 anyway
     x_prev = lax.cond(jnp.all(t_prev > 0), second, lambda _: x_1, None)
     return _finish(x_prev, x0_hat, t_prev), state
+
+
+def diagonal_flow(process):
+    """D identity or DCT-diagonal and σ_t > 0 for t ≥ 1: the probability-flow ODE is diagonal in the process's
+    basis, one ODE per coefficient (None), else why not."""
+    if process.gaussian_posterior:
+        return None
+    if not process.noisy:
+        return ("needs σ_t > 0 for every t >= 1 (it steps the probability-flow ODE in λ = log(a_t/σ_t); a noise-free "
+                "process has none: use cold_improved)")
+    return (f"steps the probability-flow ODE per coefficient of the DCT basis and needs D = identity or a DCT-diagonal "
+            f"degradation, not {process.degradation.name!r} (ddim and cold_naive apply to every process)")
+
+
+def _init_2m(x_T):
+    return jnp.zeros_like(x_T), jnp.full((x_T.shape[0],), -1, jnp.int32)
+
+
+@register_corrector("ddim_2m", applies=diagonal_flow, init_state=_init_2m)
+def ddim_2m(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=None, state, predict=None):
+    """One DPM-Solver++(2M) step per coefficient of the process's basis, η > 0 its SDE form (module docstring);
+    returns (x', (û0, t))."""
+    del eps_hat, aux, predict
+    u0_prev, t_last = state
+    u_t = process.to_basis(x_t)
+    u0 = process.to_basis(x0_hat)
+    cast = lambda v: process.in_basis(v, u_t)  # noqa: E731  (B,) or (B, H, W, 1) → broadcast against u
+    lam_t, lam_s = cast(process.half_log_snr(t)), cast(process.half_log_snr(t_prev))
+    lam_l = cast(process.half_log_snr(jnp.maximum(t_last, 0)))
+    last = bcast(t_prev == 0, u_t)
+    have = bcast(t_last > 0, u_t)
+    h = jnp.where(last, 1.0, lam_s - lam_t)  # λ' = ∞ at t' = 0 (that step returns x̂0)
+    h = jnp.where(jnp.isnan(h), 0.0, h)  # a frequency gone at t and t' (d = 0 at both): it does not move
+    h_prev = jnp.where(have, lam_t - lam_l, 0.0)
+    first = ~have | ~(h_prev > 0) | ~jnp.isfinite(h_prev) | ~jnp.isfinite(h)
+    c = jnp.where(first, 0.0, h / (2.0 * jnp.where(first, 1.0, h_prev)))  # 1/(2r), r = h_prev/h
+    d = (1.0 + c) * u0 - c * u0_prev
+    a_s = cast(process.signal_scale(t_prev))
+    ratio = cast(process.std(t_prev) / process.std(t))
+    # η: ρ = √(1 − η² var/σ'²) (0 where η² var ≥ σ'², as ddim clamps); η = 0 gives log ρ = 0 exactly
+    eta2_var = jnp.square(jnp.asarray(eta, jnp.float32)) * cast(process.posterior_variance(t, t_prev))
+    sig2_s = cast(jnp.square(process.std(t_prev)))
+    frac = jnp.where(sig2_s > 0, eta2_var / jnp.where(sig2_s > 0, sig2_s, 1.0), 0.0)
+    log_rho = 0.5 * jnp.log1p(-jnp.minimum(frac, 1.0))
+    coef0 = jnp.where(a_s > 0, -a_s * jnp.expm1(log_rho - h), 0.0)  # a'(1 − ρ e^{−h})
+    z = process.to_basis(_noise(key, x0_hat))
+    u_s = jnp.exp(log_rho) * ratio * u_t + coef0 * d + jnp.sqrt(eta2_var) * z
+    return _finish(process.from_basis(u_s), x0_hat, t_prev), (u0, t)
