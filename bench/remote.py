@@ -43,13 +43,14 @@ def torch_python() -> Optional[str]:
 
 
 class _Remote:
-    def __init__(self, python: str, builder: str, kwargs: dict, env_extra: Optional[dict] = None):
+    def __init__(self, python: str, builder: str, kwargs: dict, env_extra: Optional[dict] = None,
+                 cwd: Optional[str] = None):
         env = dict(os.environ)
         env.pop("JAXDIFF_BENCH_TORCH_PYTHON", None)
         env.update(env_extra or {})
         self.proc = subprocess.Popen(
             [python, "-m", "bench.remote"],
-            cwd=ROOT,
+            cwd=cwd or ROOT,
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -78,9 +79,11 @@ class _Remote:
                 self.proc.kill()
 
 
-def contender(builder: str, python: Optional[str] = None, env: Optional[dict] = None, **kwargs) -> Callable[[], object]:
+def contender(builder: str, python: Optional[str] = None, env: Optional[dict] = None, cwd: Optional[str] = None,
+              **kwargs) -> Callable[[], object]:
     """The callable ``builder(**kwargs)``, built in this process or (``python`` or ``env`` set) in a worker of that
-    Python (default: this one) with ``env`` added to its environment (e.g. its own XLA_FLAGS)."""
+    Python (default: this one) with ``env`` added to its environment (e.g. its own XLA_FLAGS), started in ``cwd``
+    (default: this tree; another checkout runs that checkout's code: bench.before_after)."""
     if env is not None and python is None:
         python = sys.executable
     if python is None:
@@ -93,7 +96,7 @@ def contender(builder: str, python: Optional[str] = None, env: Optional[dict] = 
         except AttributeError:  # a callable that takes no attributes
             pass
         return fn
-    return _Remote(python, builder, kwargs, env)
+    return _Remote(python, builder, kwargs, env, cwd)
 
 
 def _worker() -> None:

@@ -131,6 +131,27 @@ def gaussian_config(name: str, variant: str, *, schedule: str, schedule_params: 
     return c
 
 
+def process_config(name: str, variant: str, *, degradation: str, schedule: str, prediction: str, loss: str,
+                   corrector: str, steps: int, clip: float, T: int = 1000, degradation_params=None,
+                   schedule_params=None, loss_weighting: str = "none", t_sampling: str = "uniform",
+                   t_sampling_params=None, eta: float = 0.0):
+    """An experiment named by its process (degradation + noise schedule), its training target and its sampler, on
+    the data set of ``variant`` (DATASETS; "" = the embedded digits) with default.py's network and recipe."""
+    check_variant(name, variant)
+    c = base_config()
+    set_data(c, variant or "digits")
+    f = c.diffusion
+    f.T = T
+    f.degradation, f.degradation_params = degradation, dict(degradation_params or {})
+    f.schedule, f.schedule_params = schedule, dict(schedule_params or {})
+    f.prediction, f.loss, f.loss_weighting = prediction, loss, loss_weighting
+    f.t_sampling, f.t_sampling_params = t_sampling, dict(t_sampling_params or {})
+    s = c.sample
+    s.corrector, s.steps, s.eta, s.clip = corrector, steps, eta, clip
+    c.lock()
+    return c
+
+
 def set_train(c, *, learning_rate, weight_decay, warmup_steps, grad_clip_norm, batch_size, num_steps, ema_decay,
               ema_every=1, ema_start=0):
     """A published training recipe: the optimiser, batch, length and EMA (no EMA warm-up); logs every 100

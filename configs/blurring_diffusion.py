@@ -20,21 +20,8 @@ BLUR_PER_PIXEL = 20.0 / 32.0
 
 def get_config(variant: str = ""):
     _common["check_variant"]("blurring_diffusion", variant)
-    c = _common["base_config"]()
-    _common["set_data"](c, variant or "digits")
-    f = c.diffusion
-    f.T = 1000
-    f.degradation = "dct_blur"
-    f.degradation_params = {"sigma_max": BLUR_PER_PIXEL * c.data.image_size, "d_min": 0.001}
-    f.schedule = "cosine"
-    f.schedule_params = {}
-    f.prediction = "eps"
-    f.loss = "l2"
-    f.loss_weighting = "none"
-    s = c.sample
-    s.corrector = "ddim"
-    s.steps = 20
-    s.eta = 0.0
-    s.clip = 1.0
-    c.lock()
-    return c
+    size = _common["DATASETS"][variant or "digits"]["image_size"]
+    return _common["process_config"]("blurring_diffusion", variant, degradation="dct_blur",
+                                     degradation_params={"sigma_max": BLUR_PER_PIXEL * size, "d_min": 0.001},
+                                     schedule="cosine", prediction="eps", loss="l2", corrector="ddim", steps=20,
+                                     clip=1.0)

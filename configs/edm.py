@@ -19,21 +19,7 @@ _common = runpy.run_path(str(pathlib.Path(__file__).resolve().with_name("_common
 
 
 def get_config(variant: str = ""):
-    _common["check_variant"]("edm", variant)
-    c = _common["base_config"]()
-    _common["set_data"](c, variant or "digits")
-    f = c.diffusion
-    f.T = 1000
-    f.degradation, f.degradation_params = "identity", {}
-    f.schedule, f.schedule_params = "ve", {"sigma_min": 0.002, "sigma_max": 80.0, "rho": 7.0}
-    f.prediction = "edm"
-    f.loss = "l2"
-    f.loss_weighting = "none"
-    f.t_sampling, f.t_sampling_params = "log_normal", {"mean": -1.2, "std": 1.2}
-    s = c.sample
-    s.corrector = "heun"
-    s.steps = 18
-    s.eta = 0.0
-    s.clip = 0.0
-    c.lock()
-    return c
+    return _common["process_config"]("edm", variant, degradation="identity", schedule="ve",
+                                     schedule_params={"sigma_min": 0.002, "sigma_max": 80.0, "rho": 7.0},
+                                     prediction="edm", loss="l2", t_sampling="log_normal",
+                                     t_sampling_params={"mean": -1.2, "std": 1.2}, corrector="heun", steps=18, clip=0.0)

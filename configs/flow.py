@@ -17,21 +17,6 @@ _common = runpy.run_path(str(pathlib.Path(__file__).resolve().with_name("_common
 
 
 def get_config(variant: str = ""):
-    _common["check_variant"]("flow", variant)
-    c = _common["base_config"]()
-    _common["set_data"](c, variant or "digits")
-    f = c.diffusion
-    f.T = 1000
-    f.degradation, f.degradation_params = "identity", {}
-    f.schedule, f.schedule_params = "flow", {"shift": 1.0}
-    f.prediction = "velocity"
-    f.loss = "l2"
-    f.loss_weighting = "none"
-    f.t_sampling, f.t_sampling_params = "uniform", {}
-    s = c.sample
-    s.corrector = "euler"
-    s.steps = 20
-    s.eta = 0.0
-    s.clip = 1.0
-    c.lock()
-    return c
+    return _common["process_config"]("flow", variant, degradation="identity", schedule="flow",
+                                     schedule_params={"shift": 1.0}, prediction="velocity", loss="l2",
+                                     t_sampling="uniform", corrector="euler", steps=20, clip=1.0)

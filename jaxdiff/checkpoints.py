@@ -14,10 +14,11 @@ is :mod:`jaxdiff.train.checkpoints`; why a step is complete or invisible: docs/R
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from typing import Optional
+
+from jaxdiff.files import file_digest
 
 __all__ = [
     "CheckpointError",
@@ -107,11 +108,7 @@ def _files(root: str) -> list[str]:
 
 
 def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def _fsync_dir(path: str) -> None:

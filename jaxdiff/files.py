@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from typing import Callable
 
 import numpy as np
 
-__all__ = ["atomic_write", "save_npz"]
+__all__ = ["atomic_write", "save_npz", "file_digest"]
 
 
 def atomic_write(path, write: Callable[[object], None]) -> str:
@@ -33,6 +34,15 @@ def atomic_write(path, write: Callable[[object], None]) -> str:
             os.unlink(tmp)
         raise
     return path
+
+
+def file_digest(path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes (``hashlib`` ``algorithm``: sha256, sha1, …), read in 4 MiB blocks."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def save_npz(path, **arrays) -> str:

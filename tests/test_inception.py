@@ -10,6 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from helpers.inception import inception_cache  # noqa: F401  (a session fixture)
 from jaxdiff.evaluation import inception, inception_weights
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install -e '.[test]')")
@@ -18,18 +19,6 @@ if inception_weights.find_torchscript() is None:
                 "'.[test]')", allow_module_level=True)
 
 
-@pytest.fixture(scope="session")
-def inception_cache(tmp_path_factory):
-    """A session-wide cache dir holding the converted weights ($JAXDIFF_CACHE points at it meanwhile)."""
-    d = tmp_path_factory.mktemp("jaxdiff_cache")
-    old = os.environ.get("JAXDIFF_CACHE")
-    os.environ["JAXDIFF_CACHE"] = str(d)
-    inception_weights.convert()
-    yield d
-    if old is None:
-        os.environ.pop("JAXDIFF_CACHE", None)
-    else:
-        os.environ["JAXDIFF_CACHE"] = old
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 Tiny models (8×8, one or two levels of width 8), one or two steps.
 """
 import os
-import runpy
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ import pytest
 import jax
 import jax.numpy as jnp
 
+from helpers.configs import tiny_gaussian
 from jaxdiff import data as data_lib
 from jaxdiff import experiment
 from jaxdiff.config import ConfigError, validate_config
@@ -23,15 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_config(dtype):
-    c = runpy.run_path(os.path.join(ROOT, "configs", "default.py"))["get_config"]()
-    c.data.image_size = 8
-    c.diffusion.degradation, c.diffusion.degradation_params = "identity", {}
-    c.diffusion.T, c.diffusion.schedule = 10, "cosine"
-    c.diffusion.prediction, c.diffusion.loss = "eps", "l2"
-    c.sample.corrector = "ddim"
-    c.model.update(dict(ch=8, ch_mult=(1, 2), attn_resolutions=(4,), num_groups=4, dtype=dtype))
-    c.train.update(dict(batch_size=8, warmup_steps=0))
-    return c
+    return tiny_gaussian(model=dict(ch_mult=(1, 2), attn_resolutions=(4,), dtype=dtype), batch_size=8)
 
 
 def _dtypes(tree):

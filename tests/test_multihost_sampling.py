@@ -1,7 +1,6 @@
 """sample.py under jax.distributed: 2 processes on 127.0.0.1 (2 CPU devices each) generate what one process with
 the same 4 devices generates; process 0 alone writes and lists the files."""
 import os
-import runpy
 import socket
 import subprocess
 import sys
@@ -9,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from helpers.configs import tiny_gaussian
 from jaxdiff.train import loop as training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -16,16 +16,9 @@ SAMPLE = ["sample.py", "--mode=generate", "--num=12", "--batch=8", "--frames=3",
 
 
 def _tiny_gaussian_workdir(path):
-    c = runpy.run_path(os.path.join(ROOT, "configs", "default.py"))["get_config"]()
-    c.data.image_size = 8
-    c.diffusion.degradation, c.diffusion.degradation_params = "identity", {}
-    c.diffusion.T, c.diffusion.schedule = 10, "cosine"
-    c.diffusion.prediction, c.diffusion.loss = "eps", "l2"
-    c.sample.corrector, c.sample.steps = "ddpm", 4  # ddpm: the corrector noise is drawn too
-    c.model.update(dict(ch=8, ch_mult=(1,), attn_resolutions=(), num_groups=4))
-    with c.unlocked():
-        c.model.mid_attention = False
-    c.train.update(dict(batch_size=16, num_steps=2, log_every=1, checkpoint_every=2, num_sample_images=0))
+    c = tiny_gaussian(corrector="ddpm", batch_size=16, num_steps=2, log_every=1, checkpoint_every=2,
+                      num_sample_images=0)  # ddpm: the corrector noise is drawn too
+    c.sample.steps = 4
     training.train_and_evaluate(c, str(path))
 
 

@@ -5,12 +5,12 @@ A tiny Gaussian config (8×8 digits, T = 10, a one-level UNet of width 8), score
 """
 import json
 import os
-import runpy
 
 import jax
 import numpy as np
 import pytest
 
+from helpers.configs import tiny_gaussian
 from jaxdiff.config import ConfigError, validate_config
 from jaxdiff.train import loop as training
 
@@ -18,19 +18,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_config(**train):
-    c = runpy.run_path(os.path.join(ROOT, "configs", "default.py"))["get_config"]()
-    c.data.image_size = 8
-    c.diffusion.degradation, c.diffusion.degradation_params = "identity", {}
-    c.diffusion.T, c.diffusion.schedule = 10, "cosine"
-    c.diffusion.prediction, c.diffusion.loss = "eps", "l2"
-    c.sample.corrector = "ddim"
-    c.model.update(dict(ch=8, ch_mult=(1,), attn_resolutions=(), num_groups=4, dropout=0.0))
-    with c.unlocked():
-        c.model.mid_attention = False
-    c.train.update(dict(batch_size=16, num_steps=4, log_every=2, checkpoint_every=4, keep_checkpoints=1,
-                        num_sample_images=0, warmup_steps=0, grad_clip_norm=0.0))
-    c.train.update(train)
-    return c
+    return tiny_gaussian(**{**dict(batch_size=16, num_steps=4, log_every=2, checkpoint_every=4, keep_checkpoints=1,
+                                   num_sample_images=0, grad_clip_norm=0.0), **train})
 
 
 def _leaves(state):

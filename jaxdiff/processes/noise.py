@@ -79,11 +79,15 @@ class NoiseSchedule:
 
     @property
     def dalpha64(self) -> np.ndarray:
-        return central_difference(self.alpha64)
+        """dα/dτ: an exact table where the schedule has one (``dalpha``), else central differences."""
+        exact = getattr(self, "dalpha", None)
+        return central_difference(self.alpha64) if exact is None else np.asarray(exact, np.float64)
 
     @property
     def dsigma64(self) -> np.ndarray:
-        return central_difference(self.sigma64)
+        """dσ/dτ: an exact table where the schedule has one (``dsigma``), else central differences."""
+        exact = getattr(self, "dsigma", None)
+        return central_difference(self.sigma64) if exact is None else np.asarray(exact, np.float64)
 
     @property
     def ode_scale64(self) -> np.ndarray:
@@ -176,14 +180,6 @@ class TabulatedSchedule(NoiseSchedule):
     @property
     def log_snr(self) -> jnp.ndarray:
         return f32(self.log_snr64)
-
-    @property
-    def dalpha64(self) -> np.ndarray:
-        return central_difference(self.alpha64) if self.dalpha is None else np.asarray(self.dalpha, np.float64)
-
-    @property
-    def dsigma64(self) -> np.ndarray:
-        return central_difference(self.sigma64) if self.dsigma is None else np.asarray(self.dsigma, np.float64)
 
     def describe(self) -> str:
         params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(self.params.items()))
