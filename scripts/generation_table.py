@@ -53,6 +53,7 @@ class Row:
     spacing: Optional[str] = None  # None: the config's sample.spacing
     step: Optional[int] = None  # the checkpoint judged; None: the run's last
     tables: tuple = ("generation",)  # the tables (TABLES) the row is printed in; the first is its home
+    eta: Optional[float] = None  # fresh noise of the ddim-type steps; None: the config's sample.eta
 
     @property
     def run_name(self) -> str:
@@ -65,6 +66,7 @@ TABLES = {
     "solvers": "Flow matching and EDM: t sampling, solver, network calls",
     "heun": "Heun against Euler on the ddim run",
     "weighting": "Loss weighting at 500 and 1000 training steps",
+    "warm": "Warm diffusion (blur + noise) and Soft Diffusion: steps, η, the second-order step",
 }
 INCEPTION_TABLES = ("generation",)
 
@@ -88,6 +90,11 @@ def _solver_rows(config: str, run: str, overrides: tuple, label: str, pairs, tab
     return tuple(rows)
 
 
+def _present(config: str) -> bool:
+    """Whether configs/<config>.py is in this checkout (rows of another branch's configs wait for it)."""
+    return os.path.exists(os.path.join(REPO, "configs", f"{config}.py"))
+
+
 _FLOW_SOLVERS = (("euler", 10), ("euler", 20), ("heun", 5), ("heun", 10), ("dpmpp_2m", 10), ("dpmpp_2m", 20))
 _WEIGHTINGS = (("none", ()), ("min_snr", (("diffusion.loss_weighting", "min_snr"),)),
                ("edm", (("diffusion.loss_weighting", "edm"),)))
@@ -107,6 +114,8 @@ ROWS = (
         workdir="blurring_diffusion_x0"),
     Row("blurring_eps", "blurring_diffusion", note="ε-prediction (the paper's), 20 steps", overrides=_EPS,
         workdir="blurring_diffusion_eps"),
+    Row("blurring_v", "blurring_diffusion", note="v-prediction, 20 steps", overrides=(("diffusion.prediction", "v"),),
+        workdir="blurring_diffusion_v"),
     Row("blur_gen_alg1_perfect", "cold_blur_gen", corrector="cold_naive", prior_noise=0.0),
     Row("blur_gen_alg1_broken", "cold_blur_gen", corrector="cold_naive", prior_noise=0.002),
     Row("blur_gen_alg2_perfect", "cold_blur_gen", corrector="cold_improved", prior_noise=0.0),
@@ -127,6 +136,19 @@ ROWS = (
     *(Row(f"ddim_w{w}_{s}", "ddim", steps=20, note=f"loss weighting {w}", overrides=o,
           workdir="ddim" if w == "none" else f"ddim_{w}", step=s, tables=("weighting",))
       for w, o in _WEIGHTINGS for s in (500, 1000)),
+    # warm diffusion (issue 20, item 1): its default, η = 1 and the second-order ddim_2m, on the run
+    # <root>/warm_v_l1 (warm_blur's default: v-prediction, L1); Soft Diffusion on <root>/soft
+    *((Row("warm_blur_ddim_20", "warm_blur", steps=20, note="the config's default", workdir="warm_v_l1",
+           tables=("generation", "warm")),
+       *(Row(f"warm_blur_{c}_{n}_eta1", "warm_blur", corrector=c, steps=n, eta=1.0, workdir="warm_v_l1",
+             note="η = 1", tables=(("generation", "warm") if (c, n) == ("ddim", 20) else ("warm",)))
+         for c, n in (("ddim", 10), ("ddim", 20), ("ddim", 100), ("ddim_2m", 10), ("ddim_2m", 20),
+                      ("ddim_2m", 25))))
+      if _present("warm_blur") else ()),
+    *((Row("soft_diffusion_ddim_20", "soft_diffusion", steps=20, note="the config's default", workdir="soft",
+           tables=("generation", "warm")),
+       Row("soft_diffusion_ddim_100", "soft_diffusion", steps=100, workdir="soft", tables=("warm",)))
+      if _present("soft_diffusion") else ()),
 )
 
 
@@ -309,7 +331,8 @@ def judge_row(row: Row, wd: str, *, num: int, batch: int, seed: int, images: str
     corrector = row.corrector or inf.process.generation_corrector(inf.config.sample.corrector)
     ts = inf.timesteps(row.steps, row.spacing)
     calls = network_calls(corrector, len(ts) - 1)
-    kw = dict(prior=prior, batch=batch, corrector=corrector, steps=row.steps, spacing=row.spacing, progress=False)
+    kw = dict(prior=prior, batch=batch, corrector=corrector, steps=row.steps, spacing=row.spacing, progress=False,
+              eta=row.eta)
     inf.generate(jax.random.fold_in(jax.random.PRNGKey(seed), 1 << 20), batch, **kw)  # warm-up: compiles
     train = load_images(inf.config, split="train", num=20000, seed=seed)
     judges, incs, seconds, first = [], [], None, None
@@ -332,6 +355,7 @@ def judge_row(row: Row, wd: str, *, num: int, batch: int, seed: int, images: str
         **extra,
         "row": row.name, "tables": list(row.tables), "config": row.config, "workdir": wd, "step": inf.step,
         "corrector": corrector, "steps": len(ts) - 1, "spacing": row.spacing or str(inf.config.sample.spacing),
+        "eta": float(inf.config.sample.eta) if row.eta is None else float(row.eta),
         "network_calls": calls, "prior": prior.kind, "prior_noise": row.prior_noise, "note": row.note,
         "overrides": [list(o) for o in row.overrides], "prior_vs_end_state_ratio": match["ratio"],
         "seconds": seconds, "grid": grid, "judge": judges[0], "keys": keys, "seed": seed,
@@ -420,7 +444,8 @@ def row_line(r: dict) -> str:
     """One Markdown table line of a judged row (means ± spreads over its keys)."""
     j, f, s = r["judge"], r["judge"]["floor"], r["summary"]
     name = r["row"] + (f" ({r['note']})" if r.get("note") else "")
-    corrector = f"`{r['corrector']}`" + (f", {r['spacing']}" if r.get("spacing") not in (None, "linear") else "")
+    corrector = (f"`{r['corrector']}`" + (f", {r['spacing']}" if r.get("spacing") not in (None, "linear") else "")
+                 + (f", η = {r['eta']:g}" if r.get("eta") else ""))
     classes = s["classes_present"]
     cls = f"{classes['min']:.0f}" if classes["min"] == classes["max"] else f"{classes['min']:.0f}–{classes['max']:.0f}"
     return (f"| {name} | `{r['config']}` | {corrector} | {r['network_calls']} | {_training_cell(r)} | "

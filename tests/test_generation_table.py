@@ -44,9 +44,18 @@ def test_rows_name_configs_and_correctors_that_exist():
             assert (t.num_steps - r.step) // t.checkpoint_every < t.keep_checkpoints, r.name
 
 
+def test_rows_of_configs_this_checkout_lacks_wait_for_them():
+    assert TABLE["_present"]("ddim") and not TABLE["_present"]("no_such_config")
+    assert all(TABLE["_present"](r.config) for r in TABLE["ROWS"])
+    warm = [r for r in TABLE["ROWS"] if r.config in ("warm_blur", "soft_diffusion")]
+    assert bool(warm) == (TABLE["_present"]("warm_blur") or TABLE["_present"]("soft_diffusion"))
+
+
 def test_every_table_has_rows_and_the_main_table_has_every_shipped_generating_default():
     rows = TABLE["ROWS"]
-    assert {t for r in rows for t in r.tables} == set(TABLE["TABLES"])
+    # the warm table's rows wait for configs/warm_blur.py and soft_diffusion.py (branch warm)
+    optional = set() if TABLE["_present"]("warm_blur") or TABLE["_present"]("soft_diffusion") else {"warm"}
+    assert {t for r in rows for t in r.tables} == set(TABLE["TABLES"]) - optional
     main = {r.config for r in rows if "generation" in r.tables}
     assert {"ddpm", "ddim", "flow", "edm", "blurring_diffusion", "heat", "cold_blur_gen", "cold_superres",
             "cold_fade", "cold_animorph"} <= main
@@ -166,6 +175,11 @@ def test_one_row_judged_on_a_tiny_run(tmp_path):
     md = TABLE["markdown"]([r], real.shape[0])
     assert "| ddim_10 | `ddim` | `ddim` | 10 | 2, " in md and "images/gen_ddim_10.png" in md
     assert "12 samples per row and prior key against the 40 held-out digits" in md
+    # η: a row's fresh noise reaches the sampler (other samples from the same keys) and its table line
+    r1 = TABLE["judge_row"](TABLE["Row"]("ddim_10_eta1", "ddim", steps=10, eta=1.0), wd, num=12, batch=6, seed=0,
+                            images=str(tmp_path / "img"), real=real, classifier=features.load_digits_classifier())
+    assert (r["eta"], r1["eta"]) == (0.0, 1.0) and r1["per_key"][0]["frechet"] != r["per_key"][0]["frechet"]
+    assert "| ddim_10_eta1 | `ddim` | `ddim`, η = 1 | 10 |" in TABLE["markdown"]([r1], real.shape[0])
     # a checkpoint that is not there is refused, naming the step
     with pytest.raises(ValueError, match="step=7: no such checkpoint"):
         TABLE["judge_row"](TABLE["Row"]("x", "ddim", steps=2, step=7), wd, num=4, batch=4, seed=0,
