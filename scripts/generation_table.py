@@ -435,13 +435,17 @@ def _training_cell(r: dict) -> str:
     return f"{r['step']}" + ("" if s is None else f", {s / 60:.1f} min")
 
 
-HEAD = ("| row | config | corrector | network calls | training (steps, wall time) | Fréchet ↓ (floor) | "
-        "confident ↑ | smallest class ↑ | classes | Inception FID ↓ (floor) | nearest-train RMSE (held-out) | "
-        "sampling s | samples |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+def head(inception: bool = True) -> str:
+    """The table's header; ``inception``: with the Inception FID column."""
+    cols = ["row", "config", "corrector", "network calls", "training (steps, wall time)", "Fréchet ↓ (floor)",
+            "confident ↑", "smallest class ↑", "classes"] + (["Inception FID ↓ (floor)"] if inception else []) + [
+            "nearest-train RMSE (held-out)", "sampling s", "samples"]
+    return "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
 
 
-def row_line(r: dict) -> str:
-    """One Markdown table line of a judged row (means ± spreads over its keys)."""
+def row_line(r: dict, inception: bool = True) -> str:
+    """One Markdown table line of a judged row (means ± spreads over its keys); ``inception``: with its
+    Inception FID cell."""
     j, f, s = r["judge"], r["judge"]["floor"], r["summary"]
     name = r["row"] + (f" ({r['note']})" if r.get("note") else "")
     corrector = (f"`{r['corrector']}`" + (f", {r['spacing']}" if r.get("spacing") not in (None, "linear") else "")
@@ -450,8 +454,9 @@ def row_line(r: dict) -> str:
     cls = f"{classes['min']:.0f}" if classes["min"] == classes["max"] else f"{classes['min']:.0f}–{classes['max']:.0f}"
     return (f"| {name} | `{r['config']}` | {corrector} | {r['network_calls']} | {_training_cell(r)} | "
             f"{_pm(s['frechet'])} ({f['frechet']:.1f}) | {_pm(s['confident_fraction'], 100, unit=' %')} | "
-            f"{_pm(s['smallest_class_share'], 100, unit=' %')} | {cls} | {_inception_cell(r)} | "
-            f"{_pm(s['nearest_train'], digits=3)} ({j['nearest_train_floor']['mean']:.3f}) | {r['seconds']:.1f} | "
+            f"{_pm(s['smallest_class_share'], 100, unit=' %')} | {cls} | "
+            + (f"{_inception_cell(r)} | " if inception else "")
+            + f"{_pm(s['nearest_train'], digits=3)} ({j['nearest_train_floor']['mean']:.3f}) | {r['seconds']:.1f} | "
             f"![{r['row']}](images/{os.path.basename(r['grid'])}) |")
 
 
@@ -461,7 +466,8 @@ def markdown(results: list[dict], num_real: int) -> str:
     for table, title in TABLES.items():
         rs = [r for r in results if table in r.get("tables", ["generation"])]
         if rs:
-            parts.append(f"### {title}\n\n" + HEAD + "\n".join(row_line(r) for r in rs) + "\n")
+            inc = any(r.get("inception") is not None for r in rs)  # the column only where a row has it
+            parts.append(f"### {title}\n\n" + head(inc) + "\n".join(row_line(r, inc) for r in rs) + "\n")
     n = results[0]["judge"]["num_samples"] if results else 0
     keys = sorted({int(r.get("keys", 1)) for r in results}) or [1]
     k = "–".join(str(v) for v in (keys[0], keys[-1]) if len(keys) > 1) or str(keys[0])

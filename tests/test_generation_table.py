@@ -131,6 +131,12 @@ def test_markdown_shows_mean_and_spread_and_one_section_per_table():
     gen, weighting = md.index("### " + TABLE["TABLES"]["generation"]), md.index("### " + TABLE["TABLES"]["weighting"])
     assert gen < md.index("ddim_20") < weighting < md.index("ddim_wnone_500")
     assert "12 samples per row and prior key against the 180 held-out digits" in md and "1–2 prior keys" in md
+    # the Inception column only in a table where a row has it
+    assert "Inception FID ↓ (floor)" not in md.split("### ")[1]
+    inc = dict(_result("ddim_20"), inception={"fid": 12.5, "floor": {"fid": 3.25}})
+    md = TABLE["markdown"]([inc, _result("ddim_10")], 180)
+    assert "| classes | Inception FID ↓ (floor) | nearest-train" in md
+    assert "| 10 | 12.5 (3.2) | 0.100" in md and "| 10 | – | 0.100" in md
 
 
 def test_merge_replaces_rows_by_name_in_rows_order():
