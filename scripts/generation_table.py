@@ -72,7 +72,7 @@ INCEPTION_TABLES = ("generation",)
 
 _X0 = (("diffusion.prediction", "x0"),)
 _EPS = (("diffusion.prediction", "eps"),)
-_LOGIT = (("diffusion.t_sampling", "logit_normal"),)
+_UNIFORM = (("diffusion.t_sampling", "uniform"),)
 
 
 def _solver_rows(config: str, run: str, overrides: tuple, label: str, pairs, tables=("solvers",),
@@ -105,15 +105,16 @@ ROWS = (
     Row("ddim_20", "ddim", steps=20, note="the config's default"),
     Row("ddim_50", "ddim", steps=50),
     Row("ddim_dpmpp_2m_10", "ddim", corrector="dpmpp_2m", steps=10, note="fast: DPM-Solver++(2M)"),
-    *_solver_rows("flow", "flow", (), "uniform t", _FLOW_SOLVERS, main=(("euler", 20), ("euler", 10)),
+    *_solver_rows("flow", "flow", (), "logit-normal t", _FLOW_SOLVERS,
+                  main=(("euler", 20), ("euler", 10), ("dpmpp_2m", 10)),
                   notes={("euler", 20): "the config's default"}),
     *_solver_rows("edm", "edm", (), "", (("heun", 18), ("heun_karras", 18), ("heun", 10), ("euler", 20),
                                          ("dpmpp_2m", 10), ("dpmpp_2m", 20)), main=(("heun", 18), ("heun", 10)),
                   notes={("heun", 18): "the config's default", ("heun_karras", 18): "EDM's published step"}),
-    Row("blurring_x0", "blurring_diffusion", note="x0-prediction, 20 steps", overrides=_X0,
+    Row("blurring_x0", "blurring_diffusion", note="x0-prediction, the config's default", overrides=_X0,
         workdir="blurring_diffusion_x0"),
-    Row("blurring_eps", "blurring_diffusion", note="ε-prediction (the paper's), 20 steps", overrides=_EPS,
-        workdir="blurring_diffusion_eps"),
+    Row("blurring_eps", "blurring_diffusion", note="ε-prediction, the paper's and the config's before: a variant",
+        overrides=_EPS, workdir="blurring_diffusion_eps"),
     Row("blurring_v", "blurring_diffusion", note="v-prediction, 20 steps", overrides=(("diffusion.prediction", "v"),),
         workdir="blurring_diffusion_v"),
     Row("blur_gen_alg1_perfect", "cold_blur_gen", corrector="cold_naive", prior_noise=0.0),
@@ -126,8 +127,8 @@ ROWS = (
     Row("superres", "cold_superres"),
     Row("fade", "cold_fade"),
     Row("animorph", "cold_animorph", note="digits 5–9 → 0–4: five classes expected"),
-    # flow matching as a user tunes it: t sampling × solver × network calls (uniform t: with the main rows)
-    *_solver_rows("flow", "flow_logit_normal", _LOGIT, "logit-normal t", _FLOW_SOLVERS),
+    # flow matching as a user tunes it: t sampling × solver × network calls (logit-normal t, the default: above)
+    *_solver_rows("flow", "flow_uniform", _UNIFORM, "uniform t", _FLOW_SOLVERS),
     # Heun against Euler at equal steps on ddim's run (issue 20, item 4)
     *_solver_rows("ddim", "ddim", (), "", tuple((c, n) + sp for sp in ((), ("karras",)) for c in
                                                 ("euler", "heun", "heun_karras") for n in (3, 5, 10)),
