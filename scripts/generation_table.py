@@ -474,9 +474,10 @@ def markdown(results: list[dict], num_real: int) -> str:
     k = "–".join(str(v) for v in (keys[0], keys[-1]) if len(keys) > 1) or str(keys[0])
     foot = (f"\n{n} samples per row and prior key against the {num_real} held-out digits, mean ± spread (sample "
             f"standard deviation) over {k} prior keys; floor: {n} training digits against the same held-out digits "
-            f"(the judge's own). Fréchet: the digits classifier's 64-d features; Inception FID: the 2015-12-05 "
-            f"Inception-v3's 2048-d pool features at 299×299 of the first key's samples, its floor at the same "
-            f"counts. Training: the checkpoint's step and the run's wall time to it.\n")
+            f"(the judge's own). Fréchet: the digits classifier's 64-d features"
+            + ("; Inception FID: the 2015-12-05 Inception-v3's 2048-d pool features at 299×299 of the first key's "
+               "samples, its floor at the same counts" if any(r.get("inception") for r in results) else "")
+            + ". Training: the checkpoint's step and the run's wall time to it.\n")
     return "\n".join(parts) + foot
 
 
