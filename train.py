@@ -15,12 +15,12 @@ steps restores, or the final one could not be written; the older ones are kept).
 be loaded, or an override of a field that does not exist or with a value of the wrong type, is one line
 and exit code 2 as well.
 """
-import os
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
+from jaxdiff import console
 from jaxdiff.config.overrides import parse_flags
 
 # Heavy imports (jax, orbax, tfds) wait until main() so that --help is fast.
@@ -35,8 +35,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.INFO)
-    _quiet_orbax()
+    console.configure()  # progress, results, jaxdiff's messages; library logs only with --verbosity=1 or more
     from jaxdiff.checkpoints import CheckpointError
     from jaxdiff.config import ConfigError, default_workdir
     from jaxdiff.cpu.devices import CpuDevicesError
@@ -61,19 +60,6 @@ def main(argv):
 def _fail(e: Exception, code: int):
     print(f"train.py: {e}", file=sys.stderr, flush=True)
     sys.exit(code)
-
-
-def _quiet_orbax():
-    # orbax logs every save phase at INFO through absl, jax its backend probing; keep the console for the
-    # progress bar and jaxdiff's own messages (warnings of every library still show).
-    import logging as pylogging
-
-    class _DropLibraryInfo(pylogging.Filter):
-        def filter(self, record):
-            return record.levelno >= pylogging.WARNING or not any(
-                f"{os.sep}{lib}{os.sep}" in record.pathname for lib in ("orbax", "jax", "jaxlib"))
-
-    logging.get_absl_handler().addFilter(_DropLibraryInfo())
 
 
 if __name__ == "__main__":

@@ -192,7 +192,8 @@ def torch_train(model, config, *, compiled=False, op_tables=None) -> Callable[[]
     T = int(config.diffusion.T)
     clip = float(tc.grad_clip_norm)
     decay = float(tc.ema_decay)
-    if config.diffusion.kind == "gaussian":
+    gaussian = str(config.diffusion.degradation) == "identity"  # else: cold, D_t as matrices (op_tables)
+    if gaussian:
         betas = torch.linspace(1e-4, 2e-2, T, dtype=torch.float64)
         ab = torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod(1 - betas, 0)]).float()
     else:
@@ -200,7 +201,7 @@ def torch_train(model, config, *, compiled=False, op_tables=None) -> Callable[[]
 
     def run():
         t = torch.randint(1, T + 1, (B,))
-        if config.diffusion.kind == "gaussian":
+        if gaussian:
             eps = torch.randn_like(x0)
             a = ab[t][:, None, None, None]
             x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps

@@ -37,7 +37,7 @@ def run(quick: bool = False) -> dict:
     from jaxdiff.processes import ColdProcess
 
     cfg = C.bench32_train_config()
-    cfg.diffusion.kind, cfg.diffusion.prediction, cfg.diffusion.loss = "cold", "x0", "l1"
+    cfg.diffusion.prediction, cfg.diffusion.loss = "x0", "l1"  # the processes below are built here, cold
     B, s, c = 32, 32, 3
     x0 = C.jax_batch(cfg)
     model = experiment.build_model(cfg)

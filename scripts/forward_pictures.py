@@ -28,7 +28,7 @@ def color_only(config) -> bool:
     from jaxdiff.degradations import DEGRADATIONS
 
     f = config.diffusion
-    return f.kind == "cold" and DEGRADATIONS.get_or_raise(str(f.degradation)).color_only
+    return DEGRADATIONS.get_or_raise(str(f.degradation)).color_only
 
 
 def photo_patches(size: int = 32):

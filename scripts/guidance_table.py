@@ -19,6 +19,9 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from jaxdiff import console  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -32,8 +35,10 @@ def main(argv=None) -> int:
     ap.add_argument("--tag", default="", help="added to the grid names: guidance_w<w><tag>.png")
     ap.add_argument("--out", default="", help="stem of the .json/.md (default <workdir>/samples/guidance_table)")
     ap.add_argument("--images", default=os.path.join(REPO, "docs", "images"))
+    console.add_verbosity_flag(ap)
     a = ap.parse_args(argv)
-    sys.path.insert(0, REPO)
+    if argv is None:  # the command line (not a caller in this process): progress and results, no library logs
+        console.configure(a.verbosity)
     import jax
     import numpy as np
 

@@ -33,6 +33,8 @@ CASES = [
     Case("superres_bicubic", "superres", 3, dict(method="bicubic")),
     Case("snow", "snow", 6, dict(thr_end=0.6, sigma_end=4.0)),
     Case("interpolate", "interpolate", 6, {}),
+    Case("dct_blur", "dct_blur", 5, dict(sigma_max=6.0, d_min=0.01)),
+    Case("identity", "identity", 3, {}),
 ]
 CASE_IDS = [c.id for c in CASES]
 _BUILT: dict = {}

@@ -62,7 +62,9 @@ class Contract(chex.TestCase):
         assert np.isfinite(np.asarray(out)).all()
         np.testing.assert_array_equal(out[0], x0[0])  # F_0 = identity, exactly
         np.testing.assert_array_equal(self.variant(deg.apply)(x0, 0, aux), x0)
-        if not (case_id == "decolor" and channels == 1):  # gray of one channel is the channel itself
+        if deg.identity:  # D_t = identity at every t, exactly
+            np.testing.assert_array_equal(out, x0)
+        elif not (case_id == "decolor" and channels == 1):  # gray of one channel is the channel itself
             assert float(jnp.abs(out[2] - x0[2]).max()) > 1e-3  # F_T does something
         if channels == 3:
             xb = x0.astype(jnp.bfloat16)
@@ -160,9 +162,10 @@ def _severity_check(case_id, deg, xs, x0, aux):
         v = [_weighted_var(x, np.outer(w1, w1)) for x in xs]
         assert all((b <= a + tol).all() for a, b in zip(v[:-1], v[1:]))
         assert (v[-1] < v[0]).all()
-    elif case_id.startswith("heat"):
-        # the orthonormal DCT keeps energy; every non-DC coefficient is scaled by exp(−λτ_t), τ_t increasing,
-        # and the DC one is kept: the spatial variance cannot grow and the mean does not move
+    elif case_id.startswith("heat") or case_id == "dct_blur":
+        # the orthonormal DCT keeps energy; every non-DC coefficient is scaled by a factor that falls with t
+        # (heat: exp(−λτ_t); dct_blur: (1 − d_min) exp(−λτ_t) + d_min), and the DC one by 1: the spatial variance
+        # cannot grow and the mean does not move
         v = [_weighted_var(x, np.ones((N, N))) for x in xs]
         assert all((b <= a + tol).all() for a, b in zip(v[:-1], v[1:]))
         assert (v[-1] < v[0]).all()
@@ -189,6 +192,9 @@ def _severity_check(case_id, deg, xs, x0, aux):
         c = [(x * x0).sum(axis=(1, 2, 3)) for x in xs]
         assert all((b <= a + tol).all() for a, b in zip(c[:-1], c[1:]))
         assert (c[-1] < 0.05 * c[0]).all()
+    elif case_id == "identity":
+        for x in xs:
+            np.testing.assert_array_equal(x, x0)
     else:  # pragma: no cover
         raise AssertionError(f"no severity measure for {case_id}")
 
@@ -512,6 +518,8 @@ FACTS = {
     "inpaint": (None, None, False, False),
     "decolor": (None, None, True, False),
     "snow": (None, None, True, False),
+    "dct_blur": (None, None, False, False),  # never flat (d_min > 0): the noise schedule's prior generates
+    "identity": (None, None, False, False),
 }
 
 
@@ -524,6 +532,9 @@ def test_facts_are_declared_at_registration(case_id):
     assert (deg.color_only, deg.needs_end_source) == (color_only, needs_end)
     assert (deg.generation.kind, deg.generation.fit_on) == (kind, fit_on) if kind else deg.generation is None
     desc = deg.describe()
+    if deg.identity:  # hot diffusion's reports say the schedule, not "identity(), T=…"
+        assert desc == "identity"
+        return
     assert desc.startswith(f"{deg.name}(") and desc.endswith(f"T={deg.T}")
     for k, v in next(c for c in cases.CASES if c.id == case_id).params.items():
         assert f"{k}={v}" in desc

@@ -434,7 +434,7 @@ def test_sample_py_inpaint_end_to_end(gaussian_workdir, tmp_path):
     names = sorted(os.listdir(out))
     stem = names[0][: -len(".npz")]
     assert names == [stem + ".npz", stem + ".png"]
-    assert stem.startswith("inpaint_step1_mask-left-") and stem.endswith("_ddim_3steps_n4"), stem
+    assert stem.startswith("fill_step1_mask-left-") and stem.endswith("_ddim_3steps_n4"), stem
     z = np.load(os.path.join(out, stem + ".npz"))
     original = held_out_images(__import__("jaxdiff.experiment", fromlist=["x"]).load_run(wd).config, 4)
     np.testing.assert_array_equal(z["original"], original)
@@ -468,7 +468,8 @@ def test_sample_py_inpaint_end_to_end(gaussian_workdir, tmp_path):
     # the failures: one line each, before anything compiles
     for kw, match in ((dict(mask=_png(tmp_path / "small.png", keep[:8, :8])),
                        r"the mask is 8×8 but the images are 16×16"),
-                      (dict(mask=png, corrector="cold_naive"), "--corrector"),
+                      (dict(mask=png, corrector="dpmpp_2m", jumps="2,3", steps=4),
+                       "--corrector='dpmpp_2m' carries a history"),
                       (dict(mask=png, jumps="5,2", steps=5), "below the number of steps N=5"),
                       (dict(mask=str(tmp_path / "per.npz"), num=3), "holds 2 masks for 3 images"),
                       (dict(mask=png, label=10), "label 10 does not exist")):

@@ -50,8 +50,10 @@ def test_bfloat16_activations_float32_params_and_output():
     x, t = _images(), jnp.array([1, 3, 5, 9])
     m32, m16 = (make_unet(tiny_config(d).model, image_size=8, in_channels=1, out_channels=1)
                 for d in ("float32", "bfloat16"))
-    params = _nonzero(m16.init(jax.random.PRNGKey(0), x[:1], t[:1])["params"])
-    assert _dtypes(params) == {"float32"}
+    # the init's shapes and dtypes only (eval_shape: nothing compiled); the values are drawn on the host
+    abstract = jax.eval_shape(m16.init, jax.random.PRNGKey(0), x[:1], t[:1])["params"]
+    assert _dtypes(abstract) == {"float32"}
+    params = _nonzero(abstract)
     # jitted: op-by-op bfloat16 on XLA:CPU is slow, and jit changes no dtype
     y16, inter = jax.jit(lambda p: m16.apply({"params": p}, x, t, capture_intermediates=True))(params)
     acts = inter["intermediates"]
@@ -95,7 +97,7 @@ def test_the_sampler_state_of_a_bfloat16_model_is_float32():
     cfg = tiny_config("bfloat16")
     model, process = experiment.build_model(cfg), experiment.build_process(cfg)
     x_T = jax.random.normal(jax.random.PRNGKey(1), (2, 8, 8, 1), jnp.float32)
-    params = model.init(jax.random.PRNGKey(0), x_T[:1], jnp.zeros((1,), jnp.int32))["params"]
+    params = _nonzero(jax.eval_shape(model.init, jax.random.PRNGKey(0), x_T[:1], jnp.zeros((1,), jnp.int32))["params"])
     out = sample(lambda p, x, t: model.apply({"params": p}, x, t), params, jax.random.PRNGKey(2), x_T,
                  process=process, corrector="ddim", timesteps=3, prediction="eps", return_every=1)
     assert out.x0.dtype == jnp.float32

@@ -130,7 +130,7 @@ def test_bad_flags_fail_before_sampling(blur_workdir):
     for kw, match in (
         (dict(steps="2,3"), "only for --mode=evaluate"),
         (dict(steps="9"), r"\[0, T=8\]"),
-        (dict(corrector="ddim"), "GaussianProcess"),
+        (dict(corrector="dpmpp_2m"), "needs D = identity, not 'blur'"),
         (dict(mode="restore", severity=9), "--severity=9"),
         (dict(mode="generate", input="folder:/x"), "--input is for --mode=restore"),
         (dict(step=7), "--step=7"),
@@ -145,13 +145,12 @@ def test_load_run_newest_step_and_an_old_config_spelling(trained_blur, tmp_path)
 
     from jaxdiff.checkpoints import make_meta
     from jaxdiff.experiment import load_run
-    from jaxdiff.processes import ColdProcess
     from jaxdiff.train.checkpoints import Checkpointer
 
     wd, state = trained_blur
     run = load_run(wd)
     assert run.step == 2 and run.workdir == os.path.abspath(wd) and run.meta["step"] == 2
-    assert isinstance(run.process, ColdProcess) and run.process.T == 8
+    assert run.process.degradation.name == "blur" and run.process.noise_free and run.process.T == 8
     got, want = jax.tree.leaves(run.params), jax.tree.leaves(state.ema_params)
     assert len(got) == len(want) > 0
     for a, b in zip(got, want):
@@ -493,7 +492,7 @@ def test_generation_from_a_prior_that_does_not_match_F_T_is_refused(blur_workdir
     from jaxdiff.cli.common import GenerationRefused
 
     wd = blur_workdir  # trained: a 5×5 σ 0.5 blur, T = 8 leaves the digits readable; the prior is flat
-    for mode in ("generate", "interpolate"):
+    for mode in ("generate", "blend"):
         with pytest.raises(GenerationRefused) as e:
             cli.run(workdir=wd, mode=mode, num=4, steps=2, out=str(tmp_path / mode))
         msg = str(e.value)

@@ -288,7 +288,7 @@ def test_gaussian_correctors_refuse_cold_process():
     cold = ColdProcess(deg)
     x = jnp.zeros((2, 4, 4, 3))
     t = jnp.array([5, 5])
-    for name, why in (("ddpm", r"needs q\(x_s \| x_t, x0\) in closed form"), ("euler", "needs D = identity"),
+    for name, why in (("ddpm", r"needs σ_t > 0 for every t >= 1"), ("euler", "needs D = identity"),
                       ("dpmpp_2m", "needs D = identity")):
         with pytest.raises(ValueError, match=why):
             sampling.CORRECTORS[name](cold, x, x, x, t, t - 1, jax.random.key(0))
@@ -420,7 +420,8 @@ def test_cold_improved_recovers_every_degradation(case_id):
     x0 = rand_img(20, (2, IMG, IMG, 3))
     aux = proc.sample_aux(jax.random.key(21), x0)
     x_T = proc.mean(x0, jnp.full((2,), T, jnp.int32), aux)
-    assert float(jnp.max(jnp.abs(x_T - x0))) > 1e-3, "F_T should change the image"
+    if not deg.identity:  # (the identity's path is x0 throughout: the walk below still checks every state)
+        assert float(jnp.max(jnp.abs(x_T - x0))) > 1e-3, "F_T should change the image"
     out, traj = sampling.sample(_cold_oracle, x0, jax.random.key(0), x_T, process=proc, corrector="cold_improved",
                                 prediction="x0", aux=aux, return_every=1)
     np.testing.assert_allclose(out, x0, atol=1e-5)

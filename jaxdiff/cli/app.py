@@ -73,7 +73,9 @@ def main(flag_values) -> int:
     from jaxdiff.plugins import PluginError
     from jaxdiff.checkpoints import CheckpointError
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from jaxdiff import console
+
+    console.configure()  # progress, results, jaxdiff's messages; library logs only with --verbosity=1 or more
     try:
         options = SampleOptions.from_flags(flag_values)
         maybe_initialize_distributed()  # several hosts: each samples its devices' share of every batch

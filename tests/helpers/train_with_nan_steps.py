@@ -15,7 +15,10 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from jaxdiff.ranges import parse_int_ranges
+if __name__ == "__main__":  # this tree's jaxdiff, not whichever one is installed
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from jaxdiff.ranges import parse_int_ranges  # noqa: E402
 
 ENV_NAN_STEPS = "JAXDIFF_FAULT_NAN_STEPS"
 TRAIN_PY = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "train.py")

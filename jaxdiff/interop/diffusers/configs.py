@@ -226,7 +226,7 @@ def scheduler_config_from(config) -> dict:
            "clip_sample": float(s.clip) > 0, "clip_sample_range": float(s.clip) if float(s.clip) > 0 else 1.0,
            "thresholding": False, "rescale_betas_zero_snr": False,
            "timestep_spacing": {v: k for k, v in _SPACINGS.items()}.get(str(s.get("spacing", "linear")), "leading")}
-    from jaxdiff.schedules import SCHEDULES
+    from jaxdiff.processes.schedules import SCHEDULES
 
     given = {**{k: p.default for k, p in inspect.signature(SCHEDULES[f.schedule]).parameters.items()
                 if p.kind == p.KEYWORD_ONLY}, **params}
