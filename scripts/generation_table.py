@@ -140,13 +140,19 @@ ROWS = (
       for w, o in _WEIGHTINGS for s in (500, 1000)),
     # warm diffusion (issue 20, item 1): its default, η = 1 and the second-order ddim_2m, on the run
     # <root>/warm_v_l1 (warm_blur's default: v-prediction, L1); Soft Diffusion on <root>/soft
-    *((Row("warm_blur_ddim_20", "warm_blur", steps=20, note="the config's default", workdir="warm_v_l1",
+    *((Row("warm_blur_ddim_20", "warm_blur", steps=20, eta=0.0, note="η = 0", workdir="warm_v_l1",
            tables=("generation", "warm")),
        *(Row(f"warm_blur_{c}_{n}_eta1", "warm_blur", corrector=c, steps=n, eta=1.0, workdir="warm_v_l1",
-             note="η = 1", tables=(("generation", "warm") if (c, n) == ("ddim", 20) else ("warm",)))
+             note="η = 1" + (", the config's default" if (c, n) == ("ddim", 20) else ""),
+             tables=(("generation", "warm") if (c, n) == ("ddim", 20) else ("warm",)))
          for c, n in (("ddim", 10), ("ddim", 20), ("ddim", 100), ("ddim_2m", 10), ("ddim_2m", 20),
                       ("ddim_2m", 25))))
       if _present("warm_blur") else ()),
+    # warm_blur's loss weightings (η = 1, 20 steps) at 500 and 1000 steps: the runs <root>/warm_v_l1 (none),
+    # <root>/warm_min_snr and <root>/warm_edm
+    *(Row(f"warm_blur_w{w}_{st}", "warm_blur", steps=20, eta=1.0, note=f"loss weighting {w}, η = 1", overrides=o,
+          workdir="warm_v_l1" if w == "none" else f"warm_{w}", step=st, tables=("weighting",))
+      for w, o in _WEIGHTINGS for st in (500, 1000) if _present("warm_blur")),
     *((Row("soft_diffusion_ddim_20", "soft_diffusion", steps=20, note="the config's default", workdir="soft",
            tables=("generation", "warm")),
        Row("soft_diffusion_ddim_100", "soft_diffusion", steps=100, workdir="soft", tables=("warm",)))
