@@ -248,7 +248,7 @@ def test_config_builds_the_process_and_generates_from_n01():
     assert p.degradation.name == "dct_blur" and p.T == 1000 and p.scale(jnp.array([0])).shape[1:3] == (16, 16)
     assert (p.degradation.params["sigma_max"], p.degradation.params["d_min"]) == (10.0, 0.001)
     assert describe_process(p) == "blurring diffusion, T=1000, sigma_blur_max=10, d_min=0.001"
-    assert (c.diffusion.prediction, c.sample.corrector, c.sample.steps, c.sample.eta) == ("eps", "ddim", 20, 0.0)
+    assert (c.diffusion.prediction, c.sample.corrector, c.sample.steps, c.sample.eta) == ("x0", "ddim", 20, 0.0)
     # prior N(0, I): the signal left at T is negligible, the noise is ≈ 1
     assert float(jnp.max(p.scale(1000))) < 1e-3 and abs(float(p.std(1000)) - 1) < 1e-6
     assert p.noise_dominates and p.generation().kind == "gaussian" and p.can_generate

@@ -268,12 +268,13 @@ def test_heat_published():
 
 
 def test_blurring_diffusion_config():
-    """Hoogeboom & Salimans 2023 as configs/blurring_diffusion.py reads it: cosine schedule, ε-prediction, MSE,
-    d_min = 0.001, σ_B,max = 20 at 32x32 scaled with the image side; 20 per-frequency DDIM steps like configs/ddim.py."""
+    """Hoogeboom & Salimans 2023 as configs/blurring_diffusion.py reads it: cosine schedule, MSE, d_min = 0.001,
+    σ_B,max = 20 at 32x32 scaled with the image side; 20 per-frequency DDIM steps like configs/ddim.py; x0- rather
+    than the paper's ε-prediction (issue 20: the ε-trained digits run draws noise)."""
     for variant, sigma_max in (("", 10.0), ("mnist", 20.0), ("cifar10", 20.0), ("celeb_a", 80.0)):
         c = load("blurring_diffusion", variant)
         f, s = c.diffusion, c.sample
-        assert (f.degradation, f.T, f.schedule, f.prediction, f.loss) == ("dct_blur", 1000, "cosine", "eps", "l2")
+        assert (f.degradation, f.T, f.schedule, f.prediction, f.loss) == ("dct_blur", 1000, "cosine", "x0", "l2")
         assert (f.degradation_params.sigma_max, f.degradation_params.d_min) == (sigma_max, 0.001)
         assert (s.corrector, s.steps, s.eta, s.clip) == ("ddim", 20, 0.0, 1.0)
 

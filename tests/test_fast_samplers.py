@@ -1,4 +1,4 @@
-"""Fast samplers (dpmpp_2m, euler, heun) and the leading/karras spacings, against float64 NumPy references.
+"""Fast samplers (dpmpp_2m, euler, heun, heun_karras) and the leading/karras spacings, against float64 NumPy references.
 
 The denoiser is exact for Gaussian data x0 ~ N(μ, s² I): x_t = a x0 + σ ε gives E[x0 | x_t] = μ + a s²/(a² s² + σ²)
 (x_t − a μ), and the probability-flow ODE in y = x/a, k = σ/a has the closed form y(k') − μ = (y(k) − μ)
@@ -19,7 +19,7 @@ from jaxdiff.processes import GaussianProcess
 
 T = 1000
 MU, S = 0.3, 0.5
-FAST = ("dpmpp_2m", "euler", "heun")
+FAST = ("dpmpp_2m", "euler", "heun", "heun_karras")
 
 
 def abar64(T):
@@ -75,18 +75,25 @@ def dpmpp_2m_ref(x, ts):
     return out
 
 
-def karras_ref(x, ts, heun):
-    """Karras et al. 2022, Euler / Heun (Alg. 1) on y = x/α in σ = √((1 − ᾱ)/ᾱ); returns states and calls."""
+def karras_ref(x, ts, heun, *, trapezoid="exponential"):
+    """Karras et al. 2022's Euler on y = x/α in σ = √((1 − ᾱ)/ᾱ), and Heun: Euler to σ', the denoiser D' there,
+    then ``trapezoid`` "exponential" (jaxdiff's heun): y' = (σ'/σ) y + (1 − σ'/σ) D + φ (D' − D), φ = 1 − (1 −
+    σ'/σ)/ln(σ/σ'), or "karras" (their Alg. 1): y' = y + (σ' − σ)(d + d')/2. Returns states and calls."""
     out, calls = [], 0
     for t, tp in zip(ts[:-1], ts[1:]):
         y = x / A64[t]
-        d = (y - denoiser64(x, t)) / K64[t]
+        x0 = denoiser64(x, t)
+        d = (y - x0) / K64[t]
         calls += 1
         y_next = y + (K64[tp] - K64[t]) * d
         if heun and tp > 0:
-            d2 = (y_next - denoiser64(A64[tp] * y_next, tp)) / K64[tp]
+            x0_next = denoiser64(A64[tp] * y_next, tp)
             calls += 1
-            y_next = y + (K64[tp] - K64[t]) * 0.5 * (d + d2)
+            if trapezoid == "karras":
+                y_next = y + (K64[tp] - K64[t]) * 0.5 * (d + (y_next - x0_next) / K64[tp])
+            else:
+                rho = K64[tp] / K64[t]
+                y_next = rho * y + (1 - rho) * x0 + (1 - (1 - rho) / np.log(1 / rho)) * (x0_next - x0)
         x = A64[tp] * y_next if tp > 0 else y_next  # σ' = 0: y' = D, the clean image
         out.append(x)
     return out, calls
@@ -96,6 +103,7 @@ REFS = {
     "dpmpp_2m": dpmpp_2m_ref,
     "euler": lambda x, ts: karras_ref(x, ts, False)[0],
     "heun": lambda x, ts: karras_ref(x, ts, True)[0],
+    "heun_karras": lambda x, ts: karras_ref(x, ts, True, trapezoid="karras")[0],
 }
 
 
@@ -165,22 +173,53 @@ def test_dpmpp_2m_second_order_term_is_used(g1000):
     np.testing.assert_allclose(out, dpmpp_2m_ref(x_T, ts)[1], rtol=0, atol=2e-5)
 
 
+def test_heun_agrees_with_karras_heun_to_second_order_and_not_across_wide_steps(g1000):
+    """The two trapezoids weigh the change of D by φ = 1 − (1 − ρ)/h and φ_K = (1/ρ − 1)/2 (ρ = σ'/σ = e^{−h}):
+    equal to O(h²), so one step of each differs by O(h³) as h → 0; across a step that spans a wide range of
+    noise (1000 → 300: σ/σ' = 128) Karras's form overshoots the ODE's exact solution by orders of magnitude and
+    this one stays closer than Euler."""
+    x = np.asarray(_x_T(10), np.float64)
+    diffs = []
+    for tp in (990, 980, 960):  # h ≈ 0.013, 0.026, 0.052 from t = 1000
+        ours = karras_ref(x, [1000, tp], True)[0][0]
+        theirs = karras_ref(x, [1000, tp], True, trapezoid="karras")[0][0]
+        diffs.append(float(np.max(np.abs(ours - theirs))))
+    assert 5.0 < diffs[1] / diffs[0] < 12.0 and 5.0 < diffs[2] / diffs[1] < 12.0, diffs  # ≈ 2³ per halving
+    exact = ode_exact(x, 1000, 300)
+    err = {k: float(np.max(np.abs(v - exact))) for k, v in (
+        ("heun", np.asarray(_run(g1000, "heun", jnp.asarray(x, jnp.float32), [1000, 300, 0], return_every=1)
+                            .trajectory["x_t"][0], np.float64)),
+        ("karras", karras_ref(x, [1000, 300], True, trapezoid="karras")[0][0]),
+        ("euler", karras_ref(x, [1000, 300], False)[0][0]))}
+    assert err["heun"] < err["euler"] < 0.1 * err["karras"], err
+
+
 # --- order of convergence ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("corrector,ratio", [("dpmpp_2m", 4.0), ("heun", 4.0), ("euler", 2.0)])
+@pytest.mark.parametrize("corrector,ratio", [("dpmpp_2m", 4.0), ("heun", 4.0), ("heun_karras", 4.0), ("euler", 2.0)])
 def test_order_of_convergence(g1000, corrector, ratio):
-    """Error at t = 200 against the ODE's closed form on grids of 5, 10, 20, 40 steps from t = 1000."""
+    """Error at t = 200 against the ODE's closed form on grids of 5, 10, 20, 40 steps from t = 1000.
+
+    Heun's error falls at least as fast as second order (here faster: 3.4, 5.6, 6.5 per halving, still on the
+    way to 4, as float64 shows on grids of 80–320 steps) and stays below a tenth of Karras's Heun's on every
+    grid; the others fall at their order."""
     x_T = _x_T(5, (8, 8, 8, 1))
     want = ode_exact(np.asarray(x_T, np.float64), 1000, 200)
-    errs = []
+    errs, karras = [], []
     for n in (5, 10, 20, 40):
         ts = np.concatenate([np.linspace(1000, 200, n + 1).round().astype(int), [0]])
         traj = _run(g1000, corrector, x_T, ts, return_every=1).trajectory
         assert int(traj["t"][-2]) == 200
         errs.append(float(np.max(np.abs(np.asarray(traj["x_t"][-2], np.float64) - want))))
+        ref = karras_ref(np.asarray(x_T, np.float64), ts[:-1], True, trapezoid="karras")[0][-1]
+        karras.append(float(np.max(np.abs(ref - want))))
     ratios = np.array(errs[:-1]) / np.array(errs[1:])
-    assert np.all(ratios > 0.8 * ratio) and np.all(ratios < 1.3 * ratio), (errs, ratios)
+    assert np.all(ratios > 0.8 * ratio), (errs, ratios)
+    if corrector == "heun":
+        assert np.all(np.array(errs) < 0.1 * np.array(karras)), (errs, karras)
+    else:
+        assert np.all(ratios < 1.3 * ratio), (errs, ratios)
     assert errs[-1] < 0.05
 
 
@@ -188,7 +227,8 @@ def test_order_of_convergence(g1000, corrector, ratio):
 
 
 def test_network_calls_counted_and_reported():
-    assert [sampling.network_calls(c, 10) for c in ("ddpm", "ddim", "dpmpp_2m", "euler", "heun")] == [10, 10, 10, 10, 19]
+    assert [sampling.network_calls(c, 10) for c in ("ddpm", "ddim", "dpmpp_2m", "euler", "heun", "heun_karras")] == [
+        10, 10, 10, 10, 19, 19]
     assert sampling.network_calls("heun", 1) == 1 and sampling.network_calls("cold_improved", 7) == 7
     with pytest.raises(ValueError, match="corrector must be one of"):
         sampling.network_calls("heuns", 3)
@@ -207,7 +247,7 @@ def test_network_calls_made(g1000, corrector):
     _run(g1000, corrector, _x_T(6, (2, 4, 4, 1)), ts, net=net).x0.block_until_ready()
     jax.effects_barrier()
     assert len(seen) == sampling.network_calls(corrector, 4)
-    want = [1000, 600, 200, 50] if corrector != "heun" else [1000, 600, 600, 200, 200, 50, 50]
+    want = [1000, 600, 200, 50] if not corrector.startswith("heun") else [1000, 600, 600, 200, 200, 50, 50]
     assert sorted(seen, reverse=True) == want
     _, calls = karras_ref(np.zeros(1), ts, heun=True)
     assert calls == sampling.network_calls("heun", 4)

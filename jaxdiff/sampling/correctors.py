@@ -16,7 +16,7 @@ The others declare the processes they apply to (``applies(process) -> None | why
 
 * ``ddpm`` (also ``blurring_ddpm``)  x_s ~ q(x_s | x_t, x̂0) = N(c0 x̂0 + ct x_t, var), D identity or DCT-diagonal
 * ``cold_naive``                     x_s = α_s D_s(x̂0) + σ_s z (Bansal et al.'s Algorithm 1), any process
-* ``dpmpp_2m``, ``euler``, ``heun``  probability-flow ODE solvers, D = identity (:mod:`~jaxdiff.sampling.fast`)
+* ``dpmpp_2m``, ``euler``, ``heun``, ``heun_karras``  probability-flow ODE solvers, D = identity (:mod:`~jaxdiff.sampling.fast`)
 * ``ddim_2m``                        the one step made second order (DPM-Solver++(2M) per DCT frequency): D identity
                                      or DCT-diagonal, σ_t > 0 (:mod:`~jaxdiff.sampling.fast`)
 
@@ -230,5 +230,5 @@ def cold_naive(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=No
     return _finish(x_prev, x0_hat, t_prev)
 
 
-# the ODE solvers (dpmpp_2m, euler, heun, ddim_2m) register themselves into CORRECTORS
+# the ODE solvers (dpmpp_2m, euler, heun, heun_karras, ddim_2m) register themselves into CORRECTORS
 from jaxdiff.sampling import fast as _fast  # noqa: E402,F401

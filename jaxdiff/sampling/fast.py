@@ -5,11 +5,18 @@ With α, σ at t, primes at t_prev (t' < t), λ = log(α/σ):
 * ``dpmpp_2m`` DPM-Solver++(2M) (Lu et al. 2022): h = λ' − λ, r = h_prev/h, D = (1 + 1/(2r)) x̂0 − 1/(2r) x̂0_prev
   (first step: D = x̂0), x' = (σ'/σ) x − α'(e^{−h} − 1) D. State: (x̂0_prev, h_prev); h_prev = 0 before step 1.
   (At α = 0, flow matching's t = T, λ = −∞ and the step is first order: e^{−h} = 0.)
-* ``euler``, ``heun`` (Karras et al. 2022) on z = x/c in r = σ/c: d = (z − x̂0)/r, z' = z + (r' − r) d, with the
-  schedule's ODE scale c (:meth:`NoiseSchedule.ode_variables`: c = α where α > 0 throughout — Karras's y = x/α,
-  s = σ/α; c = α + σ for flow matching, where α_T = 0 and z = x, r = τ). Heun evaluates the network again at
-  t' (not when t' = 0) and steps with the mean slope: N steps, 2N − 1 calls. (Unclipped, Euler is the one step
-  ``ddim`` with η = 0 written as an ODE step; on a flow process both are the flow-matching Euler step.)
+* ``euler`` (Karras et al. 2022) on z = x/c in r = σ/c: d = (z − x̂0)/r, z' = z + (r' − r) d = ρ z + (1 − ρ) x̂0,
+  ρ = r'/r, with the schedule's ODE scale c (:meth:`NoiseSchedule.ode_variables`: c = α where α > 0 throughout —
+  Karras's y = x/α, s = σ/α; c = α + σ for flow matching, where α_T = 0 and z = x, r = τ). (Unclipped, Euler is
+  the one step ``ddim`` with η = 0 written as an ODE step; on a flow process both are the flow-matching Euler step.)
+* ``heun``: Euler to t', the network again at t' (not when t' = 0), then the trapezoid rule on the ODE's exact
+  form z' = ρ z + r' ∫_{r'}^{r} x̂0(u)/u² du with x̂0 linear in h = ln(r/r') between the two calls:
+  z' = ρ z + (1 − ρ) x̂0 + φ (x̂0' − x̂0), φ = 1 − (1 − ρ)/h. N steps, 2N − 1 calls. Second order like Karras
+  et al.'s Heun (z' = z + (r' − r)(d + d')/2, whose x̂0 term is φ_K = (r − r')/(2r'): the two agree to O(h²))
+  but exact for a constant x̂0 at any step size: Karras's φ_K grows like r/r', so a step across a wide range
+  of noise (r/r' = 23 at ddim's first step of three, linear spacing: φ_K = 11 against φ = 0.69) multiplies
+  the change of x̂0 tenfold (docs/EVALUATION.md, "Heun against Euler"). ``heun_karras`` is Karras et al.'s
+  Algorithm 1 as published (EDM's sampler with its ρ = 7 spacing).
 * ``ddim_2m`` the one reverse step made second order for every process with a Gaussian posterior (D identity or
   DCT-diagonal, σ_t > 0): in the process's basis each coefficient is x = a x0 + σ ε with its own a = α_t d_t, so its
   probability-flow ODE is Lu et al.'s with λ = log(a/σ) per frequency, and DPM-Solver++(2M) runs per coefficient:
@@ -32,7 +39,7 @@ from jax import lax
 from jaxdiff.processes import bcast
 from jaxdiff.sampling.correctors import _finish, _noise, register_corrector
 
-__all__ = ["dpmpp_2m", "euler", "heun", "ddim_2m", "probability_flow", "diagonal_flow"]
+__all__ = ["dpmpp_2m", "euler", "heun", "heun_karras", "ddim_2m", "probability_flow", "diagonal_flow"]
 
 
 def probability_flow(process):
@@ -93,7 +100,27 @@ def euler(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=None):
 @register_corrector("heun", applies=probability_flow, init_state=lambda x_T: (),
                     network_calls=lambda n: max(2 * int(n) - 1, 0))
 def heun(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=None, state, predict):
-    """Euler to t', a second network call there, then z' = z + (r' − r)(d + d')/2; returns (x', ())."""
+    """Euler to t', a second network call there, then z' = z_1 + φ (x̂0' − x̂0), φ = 1 − (1 − e^{−h})/h,
+    h = ln(r/r') (module docstring); returns (x', ())."""
+    del eps_hat, key, eta, aux
+    _, s, s_p, a_p, _, y_1 = _karras_step(process, x_t, x0_hat, t, t_prev)
+    x_1 = (a_p * y_1).astype(x_t.dtype)
+
+    def second(_):
+        x0_1, _ = predict(x_1, t_prev)
+        h = jnp.log(s) - jnp.log(s_p)  # > 0: r decreases along the reverse steps
+        phi = 1.0 + jnp.expm1(-h) / h  # 1 − (1 − e^{−h})/h: h/2 − h²/6 + … for small steps
+        return (a_p * (y_1 + phi * (x0_1.astype(x_t.dtype) - x0_hat))).astype(x_t.dtype)
+
+    # the last step (t' = 0) skips the second call: its result is x̂0 anyway
+    x_prev = lax.cond(jnp.all(t_prev > 0), second, lambda _: x_1, None)
+    return _finish(x_prev, x0_hat, t_prev), state
+
+
+@register_corrector("heun_karras", applies=probability_flow, init_state=lambda x_T: (),
+                    network_calls=lambda n: max(2 * int(n) - 1, 0))
+def heun_karras(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=None, state, predict):
+    """Karras et al.'s Heun (Alg. 1): Euler to t', a second call there, z' = z + (r' − r)(d + d')/2; returns (x', ())."""
     del eps_hat, key, eta, aux
     y, s, s_p, a_p, d, y_1 = _karras_step(process, x_t, x0_hat, t, t_prev)
     x_1 = (a_p * y_1).astype(x_t.dtype)
@@ -103,7 +130,6 @@ def heun(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=None, st
         d_1 = (y_1 - x0_1.astype(x_t.dtype)) / s_p
         return (a_p * (y + (s_p - s) * (0.5 * (d + d_1)))).astype(x_t.dtype)
 
-    # the last step (t' = 0) skips the second call: its result is x̂0 anyway
     x_prev = lax.cond(jnp.all(t_prev > 0), second, lambda _: x_1, None)
     return _finish(x_prev, x0_hat, t_prev), state
 
