@@ -68,5 +68,9 @@ def test_two_processes_generate_what_one_process_generates(tmp_path):
     a, b = np.load(tmp_path / "multi" / npz), np.load(tmp_path / "single" / npz)
     assert a["samples"].shape == (12, 8, 8, 1)
     np.testing.assert_array_equal(a["x_T"], b["x_T"])  # the prior is drawn at the global shape
-    np.testing.assert_array_equal(a["samples"], b["samples"])
+    # The samples: to float32 rounding, not bitwise. A program partitioned over 2 processes of 2 devices rounds
+    # differently from one over 1 process of 4 (≤ 5e-6 here, also at 2e3b236 under jax 0.10.2; neither
+    # single-threaded Eigen nor XLA's own kernels instead of YNNPACK made it bitwise). A wrong key, shard or
+    # batch split moves samples by O(1), far outside this tolerance.
+    np.testing.assert_allclose(a["samples"], b["samples"], rtol=0, atol=5e-5)
     assert not os.path.exists(wd / "samples")  # --out was honoured by every process
