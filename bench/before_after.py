@@ -2,7 +2,7 @@
 another git revision (default: 2e3b236, main before the one process) against this tree, each in its own worker
 process (bench.remote) interleaved A B A B; and the digits configs' training steps/s beside configs/ddim.py's.
 
-    python -m bench.before_after [--quick] [--rev REV] [--configs ddim,flow,edm,…]
+    python -m bench.before_after [--quick [--bench32]] [--rev REV] [--configs ddim,flow,edm,…]
 
 The revision is checked out into a temporary git worktree; both sides run the builders of bench/ab/jaxdiff_ab.py
 against their own jaxdiff (the worker's working directory).
@@ -27,7 +27,8 @@ def _worker(tree: str, builder: str, **kwargs):
     return remote.contender(f"jaxdiff_ab:{builder}", python=sys.executable, env=env, cwd=tree, **kwargs)
 
 
-def run(quick: bool = False, rev: str = DEFAULT_REV, configs: str = "ddim,flow,edm") -> dict:
+def run(quick: bool = False, rev: str = DEFAULT_REV, configs: str = "ddim,flow,edm", bench32: bool = False) -> dict:
+    """``quick``: 2 rounds of 1 call, the main job only unless ``bench32``."""
     rows = []
     repeats, iters = (2, 1) if quick else (7, 3)
     with tempfile.TemporaryDirectory(prefix="jaxdiff_rev_") as tmp:
@@ -40,7 +41,7 @@ def run(quick: bool = False, rev: str = DEFAULT_REV, configs: str = "ddim,flow,e
                      ("bench32", "train", dict(spec="bench32"), 32),
                      ("bench32", "sample", dict(spec="bench32", batch=32, corrector="ddim", steps=10 if quick else 50),
                       32)]
-            for what, kind, kw, n_img in cases[:2] if quick else cases:
+            for what, kind, kw, n_img in cases if (bench32 or not quick) else cases[:2]:
                 fns = {"before": _worker(old, kind, **kw), "after": _worker(str(ROOT), kind, **kw)}
                 res = common.compare(fns, iters=iters, repeats=repeats)
                 ratio = common.paired_ratio(res, "before", "after")
@@ -64,4 +65,5 @@ def run(quick: bool = False, rev: str = DEFAULT_REV, configs: str = "ddim,flow,e
 
 
 if __name__ == "__main__":
-    common.main(run, ("--rev", dict(default=DEFAULT_REV)), ("--configs", dict(default="ddim,flow,edm")))
+    common.main(run, ("--rev", dict(default=DEFAULT_REV)), ("--configs", dict(default="ddim,flow,edm")),
+                ("--bench32", dict(action="store_true", help="with --quick: bench32's rows too")))
