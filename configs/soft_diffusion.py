@@ -46,22 +46,10 @@ NOISE = {"sigma_min": 0.01, "sigma_max": 100.0}
 
 def get_config(variant: str = ""):
     _common["check_variant"]("soft_diffusion", variant)
-    c = _common["base_config"]()
-    _common["set_data"](c, variant or "digits")
-    f = c.diffusion
-    f.T = 1000
-    f.degradation = "warm_blur"
-    f.degradation_params = degradation_params("warm_blur", {
-        "blur": "linear", "sigma_min": 0.01, "sigma_max": BLUR_PER_PIXEL * c.data.image_size, "d_min": 0.0})
-    f.schedule, f.schedule_params = "geometric", dict(NOISE)
-    f.prediction = "x0"
-    f.loss = "l2"
-    f.loss_weighting = "soft"
-    f.t_sampling, f.t_sampling_params = "uniform", {}
-    s = c.sample
-    s.corrector = "ddim"
-    s.steps = 100
-    s.eta = 0.0
-    s.clip = 1.0
-    c.lock()
-    return c
+    side = _common["DATASETS"][variant or "digits"]["image_size"]
+    blur = degradation_params("warm_blur", {
+        "blur": "linear", "sigma_min": 0.01, "sigma_max": BLUR_PER_PIXEL * side, "d_min": 0.0})
+    return _common["process_config"](
+        "soft_diffusion", variant, degradation="warm_blur", degradation_params=blur, schedule="geometric",
+        schedule_params=NOISE, prediction="x0", loss="l2", loss_weighting="soft", corrector="ddim", steps=100,
+        eta=0.0, clip=1.0)

@@ -52,22 +52,9 @@ BNR = 0.5
 
 def get_config(variant: str = ""):
     _common["check_variant"]("warm_blur", variant)
-    c = _common["base_config"]()
-    _common["set_data"](c, variant or "digits")
-    f = c.diffusion
-    f.T = 1000
-    f.degradation = "warm_blur"
-    f.degradation_params = degradation_params("warm_blur", {
-        "blur": "noise", "bnr": BNR, "sigma_max": float(c.data.image_size), "d_min": 0.001})
-    f.schedule, f.schedule_params = "offset_cosine", {"max_signal_rate": 0.95, "min_signal_rate": 0.02}
-    f.prediction = "v"
-    f.loss = "l1"
-    f.loss_weighting = "none"
-    f.t_sampling, f.t_sampling_params = "uniform", {}
-    s = c.sample
-    s.corrector = "ddim"
-    s.steps = 20
-    s.eta = 1.0  # measured (docstring)
-    s.clip = 1.0
-    c.lock()
-    return c
+    side = float(_common["DATASETS"][variant or "digits"]["image_size"])
+    blur = degradation_params("warm_blur", {"blur": "noise", "bnr": BNR, "sigma_max": side, "d_min": 0.001})
+    return _common["process_config"](
+        "warm_blur", variant, degradation="warm_blur", degradation_params=blur, schedule="offset_cosine",
+        schedule_params={"max_signal_rate": 0.95, "min_signal_rate": 0.02}, prediction="v", loss="l1",
+        corrector="ddim", steps=20, eta=1.0, clip=1.0)  # η = 1: measured (docstring)
