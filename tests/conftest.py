@@ -24,15 +24,14 @@ if os.environ.get("JAXDIFF_TEST_COMPILATION_CACHE", "1") != "0" and not os.envir
     # every subprocess inherit it through the environment.
     _CACHE_OWNED = tempfile.mkdtemp(prefix="jaxdiff-tests-jax-cache-")
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE_OWNED
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    # Only programs that took a second or more to compile (train steps, samplers, networks): a run compiles
+    # thousands of small ones, each cheaper to compile again than to compress, write and look up.
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
-    try:
-        import filelock  # noqa: F401
-
-        # A size limit makes jax lock the directory around each read and write: several processes write it.
-        os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(16 << 30))
-    except ImportError:
-        pass
+    # No size limit: with one, jax locks the directory and lists every entry on each write (quadratic in the
+    # entries: minutes over a run). Without it two processes may write the same entry at once; a reader that
+    # meets a half-written file gets a warning and compiles (jax_raise_persistent_cache_errors is off).
+    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", "-1")
 
 import chex  # noqa: E402
 import pytest  # noqa: E402
