@@ -153,9 +153,9 @@ ROWS = (
     *(Row(f"warm_blur_w{w}_{st}", "warm_blur", steps=20, eta=1.0, note=f"loss weighting {w}, η = 1", overrides=o,
           workdir="warm_v_l1" if w == "none" else f"warm_{w}", step=st, tables=("weighting",))
       for w, o in _WEIGHTINGS for st in (500, 1000) if _present("warm_blur")),
-    *((Row("soft_diffusion_ddim_20", "soft_diffusion", steps=20, note="the config's default", workdir="soft",
+    *((Row("soft_diffusion_ddim_100", "soft_diffusion", steps=100, note="the config's default", workdir="soft",
            tables=("generation", "warm")),
-       Row("soft_diffusion_ddim_100", "soft_diffusion", steps=100, workdir="soft", tables=("warm",)))
+       Row("soft_diffusion_ddim_20", "soft_diffusion", steps=20, workdir="soft", tables=("warm",)))
       if _present("soft_diffusion") else ()),
 )
 
@@ -522,17 +522,22 @@ def main(argv=None) -> int:
         with open(args.out + ".json") as f:
             old = json.load(f)
     classifier = features.load_digits_classifier()
-    results, real, inception = [], None, None
+    results, reals, inceptions = [], {}, {}
     for row in rows:
         wd = ensure_trained(row, args.root, args.train)
         if wd is None:
             continue
-        if real is None:
-            real = held_out_images(_config(row.config), 100_000)
+        # each row against its own data's held-out images (cold_animorph's are digits 0–4, the others' 0–9)
+        cfg = _config(row.config)
+        data = tuple(str(cfg.data.get(f, "")) for f in ("source", "eval_split", "image_size", "channels"))
+        if data not in reals:
+            reals[data] = held_out_images(cfg, 100_000)
+        real = reals[data]
         wants_inception = args.inception and bool(set(row.tables) & set(INCEPTION_TABLES))
-        if inception is None and wants_inception:
-            inception = InceptionColumn(real, _config(row.config), args.num, args.seed,
-                                        cache_dir=os.path.join(args.root, ".inception_cache"))
+        if wants_inception and data not in inceptions:
+            inceptions[data] = InceptionColumn(real, cfg, args.num, args.seed,
+                                               cache_dir=os.path.join(args.root, ".inception_cache"))
+        inception = inceptions.get(data)
         r = judge_row(row, wd, num=args.num, batch=args.batch, seed=args.seed, images=args.images, real=real,
                       classifier=classifier, keys=args.keys,
                       inception=inception if wants_inception else None,

@@ -89,16 +89,22 @@ def _write_whole_arrays_on_one_host(ocp) -> None:
     (20 s on a CPU) at a small UNet's first save over 8 devices. What is written is the same array; several
     processes (``jax.distributed``) keep orbax's default.
     """
-    if jax.process_count() != 1:
+    global _WHOLE_ARRAYS
+    if _WHOLE_ARRAYS or jax.process_count() != 1:
         return
-    try:  # orbax's default handler keeps per-array metadata in this store; keep it too
+    try:  # orbax's own registry and metadata store (private paths): no "overriding" warning, same metadata
         from orbax.checkpoint._src.metadata.array_metadata_store import Store
-        store = Store()
-    except ImportError:  # moved in another orbax: write without that metadata, as ArrayHandler's default
-        store = None
-    ocp.type_handlers.register_type_handler(
-        jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False, array_metadata_store=store),
-        override=True)
+        from orbax.checkpoint._src.serialization.type_handler_registry import GLOBAL_TYPE_HANDLER_REGISTRY
+
+        handler = ocp.type_handlers.ArrayHandler(use_replica_parallel=False, array_metadata_store=Store())
+        GLOBAL_TYPE_HANDLER_REGISTRY.add(jax.Array, handler, override=True, ignore_warnings=True)
+    except (ImportError, TypeError):  # moved in another orbax: the public call (it logs one warning)
+        ocp.type_handlers.register_type_handler(
+            jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False), override=True)
+    _WHOLE_ARRAYS = True
+
+
+_WHOLE_ARRAYS = False  # set once orbax writes whole arrays in this process
 
 
 def _is_primary() -> bool:
