@@ -537,10 +537,9 @@ def main(argv=None) -> int:
         if wants_inception and data not in inceptions:
             inceptions[data] = InceptionColumn(real, cfg, args.num, args.seed,
                                                cache_dir=os.path.join(args.root, ".inception_cache"))
-        inception = inceptions.get(data)
         r = judge_row(row, wd, num=args.num, batch=args.batch, seed=args.seed, images=args.images, real=real,
                       classifier=classifier, keys=args.keys,
-                      inception=inception if wants_inception else None,
+                      inception=inceptions[data] if wants_inception else None,
                       inception_keys=args.inception_keys)
         results.append(r)
         _write(args.out, merge_results(old, results), real.shape[0])  # a crash later keeps this row
