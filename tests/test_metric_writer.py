@@ -238,3 +238,29 @@ def test_bad_image_is_rejected(tmp_path, image):
     with MetricWriter(str(tmp_path)) as w:
         with pytest.raises(ValueError, match=r"image 'x': .* allowed: uint8"):
             w.write_image(0, "x", image)
+
+
+_NO_TORCH_PROBE = """
+import sys
+import numpy as np
+from jaxdiff.train.metric_writer import MetricWriter
+with MetricWriter(sys.argv[1]) as w:
+    w.write(0, {"loss": 1.0})
+    w.write_image(0, "samples", np.zeros((8, 8, 3), np.uint8))
+print("torch imported by the writer:", "torch" in sys.modules)
+import torch  # still importable: the writer hid it only while tensorboardX was imported
+print("torch afterwards:", torch.zeros(1).shape == (1,))
+"""
+
+
+def test_the_writer_does_not_import_torch_and_leaves_it_importable(tmp_path):
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    out = subprocess.run([sys.executable, "-c", _NO_TORCH_PROBE, str(tmp_path)], capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "torch imported by the writer: False" in out.stdout
+    assert "torch afterwards: True" in out.stdout
+    assert len(glob.glob(os.path.join(str(tmp_path), "tb", "events.out.tfevents.*"))) == 1

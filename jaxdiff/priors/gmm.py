@@ -14,8 +14,6 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.mixture import GaussianMixture
 
 __all__ = ["COVARIANCES", "fit_gmm", "gmm_arrays", "sample_gmm"]
 
@@ -53,6 +51,11 @@ def fit_gmm(
     if not (isinstance(reg, (int, float, np.floating)) and np.isfinite(reg) and reg >= 0):
         raise ValueError(f"fit_gmm: reg must be a finite number >= 0, got {reg!r}")
     rng = rng if rng is not None else np.random.default_rng(0)
+    # imported here: scikit-learn (with SciPy) takes about a second to import, and every train.py and sample.py
+    # imports this module, most of them without fitting a mixture
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.mixture import GaussianMixture
+
     gm = GaussianMixture(n_components=k, covariance_type=covariance, tol=float(tol), reg_covar=float(reg),
                          max_iter=int(n_iter), init_params="kmeans", random_state=int(rng.integers(2**31 - 1)))
     with warnings.catch_warnings():

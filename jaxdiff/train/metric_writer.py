@@ -65,6 +65,28 @@ def truncate_jsonl(path: str, last_step: int) -> int:
     return dropped
 
 
+def _summary_writer_class():
+    """tensorboardX's SummaryWriter, imported without torch when torch is installed but not yet imported.
+
+    tensorboardX's writer module tries ``import torch`` only to accept torch tensors, which jaxdiff never passes;
+    with torch installed (the test and fid extras) that import alone costs about 2 s of every train.py start.
+    Hiding torch for that one import is safe: tensorboardX falls back to NumPy (its ``except ImportError``), and
+    torch stays importable afterwards. Where torch is already imported, nothing is hidden.
+    """
+    import sys
+
+    if "tensorboardX" in sys.modules or "torch" in sys.modules:
+        from tensorboardX import SummaryWriter
+        return SummaryWriter
+    sys.modules["torch"] = None  # makes ``import torch`` raise ImportError
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+    return SummaryWriter
+
+
 class MetricWriter:
     """Scalars (and images) to metrics.jsonl and TensorBoard; a no-op with ``enabled=False`` (processes ≠ 0).
 
@@ -94,8 +116,7 @@ class MetricWriter:
         self._open_events()
 
     def _open_events(self):
-        from tensorboardX import SummaryWriter
-
+        SummaryWriter = _summary_writer_class()
         # tensorboardX names files events.out.tfevents.<second>.<host><suffix>: a nanosecond suffix keeps two
         # writers of one second apart and in order (TensorBoard reads the files in name order).
         suffix = f".{time.time_ns():020d}.{os.getpid()}"
