@@ -529,3 +529,16 @@ def test_a_trained_gaussian_run_stores_its_prior_and_generates(tmp_path):
     assert load_prior(wd).kind == "gaussian" and stored_prior_meta(wd)["step"] == 2
     files = cli.run(workdir=wd, mode="generate", num=4, steps=2, frames=0)  # not refused, no --force
     assert np.load(files["npz"])["samples"].shape == (4, 16, 16, 1) and "ddim_2steps" in files["npz"]
+
+
+def test_a_variance_exploding_run_generates_without_force(tmp_path):
+    """EDM's x_T = x0 + 80 ε: the prior is the process's own N(0, 80² I), so the fitted-prior check does not refuse
+    it (it did: the digits features of x_T are too spread at σ = 80 for a floor of clean images)."""
+    from jaxdiff.priors.store import load_prior
+    from jaxdiff.train.loop import train_and_evaluate
+
+    wd = str(tmp_path / "edm")
+    train_and_evaluate(tiny("edm.py"), wd)
+    assert load_prior(wd).kind == "gaussian" and float(load_prior(wd).arrays["std"]) == 80.0
+    files = cli.run(workdir=wd, mode="generate", num=4, steps=2, frames=0)  # no --force
+    assert np.load(files["npz"])["samples"].shape == (4, 16, 16, 1)
