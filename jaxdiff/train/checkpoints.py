@@ -80,6 +80,9 @@ def _keystr(path) -> str:
     return "/".join(parts) or "<root>"
 
 
+_WHOLE_ARRAYS = False  # set once orbax writes whole arrays in this process
+
+
 def _write_whole_arrays_on_one_host(ocp) -> None:
     """On one process, has orbax write each jax.Array whole rather than replica-parallel.
 
@@ -102,9 +105,6 @@ def _write_whole_arrays_on_one_host(ocp) -> None:
         ocp.type_handlers.register_type_handler(
             jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False), override=True)
     _WHOLE_ARRAYS = True
-
-
-_WHOLE_ARRAYS = False  # set once orbax writes whole arrays in this process
 
 
 def _is_primary() -> bool:

@@ -13,6 +13,7 @@ import json
 import math
 import numbers
 import os
+import sys
 import time
 from typing import Any, Mapping, Optional
 
@@ -73,8 +74,6 @@ def _summary_writer_class():
     Hiding torch for that one import is safe: tensorboardX falls back to NumPy (its ``except ImportError``), and
     torch stays importable afterwards. Where torch is already imported, nothing is hidden.
     """
-    import sys
-
     if "tensorboardX" in sys.modules or "torch" in sys.modules:
         from tensorboardX import SummaryWriter
         return SummaryWriter
