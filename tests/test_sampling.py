@@ -569,3 +569,38 @@ def test_cold_process_needs_x0_prediction():
         sampling.sample(den, None, jax.random.key(0), jnp.zeros((1, 4, 4, 3)), process=ColdProcess(deg),
                         corrector="cold_improved", prediction="eps")
     assert not den.calls
+
+
+@pytest.mark.parametrize("config,corrector", [("ddim", "ddim"), ("heat", "ddim"), ("warm_blur", "ddim_2m")])
+def test_eta_zero_compiles_no_noise_draw_and_samples_what_a_traced_zero_does(config, corrector):
+    """sample() runs η = 0 as a program without the per-step Gaussian draw (each draw site costs XLA:CPU most of a
+    second to compile); its samples are bitwise those of the program where η is a traced 0 (noise term exactly
+    0), and an η > 0 still draws. One process per branch of the steps: pixels, an image-keeping noisy D, a
+    per-frequency D."""
+    import pathlib
+    import runpy
+
+    from jaxdiff.experiment import build_process
+    from jaxdiff.sampling.loop import sample_loop_jit
+
+    c = runpy.run_path(str(pathlib.Path(__file__).parent.parent / "configs" / f"{config}.py"))["get_config"]()
+    proc = build_process(c)
+    pred = str(c.diffusion.prediction)
+    shape = (2, int(c.data.image_size), int(c.data.image_size), int(c.data.channels))
+    x_T = proc.prior(jax.random.key(3), shape) if not proc.keeps_image else rand_img(4, shape)
+    ts = sampling.timesteps(proc.T, 5)
+
+    def net(params, x, t):  # a fixed smooth "network"
+        return 0.5 * jnp.tanh(x) + 0.01 * t[:, None, None, None].astype(x.dtype) / proc.T
+
+    kw = dict(process=proc, corrector=corrector, prediction=pred, clip=None, aux=None, return_every=0)
+    draws = {eta: "threefry" in sample_loop_jit.lower(net, None, jax.random.key(0), x_T, ts, eta=eta, **kw).as_text()
+             for eta in (None, 0.5)}
+    assert draws == {None: False, 0.5: True}
+    got = sampling.sample(net, None, jax.random.key(0), x_T, process=proc, corrector=corrector, timesteps=ts,
+                          prediction=pred, eta=0.0).x0
+    traced_zero = sample_loop_jit(net, None, jax.random.key(0), x_T, ts, eta=jnp.float32(0.0), **kw).x0
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(traced_zero))
+    noisy = sampling.sample(net, None, jax.random.key(0), x_T, process=proc, corrector=corrector, timesteps=ts,
+                            prediction=pred, eta=0.5).x0
+    assert float(jnp.max(jnp.abs(noisy - got))) > 1e-3  # η > 0 is still stochastic

@@ -150,6 +150,12 @@ def _noise(key, x):
     return jax.random.normal(key, x.shape, x.dtype)
 
 
+def eta_is_zero(eta) -> bool:
+    """Whether η is the concrete 0 (not a traced value): the loop passes it so for η = 0, and a step that adds
+    η-scaled noise then leaves the term, and its Gaussian draw, out of the program (the term is exactly 0)."""
+    return isinstance(eta, (int, float)) and eta == 0
+
+
 def posterior_coefficients(schedule, t, t_prev):
     """(c1, c2, var) of q(x_{t_prev} | x_t, x0) = N(c1 x0 + c2 x_t, var I) for D = identity: ``schedule.posterior``
     (for a variance-preserving one: c1 = β √ᾱ_{t_prev}/(1 − ᾱ_t), c2 = (1 − ᾱ_{t_prev}) √α/(1 − ᾱ_t), var = β (1 −
@@ -201,18 +207,20 @@ def ddim(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=None):
     sig2_s = bcast(jnp.square(process.std(t_prev)), var)
     dir_coef = jnp.sqrt(jnp.maximum(sig2_s - sigma2, 0.0))
     e = process.to_basis(eps_hat)
-    z = process.to_basis(_noise(key, x0_hat))
     cast = lambda v: process.in_basis(v, e)  # noqa: E731
     if process.keeps_image:
         # σ'_s = σ_s exactly where η adds nothing, so the noise terms vanish exactly for a constant σ
         sig_s = bcast(process.std(t_prev), var)
         dir_coef = jnp.where(sigma2 > 0, dir_coef, sig_s)
-        extra = cast(dir_coef - bcast(process.std(t), var)) * e + cast(jnp.sqrt(sigma2)) * z
+        extra = cast(dir_coef - bcast(process.std(t), var)) * e
+        if not eta_is_zero(eta):
+            extra = extra + cast(jnp.sqrt(sigma2)) * process.to_basis(_noise(key, x0_hat))
         x_prev = _keep_residual(process, x_t, x0_hat, t, t_prev, aux) + process.from_basis(extra)
     else:  # in the basis where α_s D_s is diagonal (the pixels for an identity or a general D)
         u = process.mean_in_basis(x0_hat, t_prev, aux) + cast(dir_coef) * e
-        # η is traced: the noise term is always formed, and is exactly 0 for η = 0.
-        x_prev = process.from_basis(u + cast(jnp.sqrt(sigma2)) * z)
+        if not eta_is_zero(eta):  # a traced η forms the term always (exactly 0 where η = 0)
+            u = u + cast(jnp.sqrt(sigma2)) * process.to_basis(_noise(key, x0_hat))
+        x_prev = process.from_basis(u)
     return _finish(x_prev, x0_hat, t_prev)
 
 

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxdiff.processes import bcast
-from jaxdiff.sampling.correctors import _finish, _noise, register_corrector
+from jaxdiff.sampling.correctors import _finish, _noise, eta_is_zero, register_corrector
 
 __all__ = ["dpmpp_2m", "euler", "heun", "heun_karras", "ddim_2m", "probability_flow", "diagonal_flow"]
 
@@ -177,6 +177,7 @@ def ddim_2m(process, x_t, x0_hat, eps_hat, t, t_prev, key, *, eta=0.0, aux=None,
     frac = jnp.where(sig2_s > 0, eta2_var / jnp.where(sig2_s > 0, sig2_s, 1.0), 0.0)
     log_rho = 0.5 * jnp.log1p(-jnp.minimum(frac, 1.0))
     coef0 = jnp.where(a_s > 0, -a_s * jnp.expm1(log_rho - h), 0.0)  # a'(1 − ρ e^{−h})
-    z = process.to_basis(_noise(key, x0_hat))
-    u_s = jnp.exp(log_rho) * ratio * u_t + coef0 * d + jnp.sqrt(eta2_var) * z
+    u_s = jnp.exp(log_rho) * ratio * u_t + coef0 * d
+    if not eta_is_zero(eta):  # a traced η forms the noise term always (exactly 0 where η = 0)
+        u_s = u_s + jnp.sqrt(eta2_var) * process.to_basis(_noise(key, x0_hat))
     return _finish(process.from_basis(u_s), x0_hat, t_prev), (u0, t)

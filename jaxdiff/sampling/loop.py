@@ -68,6 +68,7 @@ def sample_loop(
     """
     entry = CORRECTORS[corrector]  # unvalidated: sample() checked it
     corr = entry.fn
+    eta = 0.0 if eta is None else eta  # None: η = 0 known when tracing (no noise draw is compiled)
     ts = jnp.asarray(timesteps, jnp.int32)
     n = ts.shape[0] - 1
     batch = x_T.shape[0]
@@ -157,6 +158,7 @@ def known_region_loop(denoiser, params, key, x_T, pairs, known, *, process, corr
     """
     entry = CORRECTORS[corrector]
     corr = entry.fn
+    eta = 0.0 if eta is None else eta  # as in sample_loop
     x0_known, mask = known
     pairs = jnp.asarray(pairs, jnp.int32)
     n_pairs = pairs.shape[0]
@@ -205,7 +207,9 @@ def known_region_loop(denoiser, params, key, x_T, pairs, known, *, process, corr
 
 #: :func:`sample_loop` under ``jax.jit``. Static: denoiser and process (hashed by identity: define them once,
 #: a fresh lambda/partial per call recompiles), corrector, prediction, clip, return_every. Traced: params,
-#: key, x_T, the timesteps *values* (their length is static), eta, aux.
+#: key, x_T, the timesteps *values* (their length is static), eta, aux. ``eta=None`` is η = 0 known when
+#: tracing: its program has no noise term, so no Gaussian draw per step (:func:`sample` passes it for η = 0;
+#: every η > 0 shares the other program).
 sample_loop_jit = jax.jit(
     sample_loop, static_argnames=("denoiser", "process", "corrector", "prediction", "clip", "return_every")
 )
@@ -298,7 +302,9 @@ def sample(
     process.check_prediction(prediction, field="prediction")
     _check_number("eta", eta)
     if not isinstance(eta, jax.core.Tracer):
-        eta = float(eta)  # one traced float32 scalar whatever the caller passed: no retrace on int vs float
+        # η = 0 compiles a program without the noise draw (faster to compile and to run); any other η is one
+        # traced float32 scalar whatever the caller passed: no retrace on int vs float or on a new value
+        eta = float(eta) or None
     if clip is not None:
         _check_number("clip", clip, allow_traced=False)
         clip = float(clip) if clip > 0 else None
