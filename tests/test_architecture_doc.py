@@ -83,7 +83,7 @@ def test_adding_a_process_as_the_doc_says(trig_registered):
     c.diffusion.degradation_params, c.diffusion.schedule_params = {"sigma_max": 4.0, "d_min": 0.01}, {}
     c.diffusion.prediction, c.diffusion.loss = "v", "l2"
     c.sample.corrector, c.sample.steps = "ddim", 5
-    c.model.ch, c.model.ch_mult, c.model.num_groups = 8, (1, 2), 4
+    c.model.ch, c.model.ch_mult, c.model.num_groups = 8, (1,), 4
     c.data.image_size, c.train.batch_size = 8, 8
     validate_config(c, num_devices=8)
     p = build_process(c)

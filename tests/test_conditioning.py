@@ -272,7 +272,7 @@ def test_train_a_tiny_conditional_model_then_sample_a_row_per_label(tmp_path):
     from jaxdiff.cli.options import UsageError
     from jaxdiff.train.loop import train_and_evaluate
 
-    c = _config(ch=8, ch_mult=(1, 2), num_groups=4)
+    c = _config(ch=8, ch_mult=(1,), num_groups=4)
     t = c.train
     t.batch_size, t.num_steps, t.checkpoint_every, t.log_every, t.warmup_steps = 16, 3, 3, 1, 0
     t.num_sample_images = 0

@@ -59,7 +59,7 @@ def _tiny_config(name):
     c.diffusion.degradation_params = ml_collections.ConfigDict({})
     c.data.image_size = 8
     c.model.ch = 8
-    c.model.ch_mult = (1, 2)
+    c.model.ch_mult = (1,)
     c.train.batch_size = 8
     c.train.warmup_steps = 1
     c.sample.prior_noise = 0.0

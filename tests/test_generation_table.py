@@ -160,7 +160,7 @@ def test_one_row_judged_on_a_tiny_run(tmp_path):
 
     c = files.load_config_file(os.path.join(ROOT, "configs", "ddim.py"))
     m, t = c.model, c.train
-    m.ch, m.ch_mult, m.num_res_blocks, m.num_groups = 8, (1, 2), 1, 4
+    m.ch, m.ch_mult, m.num_res_blocks, m.num_groups = 8, (1,), 1, 4
     t.batch_size, t.num_steps, t.checkpoint_every, t.log_every, t.warmup_steps, t.num_sample_images = 16, 2, 2, 1, 0, 0
     wd = str(tmp_path / "ddim")
     train_and_evaluate(c, wd)

@@ -399,7 +399,7 @@ def tiny_gaussian():
 
     c = runpy.run_path(os.path.join(ROOT, "configs", "ddim_cond.py"))["get_config"]()
     m, t = c.model, c.train
-    m.ch, m.ch_mult, m.num_res_blocks, m.attn_resolutions, m.num_groups = 8, (1, 2), 1, (), 4
+    m.ch, m.ch_mult, m.num_res_blocks, m.attn_resolutions, m.num_groups = 8, (1,), 1, (), 4
     t.batch_size, t.num_steps, t.checkpoint_every, t.log_every, t.warmup_steps = 16, 1, 1, 1, 0
     t.num_sample_images = 0
     c.diffusion.T, c.sample.steps = 20, 5

@@ -67,7 +67,7 @@ def tiny_config(degradation="blur", corrector="cold_improved"):
         c.diffusion.degradation_params = ml_collections.ConfigDict({})
     c.diffusion.T, c.data.image_size, c.sample.corrector = 4, 8, corrector
     m, t = c.model, c.train
-    m.ch, m.ch_mult, m.num_res_blocks, m.attn_resolutions, m.num_groups = 8, (1, 2), 1, (), 4
+    m.ch, m.ch_mult, m.num_res_blocks, m.attn_resolutions, m.num_groups = 8, (1,), 1, (), 4
     t.batch_size, t.num_steps, t.checkpoint_every, t.log_every, t.warmup_steps = 16, 2, 1, 1, 0
     t.num_sample_images = 0
     return c
@@ -271,7 +271,7 @@ def readme_config_file() -> str:
 #: a tiny run, as a user overrides a config on the command line
 TINY_FLAGS = ["--config.diffusion.T=4", "--config.train.num_steps=2", "--config.train.checkpoint_every=2",
               "--config.train.batch_size=16", "--config.train.warmup_steps=0", "--config.train.num_sample_images=0",
-              "--config.model.ch=8", "--config.model.ch_mult=(1,2)", "--config.model.num_groups=4"]
+              "--config.model.ch=8", "--config.model.ch_mult=(1,)", "--config.model.num_groups=4"]
 
 MODULE_CONFIG = '''
 """A config file that loads the user's module by path and selects its degradation and corrector."""
@@ -295,7 +295,7 @@ def get_config():
 
 TINY = '''    c.diffusion.T = 4  # 16x16 digits: evaluate's SSIM needs 11x11 at least
     m, t = c.model, c.train
-    m.ch, m.ch_mult, m.num_res_blocks, m.attn_resolutions, m.num_groups = 8, (1, 2), 1, (), 4
+    m.ch, m.ch_mult, m.num_res_blocks, m.attn_resolutions, m.num_groups = 8, (1,), 1, (), 4
     t.batch_size, t.num_steps, t.checkpoint_every, t.log_every, t.warmup_steps = 16, 2, 2, 1, 0
     t.num_sample_images = 0'''
 

@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def tiny(config_file: str, **diffusion):
     c = runpy.run_path(os.path.join(ROOT, "configs", config_file))["get_config"]()
     m, t = c.model, c.train
-    m.ch, m.ch_mult, m.num_res_blocks, m.attn_resolutions, m.num_groups = 8, (1, 2), 1, (), 4
+    m.ch, m.ch_mult, m.num_res_blocks, m.attn_resolutions, m.num_groups = 8, (1,), 1, (), 4
     t.batch_size, t.num_steps, t.checkpoint_every, t.log_every, t.warmup_steps = 16, 2, 1, 1, 0
     t.num_sample_images, t.keep_checkpoints = 0, 5
     for k, v in diffusion.items():
