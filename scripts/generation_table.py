@@ -68,6 +68,7 @@ TABLES = {
     "heun": "Heun against Euler on the ddim run",
     "weighting": "Loss weighting at 500 and 1000 training steps",
     "warm": "Warm diffusion (blur + noise) and Soft Diffusion: steps, η, the second-order step",
+    "allsteps": "Every step: 1000 network calls",
 }
 INCEPTION_TABLES = ("generation",)
 
@@ -157,6 +158,12 @@ ROWS = (
            tables=("generation", "warm")),
        Row("soft_diffusion_ddim_20", "soft_diffusion", steps=20, workdir="soft", tables=("warm",)))
       if _present("soft_diffusion") else ()),
+    # every step of ddim's run and of blurring diffusion's ε and x0 runs (the runs of the rows above)
+    Row("ddim_1000", "ddim", steps=1000, note="every step, η = 0", tables=("allsteps",)),
+    Row("blurring_eps_ddpm_1000", "blurring_diffusion", corrector="ddpm", steps=1000, overrides=_EPS,
+        workdir="blurring_diffusion_eps", note="ε-prediction, ancestral, every step", tables=("allsteps",)),
+    Row("blurring_x0_ddpm_1000", "blurring_diffusion", corrector="ddpm", steps=1000, overrides=_X0,
+        workdir="blurring_diffusion_x0", note="x0-prediction, ancestral, every step", tables=("allsteps",)),
 )
 
 
