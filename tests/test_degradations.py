@@ -11,6 +11,7 @@ from absl.testing import parameterized
 
 import degradation_cases as cases
 from degradation_cases import CASE_IDS, N
+from helpers.arrays import uniform_images
 from jaxdiff import degradations as D
 from references import blur_sequential
 
@@ -22,8 +23,7 @@ def build(case_id):
 
 
 def images(seed=0, b=B, c=3, n=N):
-    # drawn on the host: a jax.random draw compiles a program for every new shape
-    return jnp.asarray(np.random.default_rng(seed).uniform(-1, 1, (b, n, n, c)), jnp.float32)
+    return uniform_images(seed, (b, n, n, c))
 
 
 def aux_for(deg, x0, seed=1):

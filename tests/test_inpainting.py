@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from helpers.arrays import uniform_images
 from jaxdiff import degradations, sampling
 from jaxdiff.processes import schedules
 from jaxdiff.processes import ColdProcess, GaussianProcess
@@ -45,8 +46,7 @@ def eps_net(params, x, t):
 
 
 def images(seed, shape=(4, 8, 8, 1)):
-    # drawn on the host: a jax.random draw compiles a program for every new shape
-    return jnp.asarray(np.random.default_rng(seed).uniform(-1.0, 1.0, shape), jnp.float32)
+    return uniform_images(seed, shape)
 
 
 def half_mask(shape=(4, 8, 8, 1)):

@@ -7,6 +7,7 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 import degradation_cases as cases
+from helpers.arrays import uniform_images
 from jaxdiff import degradations, sampling
 from jaxdiff.processes import schedules
 from jaxdiff.processes import ColdProcess, GaussianProcess
@@ -39,8 +40,7 @@ def b4(v):
 
 
 def rand_img(seed, shape=(4, 8, 8, 3)):
-    # drawn on the host: a jax.random draw compiles a program for every new shape
-    return jnp.asarray(np.random.default_rng(seed).uniform(-1.0, 1.0, shape), jnp.float32)
+    return uniform_images(seed, shape)
 
 
 # The degradations come from the one case table, tests/degradation_cases.py (shared with test_degradations.py).
